@@ -1,0 +1,20 @@
+//! Kitteh's schema, one file per migration. A migration that has shipped is
+//! never edited: change the schema with a new one.
+
+pub use sea_orm_migration::MigrationStatus;
+pub use sea_orm_migration::prelude::*;
+
+mod m20161001_000001_create_images;
+mod m20261126_000002_add_image_facts;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20161001_000001_create_images::Migration),
+            Box::new(m20261126_000002_add_image_facts::Migration),
+        ]
+    }
+}

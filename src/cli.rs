@@ -1,0 +1,136 @@
+//! The command line: global options and one subcommand per operator task.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kitteh",
+    about = "Kitteh: upload a picture, get a memorable name, served fast.",
+    long_about = None,
+    disable_version_flag = true,
+    propagate_version = false
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML configuration file. Defaults to config/kitteh.toml when it exists;
+    /// a path given here must exist.
+    #[arg(long, global = true, env = "KITTEH_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Overrides server.address.
+    #[arg(long, global = true, value_name = "IP")]
+    pub address: Option<IpAddr>,
+
+    /// Overrides server.port.
+    #[arg(long, global = true, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// Overrides database.url (sqlite://… or postgres://…).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Overrides log.level (a tracing filter such as `info` or `kitteh=debug`).
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the web server. Refuses to start when migrations are pending,
+    /// unless --migrate (or database.auto_migrate) is given.
+    Serve(ServeArgs),
+    /// Apply, inspect or roll back database migrations (default: up).
+    Migrate(MigrateArgs),
+    /// Print the version (and build details with --verbose).
+    Version(VersionArgs),
+    /// Print the effective configuration and where each value came from.
+    Config(ConfigArgs),
+    /// Ask a running server whether it is ready; exit 0 if so, 1 otherwise.
+    /// For container images without curl.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Apply pending migrations before listening.
+    #[arg(long)]
+    pub migrate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(subcommand)]
+    pub action: Option<MigrateAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Apply every pending migration (the default).
+    Up,
+    /// List every migration with applied/pending.
+    Status,
+    /// Roll back the newest applied migrations.
+    Down {
+        /// How many migrations to roll back.
+        #[arg(short = 'n', long = "steps", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        steps: u32,
+    },
+    /// Drop every table and apply all migrations again. Destroys all data.
+    Fresh {
+        /// Confirm that every row in the database may be deleted.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Add git commit, target, rustc, profile and newest migration.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Print as JSON (implies the verbose fields).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Only validate: exit 0 when valid, 2 with the errors otherwise.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// Readiness URL. Defaults to http://<server.address>:<server.port>/readyz.
+    pub url: Option<String>,
+}
+
+impl Cli {
+    pub fn overrides(&self) -> Overrides {
+        let auto_migrate = match &self.command {
+            Command::Serve(args) if args.migrate => Some(true),
+            _ => None,
+        };
+        Overrides {
+            address: self.global.address,
+            port: self.global.port,
+            database_url: self.global.database_url.clone(),
+            log_level: self.global.log_level.clone(),
+            auto_migrate,
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! What each subcommand does. Exit codes: 0 success, 1 runtime failure,
+//! 2 bad configuration or usage.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::DatabaseConnection;
+
+use crate::cli::{Cli, Command, ConfigArgs, HealthcheckArgs, MigrateAction, VersionArgs};
+use crate::config::{self, Config, ConfigSource, Loaded};
+use crate::service::images::Images;
+use crate::storage::Storage;
+use crate::{app, db, logging};
+
+const EXIT_FAILURE: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+/// A command's failure: its message and exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    fn runtime(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_FAILURE,
+            message: message.into(),
+        }
+    }
+
+    fn config(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_CONFIG,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<db::DbError> for Failure {
+    fn from(e: db::DbError) -> Self {
+        Self::runtime(e.to_string())
+    }
+}
+
+impl From<sea_orm::DbErr> for Failure {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::runtime(format!("database error: {e}"))
+    }
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    // The healthcheck must exit 0 or 1 only (Docker reserves 2), and must work
+    // when handed a URL even if the config is broken.
+    if let Command::Healthcheck(args) = &cli.command {
+        return match healthcheck(&cli, args) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("kitteh healthcheck: {why}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        };
+    }
+    if let Command::Version(args) = &cli.command {
+        version(args);
+        return ExitCode::SUCCESS;
+    }
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn load(cli: &Cli) -> Result<Loaded, Failure> {
+    let source = ConfigSource::from_arg(cli.global.config.clone());
+    config::load(&source, &cli.overrides()).map_err(|e| Failure::config(e.to_string()))
+}
+
+fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let loaded = load(&cli)?;
+    if let Command::Config(args) = &cli.command {
+        return show_config(&loaded, args);
+    }
+    let quiet = !matches!(cli.command, Command::Serve(_));
+    logging::init(&loaded.config.log, quiet);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(_) => serve(loaded.config).await,
+            Command::Migrate(args) => {
+                let db = db::connect(&loaded.config.database).await?;
+                migrate(&db, args.action.unwrap_or(MigrateAction::Up)).await
+            }
+            // Handled before the runtime starts.
+            Command::Version(_) | Command::Config(_) | Command::Healthcheck(_) => Ok(()),
+        }
+    })
+}
+
+async fn serve(config: Config) -> Result<(), Failure> {
+    let db = db::connect(&config.database).await?;
+    let state = db::schema_state(&db).await?;
+    if !state.is_current() {
+        if config.database.auto_migrate {
+            tracing::info!(pending = state.pending.len(), "applying pending migrations");
+            apply_pending(&db, &state.pending, |name| {
+                tracing::info!(migration = name, "applied migration");
+            })
+            .await?;
+        } else {
+            return Err(Failure::runtime(state.stale_message()));
+        }
+    }
+    let storage = Storage::open(&config.storage.uploads_dir).map_err(|e| {
+        Failure::runtime(format!(
+            "cannot create the uploads folder {}: {e}",
+            config.storage.uploads_dir.display()
+        ))
+    })?;
+    let rocket = app::build_rocket(config, db, storage);
+    if let Some(images) = rocket.state::<std::sync::Arc<Images>>() {
+        match images.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "swept leftover files from the uploads folder"),
+            Err(e) => tracing::warn!("could not sweep the uploads folder: {e}"),
+        }
+    }
+    match rocket.launch().await {
+        Ok(_) => {
+            tracing::info!("kitteh stopped");
+            Ok(())
+        }
+        Err(e) => Err(Failure::runtime(format!("server failed: {e}"))),
+    }
+}
+
+/// Applies migrations one at a time so each can be reported as it lands.
+async fn apply_pending(
+    db: &DatabaseConnection,
+    pending: &[String],
+    mut report: impl FnMut(&str),
+) -> Result<(), Failure> {
+    for name in pending {
+        Migrator::up(db, Some(1)).await?;
+        report(name);
+    }
+    Ok(())
+}
+
+async fn migrate(db: &DatabaseConnection, action: MigrateAction) -> Result<(), Failure> {
+    match action {
+        MigrateAction::Up => {
+            let state = db::schema_state(db).await?;
+            if state.is_current() {
+                println!(
+                    "nothing to do: the database is at {}",
+                    state.latest_applied()
+                );
+                return Ok(());
+            }
+            apply_pending(db, &state.pending, |name| println!("applied {name}")).await?;
+            println!("{} migration(s) applied", state.pending.len());
+        }
+        MigrateAction::Status => {
+            let all = Migrator::get_migration_with_status_read_only(db).await?;
+            for m in &all {
+                let status = match m.status() {
+                    migration::MigrationStatus::Applied => "applied",
+                    migration::MigrationStatus::Pending => "pending",
+                };
+                println!("{status:<8} {}", m.name());
+            }
+        }
+        MigrateAction::Down { steps } => {
+            let state = db::schema_state(db).await?;
+            if state.applied.is_empty() {
+                println!("nothing to roll back: no migration is applied");
+                return Ok(());
+            }
+            for name in state.applied.iter().rev().take(steps as usize) {
+                Migrator::down(db, Some(1)).await?;
+                println!("rolled back {name}");
+            }
+        }
+        MigrateAction::Fresh { yes } => {
+            if !yes {
+                return Err(Failure::config(
+                    "`migrate fresh` drops every table and deletes all data; \
+                     run it again with --yes to confirm",
+                ));
+            }
+            Migrator::fresh(db).await?;
+            for name in db::schema_state(db).await?.applied {
+                println!("applied {name}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn show_config(loaded: &Loaded, args: &ConfigArgs) -> Result<(), Failure> {
+    if args.check {
+        match &loaded.file {
+            Some(file) => eprintln!("configuration is valid ({})", file.display()),
+            None => eprintln!("configuration is valid (built-in defaults, no file)"),
+        }
+    } else {
+        print!("{}", config::render_annotated(loaded));
+    }
+    Ok(())
+}
+
+/// Build facts stamped by build.rs.
+pub struct BuildInfo {
+    pub version: &'static str,
+    pub commit: &'static str,
+    pub target: &'static str,
+    pub rustc: &'static str,
+    pub profile: &'static str,
+}
+
+pub const BUILD: BuildInfo = BuildInfo {
+    version: env!("CARGO_PKG_VERSION"),
+    commit: env!("KITTEH_GIT_COMMIT"),
+    target: env!("KITTEH_TARGET"),
+    rustc: env!("KITTEH_RUSTC_VERSION"),
+    profile: env!("KITTEH_PROFILE"),
+};
+
+fn version(args: &VersionArgs) {
+    let newest = db::newest_migration();
+    if args.json {
+        let value = serde_json::json!({
+            "name": "kitteh",
+            "version": BUILD.version,
+            "commit": BUILD.commit,
+            "target": BUILD.target,
+            "rustc": BUILD.rustc,
+            "profile": BUILD.profile,
+            "newest_migration": newest,
+        });
+        println!("{value}");
+        return;
+    }
+    println!("kitteh {}", BUILD.version);
+    if args.verbose {
+        println!("commit:           {}", BUILD.commit);
+        println!("target:           {}", BUILD.target);
+        println!("rustc:            {}", BUILD.rustc);
+        println!("profile:          {}", BUILD.profile);
+        println!("newest migration: {newest}");
+    }
+}
+
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A bare HTTP/1.1 GET: the image has no curl, and pulling an HTTP client
+/// crate into the binary for one request is not worth its size.
+fn healthcheck(cli: &Cli, args: &HealthcheckArgs) -> Result<String, String> {
+    let target = match &args.url {
+        Some(url) => url.clone(),
+        None => load(cli).map_err(|f| f.message)?.config.readiness_url(),
+    };
+    let url = url::Url::parse(&target).map_err(|e| format!("invalid URL {target}: {e}"))?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "only http:// URLs are supported, got {target} (check the plain-HTTP port)"
+        ));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("URL {target} has no host"))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let deadline = Instant::now() + HEALTHCHECK_TIMEOUT;
+    let addr = (host.trim_matches(['[', ']']), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} resolves to no address"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, HEALTHCHECK_TIMEOUT)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let remaining = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    stream
+        .set_read_timeout(Some(remaining))
+        .and_then(|_| stream.set_write_timeout(Some(remaining)))
+        .map_err(|e| format!("socket error: {e}"))?;
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kitteh-healthcheck\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("cannot send request to {addr}: {e}"))?;
+    let mut response = Vec::new();
+    stream
+        .take(64 * 1024)
+        .read_to_end(&mut response)
+        .map_err(|e| format!("no answer from {target} within {HEALTHCHECK_TIMEOUT:?}: {e}"))?;
+    let text = String::from_utf8_lossy(&response);
+    let status: u16 = text
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("{target} did not answer with HTTP"))?;
+    if (200..300).contains(&status) {
+        Ok(format!("ready: {target} answered {status}"))
+    } else {
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().trim();
+        let body: String = body.chars().take(300).collect();
+        Err(format!("not ready: {target} answered {status} {body}"))
+    }
+}

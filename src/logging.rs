@@ -1,0 +1,130 @@
+//! Logging through `tracing`: human lines for terminals, JSON lines for
+//! collectors, and one line per HTTP request carrying a request id.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use rocket::fairing::{Fairing, Info, Kind};
+use rocket::http::Header;
+use rocket::{Data, Request, Response};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Installs the global subscriber. Logs go to stderr so that commands whose
+/// output is data (`kitteh config`, `kitteh version --json`) stay parseable.
+/// `quiet` lowers library chatter for one-shot commands.
+pub fn init(config: &LogConfig, quiet: bool) {
+    // sqlx reports PostgreSQL notices ("relation already exists, skipping")
+    // at info; they are noise to operators. An explicit `sqlx=…` in the
+    // configured level still wins, coming later.
+    let mut directives = format!("sqlx=warn,{}", config.level);
+    if quiet {
+        directives.push_str(",sea_orm_migration=warn");
+    }
+    // The level was validated with the config; fall back rather than abort.
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    // A second init (tests calling into the library twice) is harmless.
+    let _ = match config.format {
+        LogFormat::Human => builder.with_target(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+}
+
+/// The id of one request, echoed in `X-Request-Id` and every log line about it.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+struct RequestStart {
+    id: RequestId,
+    at: Instant,
+}
+
+/// Stamps each request with an id (reusing a sane incoming `X-Request-Id`
+/// so ids follow a request through a proxy) and logs it when answered.
+pub struct RequestLogger;
+
+fn new_request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn accept_incoming(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[rocket::async_trait]
+impl Fairing for RequestLogger {
+    fn info(&self) -> Info {
+        Info {
+            name: "request logger",
+            kind: Kind::Request | Kind::Response,
+        }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        let id = req
+            .headers()
+            .get_one("X-Request-Id")
+            .filter(|id| accept_incoming(id))
+            .map(str::to_string)
+            .unwrap_or_else(new_request_id);
+        req.local_cache(|| RequestStart {
+            id: RequestId(id),
+            at: Instant::now(),
+        });
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        let start = req.local_cache(|| RequestStart {
+            id: RequestId(new_request_id()),
+            at: Instant::now(),
+        });
+        let status = res.status().code;
+        let micros = start.at.elapsed().as_micros() as u64;
+        tracing::info!(
+            request_id = %start.id.0,
+            method = %req.method(),
+            path = %req.uri().path(),
+            status,
+            duration_ms = micros as f64 / 1000.0,
+            "request"
+        );
+        res.set_header(Header::new("X-Request-Id", start.id.0.clone()));
+    }
+}
+
+/// The id of the request being answered.
+pub fn request_id(req: &Request<'_>) -> String {
+    req.local_cache(|| RequestStart {
+        id: RequestId(new_request_id()),
+        at: Instant::now(),
+    })
+    .id
+    .0
+    .clone()
+}
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for RequestId {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> rocket::request::Outcome<Self, Self::Error> {
+        let start = req.local_cache(|| RequestStart {
+            id: RequestId(new_request_id()),
+            at: Instant::now(),
+        });
+        rocket::request::Outcome::Success(start.id.clone())
+    }
+}

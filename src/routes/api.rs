@@ -1,0 +1,90 @@
+//! The JSON API for scripts (curl, ShareX).
+
+use std::sync::Arc;
+
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::status::Created;
+use rocket::serde::json::{Json, Value, json};
+use rocket::{Route, State, delete, get, post, routes};
+
+use crate::db::entities::images;
+use crate::error::{Error, Result};
+use crate::routes::links::BaseUrl;
+use crate::routes::upload::UploadBody;
+use crate::service::images::Images;
+
+pub fn routes() -> Vec<Route> {
+    routes![create, show, remove]
+}
+
+fn describe(image: &images::Model, base: &BaseUrl, delete_token: Option<&str>) -> Value {
+    let mut v = json!({
+        "name": format!("{}{}", image.generated_name, image.kind),
+        "token": image.token,
+        "page_url": base.page(image),
+        "image_url": base.image(image),
+        "api_url": base.api(image),
+        "width": image.width,
+        "height": image.height,
+        "bytes": image.size,
+        "content_type": image.content_type,
+        "sha256": image.sha256,
+        "original_name": image.original_name,
+        "created_at": image.inserted_at.to_rfc3339(),
+    });
+    if let Some(token) = delete_token {
+        v["delete_token"] = json!(token);
+        v["delete_url"] = json!(base.delete_page(image, token));
+    }
+    v
+}
+
+/// `201 Created` with the image's description and a `Location` header.
+#[post("/api/images", data = "<body>")]
+async fn create(
+    body: Result<UploadBody, Error>,
+    base: BaseUrl,
+    images: &State<Arc<Images>>,
+) -> Result<Created<Json<Value>>> {
+    let body = body?;
+    let uploaded = images.upload(body.bytes, body.file_name.as_deref()).await?;
+    let location = base.api(&uploaded.image);
+    Ok(Created::new(location).body(Json(describe(
+        &uploaded.image,
+        &base,
+        Some(&uploaded.delete_token),
+    ))))
+}
+
+#[get("/api/images/<token>")]
+async fn show(token: &str, base: BaseUrl, images: &State<Arc<Images>>) -> Result<Json<Value>> {
+    let image = images.get(token).await?;
+    Ok(Json(describe(&image, &base, None)))
+}
+
+/// The delete token from the `X-Delete-Token` header.
+pub struct DeleteTokenHeader(Option<String>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for DeleteTokenHeader {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(DeleteTokenHeader(
+            req.headers().get_one("X-Delete-Token").map(str::to_string),
+        ))
+    }
+}
+
+#[delete("/api/images/<token>?<delete_token>")]
+async fn remove(
+    token: &str,
+    delete_token: Option<&str>,
+    header: DeleteTokenHeader,
+    images: &State<Arc<Images>>,
+) -> Result<Status> {
+    let presented = header.0.as_deref().or(delete_token);
+    images.delete(token, presented).await?;
+    Ok(Status::NoContent)
+}

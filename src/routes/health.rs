@@ -1,0 +1,75 @@
+//! `/healthz` (the process is alive) and `/readyz` (it can do its job).
+
+use rocket::http::Status;
+use rocket::serde::json::{Json, Value, json};
+use rocket::{Route, State, get, routes};
+use sea_orm::DatabaseConnection;
+
+use crate::db;
+
+pub fn routes() -> Vec<Route> {
+    routes![healthz, readyz]
+}
+
+#[get("/healthz")]
+fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// 200 when every check passes; 503 naming each failed check otherwise, so a
+/// load balancer stops sending traffic and an operator sees why.
+#[get("/readyz")]
+async fn readyz(db: &State<DatabaseConnection>) -> (Status, Json<Value>) {
+    let mut checks = serde_json::Map::new();
+    let mut failed = Vec::new();
+
+    match db.ping().await {
+        Ok(()) => {
+            checks.insert("database".into(), json!({ "ok": true }));
+        }
+        Err(e) => {
+            checks.insert(
+                "database".into(),
+                json!({ "ok": false, "error": e.to_string() }),
+            );
+            failed.push("database");
+        }
+    }
+
+    if failed.is_empty() {
+        match db::schema_state(db).await {
+            Ok(state) if state.is_current() => {
+                checks.insert(
+                    "schema".into(),
+                    json!({ "ok": true, "migration": state.latest_applied() }),
+                );
+            }
+            Ok(state) => {
+                checks.insert(
+                    "schema".into(),
+                    json!({ "ok": false, "error": state.stale_message() }),
+                );
+                failed.push("schema");
+            }
+            Err(e) => {
+                checks.insert(
+                    "schema".into(),
+                    json!({ "ok": false, "error": e.to_string() }),
+                );
+                failed.push("schema");
+            }
+        }
+    }
+
+    if failed.is_empty() {
+        (
+            Status::Ok,
+            Json(json!({ "status": "ready", "checks": checks })),
+        )
+    } else {
+        (
+            Status::ServiceUnavailable,
+            Json(json!({ "status": "unavailable", "failed": failed, "checks": checks })),
+        )
+    }
+}

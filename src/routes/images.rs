@@ -1,0 +1,241 @@
+//! `/img/{token}`: the stored bytes, with strong caching, conditional GET,
+//! byte ranges and HEAD (Rocket answers HEAD through this GET route).
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::{self, Responder, Response};
+use rocket::{Route, State, get, routes};
+
+use crate::error::{Error, Result};
+use crate::service::images::Images;
+
+pub fn routes() -> Vec<Route> {
+    routes![image]
+}
+
+/// Big enough that a typical image leaves in one write instead of Rocket's
+/// default 4 KiB chunks.
+const MAX_CHUNK: usize = 1 << 20;
+
+/// The request headers that shape an image response.
+pub struct Conditions {
+    if_none_match: Option<String>,
+    range: Option<String>,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Conditions {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(Conditions {
+            if_none_match: req.headers().get_one("If-None-Match").map(str::to_string),
+            range: req.headers().get_one("Range").map(str::to_string),
+        })
+    }
+}
+
+#[get("/img/<token>?<download>")]
+async fn image(
+    token: &str,
+    download: Option<&str>,
+    conditions: Conditions,
+    images: &State<Arc<Images>>,
+) -> Result<ImageResponse> {
+    let image = images.get(token).await?;
+    let etag = format!("\"{}\"", image.sha256);
+    let download_name = download
+        .filter(|v| !matches!(*v, "0" | "false" | "no" | "off"))
+        .map(|_| {
+            let ext = crate::imaging::Format::from_mime(&image.content_type)
+                .map_or("bin", |f| f.extension());
+            format!("{}{}.{ext}", image.generated_name, image.kind)
+        });
+    let base = ImageResponse {
+        status: Status::Ok,
+        content_type: image.content_type.clone(),
+        etag: etag.clone(),
+        download_name,
+        body: Vec::new(),
+        content_range: None,
+    };
+    if conditions
+        .if_none_match
+        .as_deref()
+        .is_some_and(|inm| etag_matches(inm, &etag))
+    {
+        return Ok(ImageResponse {
+            status: Status::NotModified,
+            ..base
+        });
+    }
+    let bytes = images.read(&image).await.map_err(|e| match e {
+        // A row whose file is gone is our fault, not the client's.
+        Error::Internal(cause) => Error::Internal(format!("{cause} ({})", image.path)),
+        other => other,
+    })?;
+    let len = bytes.len() as u64;
+    match conditions.range.as_deref().map(|r| parse_range(r, len)) {
+        None | Some(RangeRequest::Full) => Ok(ImageResponse {
+            body: bytes,
+            ..base
+        }),
+        Some(RangeRequest::Partial(start, end)) => {
+            let body = bytes
+                .get(start as usize..=end as usize)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            Ok(ImageResponse {
+                status: Status::PartialContent,
+                body,
+                content_range: Some(format!("bytes {start}-{end}/{len}")),
+                ..base
+            })
+        }
+        Some(RangeRequest::Unsatisfiable) => Ok(ImageResponse {
+            status: Status::RangeNotSatisfiable,
+            content_range: Some(format!("bytes */{len}")),
+            ..base
+        }),
+    }
+}
+
+fn etag_matches(header: &str, etag: &str) -> bool {
+    header.trim() == "*"
+        || header
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == etag)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// Absent, malformed or multi-range: answer with the whole file, as
+    /// RFC 9110 allows.
+    Full,
+    Partial(u64, u64),
+    Unsatisfiable,
+}
+
+fn parse_range(header: &str, len: u64) -> RangeRequest {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Full;
+    }
+    let Some((start, end)) = spec.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (start, end) = (start.trim(), end.trim());
+    let parsed = match (start.is_empty(), end.is_empty()) {
+        // bytes=-N: the last N bytes.
+        (true, false) => match end.parse::<u64>() {
+            Ok(0) => return RangeRequest::Unsatisfiable,
+            Ok(n) if len > 0 => Some((len.saturating_sub(n), len - 1)),
+            Ok(_) => return RangeRequest::Unsatisfiable,
+            Err(_) => None,
+        },
+        (false, true) => start
+            .parse::<u64>()
+            .ok()
+            .map(|s| (s, len.saturating_sub(1))),
+        (false, false) => match (start.parse::<u64>(), end.parse::<u64>()) {
+            (Ok(s), Ok(e)) if s <= e => Some((s, e.min(len.saturating_sub(1)))),
+            _ => None,
+        },
+        (true, true) => None,
+    };
+    match parsed {
+        None => RangeRequest::Full,
+        Some((start, _)) if start >= len => RangeRequest::Unsatisfiable,
+        Some((start, end)) => RangeRequest::Partial(start, end),
+    }
+}
+
+pub struct ImageResponse {
+    status: Status,
+    content_type: String,
+    etag: String,
+    download_name: Option<String>,
+    body: Vec<u8>,
+    content_range: Option<String>,
+}
+
+impl<'r> Responder<'r, 'static> for ImageResponse {
+    fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
+        let mut res = Response::build();
+        res.status(self.status)
+            .header(Header::new("ETag", self.etag))
+            .header(Header::new(
+                "Cache-Control",
+                "public, max-age=31536000, immutable",
+            ))
+            .header(Header::new("Accept-Ranges", "bytes"))
+            .header(Header::new("X-Content-Type-Options", "nosniff"))
+            // An image opened directly must not be able to run anything.
+            .header(Header::new(
+                "Content-Security-Policy",
+                "default-src 'none'; sandbox",
+            ));
+        if let Some(range) = self.content_range {
+            res.header(Header::new("Content-Range", range));
+        }
+        if self.status == Status::NotModified {
+            return res.ok();
+        }
+        if let Some(name) = self.download_name {
+            res.header(Header::new(
+                "Content-Disposition",
+                format!("attachment; filename=\"{name}\""),
+            ));
+        }
+        if self.status != Status::RangeNotSatisfiable {
+            if let Some(ct) = ContentType::parse_flexible(&self.content_type) {
+                res.header(ct);
+            }
+            res.sized_body(self.body.len(), Cursor::new(self.body))
+                .max_chunk_size(MAX_CHUNK);
+        }
+        res.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_parsed_as_rfc_9110_says() {
+        use RangeRequest::*;
+        let cases = [
+            ("bytes=0-9", 100, Partial(0, 9)),
+            ("bytes=90-", 100, Partial(90, 99)),
+            ("bytes=-10", 100, Partial(90, 99)),
+            ("bytes=-500", 100, Partial(0, 99)),
+            ("bytes=50-5000", 100, Partial(50, 99)),
+            ("bytes=100-", 100, Unsatisfiable),
+            ("bytes=200-300", 100, Unsatisfiable),
+            ("bytes=-0", 100, Unsatisfiable),
+            ("bytes=9-0", 100, Full),
+            ("bytes=0-1,5-6", 100, Full),
+            ("items=0-1", 100, Full),
+            ("bytes=abc", 100, Full),
+        ];
+        for (header, len, expected) in cases {
+            assert_eq!(parse_range(header, len), expected, "{header}");
+        }
+    }
+
+    #[test]
+    fn etags_match_strong_weak_lists_and_star() {
+        assert!(etag_matches("\"abc\"", "\"abc\""));
+        assert!(etag_matches("W/\"abc\"", "\"abc\""));
+        assert!(etag_matches("\"x\", \"abc\"", "\"abc\""));
+        assert!(etag_matches("*", "\"abc\""));
+        assert!(!etag_matches("\"abd\"", "\"abc\""));
+    }
+}

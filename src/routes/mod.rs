@@ -1,0 +1,9 @@
+//! One module per area of the site, each exporting `routes()`; `app.rs`
+//! mounts them all in one place.
+
+pub mod api;
+pub mod health;
+pub mod images;
+pub mod links;
+pub mod pages;
+pub mod upload;

@@ -1,0 +1,116 @@
+//! The pages people see: upload, show, delete confirmation.
+
+use std::sync::Arc;
+
+use rocket::form::{Form, FromForm};
+use rocket::http::uri::Origin;
+use rocket::request::FlashMessage;
+use rocket::response::{Flash, Redirect};
+use rocket::{Route, State, get, post, routes};
+
+use crate::error::{Error, Result};
+use crate::names::token_from_path;
+use crate::pages::{self, Page, ShowLinks};
+use crate::routes::links::BaseUrl;
+use crate::routes::upload::UploadBody;
+use crate::service::images::Images;
+
+pub fn routes() -> Vec<Route> {
+    routes![index, upload, show, delete_confirm, delete]
+}
+
+/// The flash message kind that carries a fresh upload's delete token.
+const CREATED: &str = "created";
+
+#[get("/")]
+fn index() -> Page {
+    pages::upload_page(None)
+}
+
+/// The plain form POST: works with JavaScript off. On success the browser
+/// goes to the show page, which displays the delete link this once.
+#[post("/upload", data = "<body>")]
+async fn upload(
+    body: Result<UploadBody, Error>,
+    base: BaseUrl,
+    images: &State<Arc<Images>>,
+) -> Result<Flash<Redirect>> {
+    let body = body?;
+    let uploaded = images.upload(body.bytes, body.file_name.as_deref()).await?;
+    let image = &uploaded.image;
+    let location = base.page(image);
+    // The cookie names the image it belongs to, so it is shown on that page only.
+    let message = format!("{}:{}", image.token, uploaded.delete_token);
+    Ok(Flash::new(Redirect::to(location), CREATED, message))
+}
+
+fn lookup_token(name: &str) -> Result<String> {
+    token_from_path(name).ok_or_else(|| Error::NotFound(name.to_string()))
+}
+
+#[get("/<name>", rank = 10)]
+async fn show(
+    name: &str,
+    flash: Option<FlashMessage<'_>>,
+    base: BaseUrl,
+    images: &State<Arc<Images>>,
+) -> Result<Page> {
+    let token = lookup_token(name)?;
+    let image = images
+        .find(&token)
+        .await?
+        .ok_or_else(|| Error::NotFound(name.to_string()))?;
+    let delete_token = flash.as_ref().and_then(|f| {
+        let (owner, secret) = f.message().split_once(':')?;
+        (f.kind() == CREATED && owner == image.token).then(|| secret.to_string())
+    });
+    let delete_url = delete_token.map(|t| base.delete_page(&image, &t));
+    let page_url = base.page(&image);
+    let image_url = base.image(&image);
+    let download_url = base.download(&image);
+    Ok(pages::show_page(
+        &image,
+        &ShowLinks {
+            page_url: &page_url,
+            image_url: &image_url,
+            download_url: &download_url,
+            delete_url: delete_url.as_deref(),
+        },
+    ))
+}
+
+#[get("/<name>/delete?<token>", rank = 5)]
+async fn delete_confirm(
+    name: &str,
+    token: Option<&str>,
+    origin: &Origin<'_>,
+    images: &State<Arc<Images>>,
+) -> Result<Page> {
+    let image = images.get(&lookup_token(name)?).await?;
+    let token = token.filter(|t| !t.is_empty()).ok_or(Error::Forbidden)?;
+    Ok(pages::delete_confirm_page(
+        &image,
+        token,
+        origin.path().as_str(),
+    ))
+}
+
+#[derive(FromForm)]
+struct DeleteForm<'r> {
+    token: &'r str,
+}
+
+#[post("/<name>/delete", data = "<form>", rank = 5)]
+async fn delete(
+    name: &str,
+    form: Form<DeleteForm<'_>>,
+    images: &State<Arc<Images>>,
+) -> Result<Page> {
+    let token = lookup_token(name)?;
+    let image = images.get(&token).await?;
+    images.delete(&token, Some(form.token)).await?;
+    Ok(pages::deleted_page(&format!(
+        "{}{}",
+        image.generated_name, image.kind
+    )))
+}

@@ -1,0 +1,263 @@
+//! Uploading, finding and deleting images: plain async functions over the
+//! database, the storage folder and the imaging pipeline. No HTTP here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
+    SqlErr,
+};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use crate::db::entities::images;
+use crate::error::{Error, Result};
+use crate::imaging::{self, Limits, Processed};
+use crate::names::{DEFAULT_TYPE, NameGenerator};
+use crate::storage::Storage;
+
+/// Longest client file name kept for display, in characters.
+const MAX_ORIGINAL_NAME: usize = 255;
+
+/// Name collisions are astronomically rare with 4.6 × 10^10 names, but a
+/// unique index makes them possible to detect; this bounds the retries.
+const NAME_ATTEMPTS: usize = 16;
+
+/// Everything the image operations need, shared by all requests.
+pub struct Images {
+    pub db: DatabaseConnection,
+    pub storage: Storage,
+    pub limits: Limits,
+    names: NameGenerator,
+    /// Bounds how many images are decoded at once, and so peak memory.
+    decoders: Semaphore,
+}
+
+/// The outcome of an accepted upload. The delete token exists only here:
+/// the database keeps its hash.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub image: images::Model,
+    pub delete_token: String,
+}
+
+impl Images {
+    pub fn new(db: DatabaseConnection, storage: Storage, limits: Limits) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            db,
+            storage,
+            limits,
+            names: NameGenerator::default(),
+            decoders: Semaphore::new(cpus),
+        }
+    }
+
+    /// Validates, cleans and stores an upload, then records it. The file is
+    /// in place before its row exists, and removed if the row cannot be
+    /// written, so no row ever points at a missing file.
+    pub async fn upload(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+        original_name: Option<&str>,
+    ) -> Result<Uploaded> {
+        let processed = self.process(bytes).await?;
+        let original_name = clean_original_name(original_name);
+        let this = Arc::clone(self);
+        // Staging writes and fsyncs; keep it off the async workers.
+        let staged = tokio::task::spawn_blocking(move || {
+            this.storage.stage(&processed.bytes).map(|s| (s, processed))
+        })
+        .await
+        .map_err(Error::internal)??;
+        let (staged, processed) = staged;
+
+        let delete_token = hex::encode(rand::random::<[u8; 24]>());
+        let delete_token_hash = hash_token(&delete_token);
+
+        for _ in 0..NAME_ATTEMPTS {
+            let name = self.names.generate(&mut rand::rng());
+            let file_name = format!("{}.{}", name.token, processed.format.extension());
+            if !self.storage.publish(&staged, &file_name)? {
+                continue;
+            }
+            let now = Utc::now();
+            let row = images::ActiveModel {
+                original_name: Set(original_name.clone()),
+                token: Set(name.token.clone()),
+                generated_name: Set(name.generated.clone()),
+                kind: Set(DEFAULT_TYPE.to_string()),
+                content_type: Set(processed.format.mime().to_string()),
+                path: Set(file_name.clone()),
+                size: Set(processed.bytes.len() as i64),
+                inserted_at: Set(now),
+                updated_at: Set(now),
+                width: Set(processed.width as i32),
+                height: Set(processed.height as i32),
+                sha256: Set(processed.sha256.clone()),
+                delete_token_hash: Set(delete_token_hash.clone()),
+                ..Default::default()
+            };
+            match row.insert(&self.db).await {
+                Ok(image) => {
+                    tracing::info!(token = %image.token, bytes = image.size, content_type = %image.content_type, "upload stored");
+                    return Ok(Uploaded {
+                        image,
+                        delete_token,
+                    });
+                }
+                Err(e) => {
+                    // The file must not outlive a row that was never written.
+                    let _ = self.storage.delete(&file_name);
+                    if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+                        continue;
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(Error::internal(format!(
+            "no free name after {NAME_ATTEMPTS} attempts"
+        )))
+    }
+
+    /// Runs the imaging pipeline on a blocking thread, at most one per core.
+    /// A panic inside a decoder is caught here and refused as a bad image.
+    async fn process(&self, bytes: Vec<u8>) -> Result<Processed> {
+        let _permit = self.decoders.acquire().await.map_err(Error::internal)?;
+        let limits = self.limits;
+        match tokio::task::spawn_blocking(move || imaging::process(&bytes, &limits)).await {
+            Ok(result) => Ok(result?),
+            Err(e) if e.is_panic() => {
+                tracing::error!("image decoder panicked: {e}");
+                Err(imaging::ImagingError::Corrupt("the image could not be decoded".into()).into())
+            }
+            Err(e) => Err(Error::internal(e)),
+        }
+    }
+
+    pub async fn find(&self, token: &str) -> Result<Option<images::Model>> {
+        Ok(images::Entity::find()
+            .filter(images::Column::Token.eq(token.to_ascii_lowercase()))
+            .one(&self.db)
+            .await?)
+    }
+
+    pub async fn get(&self, token: &str) -> Result<images::Model> {
+        self.find(token)
+            .await?
+            .ok_or_else(|| Error::NotFound(token.to_string()))
+    }
+
+    /// Reads a stored file's bytes.
+    pub async fn read(self: &Arc<Self>, image: &images::Model) -> Result<Vec<u8>> {
+        let this = Arc::clone(self);
+        let path = image.path.clone();
+        Ok(
+            tokio::task::spawn_blocking(move || this.storage.read(&path))
+                .await
+                .map_err(Error::internal)??,
+        )
+    }
+
+    /// Deletes an image when `delete_token` matches. The row goes first, then
+    /// the file: a crash in between leaves an orphan file (swept at startup),
+    /// never a row without its file.
+    pub async fn delete(&self, token: &str, delete_token: Option<&str>) -> Result<()> {
+        let image = self.get(token).await?;
+        let presented = delete_token.unwrap_or_default();
+        if presented.is_empty() || !token_matches(presented, &image.delete_token_hash) {
+            return Err(Error::Forbidden);
+        }
+        images::Entity::delete_by_id(image.id)
+            .exec(&self.db)
+            .await?;
+        if let Err(e) = self.storage.delete(&image.path) {
+            tracing::warn!(token = %image.token, "row deleted but file remains (swept later): {e}");
+        }
+        tracing::info!(token = %image.token, "image deleted");
+        Ok(())
+    }
+
+    /// Removes files no row refers to and leftovers of interrupted writes.
+    pub async fn sweep(self: &Arc<Self>) -> Result<usize> {
+        let known: std::collections::HashSet<String> = images::Entity::find()
+            .select_only()
+            .column(images::Column::Path)
+            .into_tuple::<String>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .collect();
+        let this = Arc::clone(self);
+        let removed = tokio::task::spawn_blocking(move || {
+            this.storage
+                .sweep(Duration::from_secs(600), |name| known.contains(name))
+        })
+        .await
+        .map_err(Error::internal)??;
+        Ok(removed)
+    }
+}
+
+/// Only a hash of each delete token is stored, so a leaked database cannot
+/// be used to delete images.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Compares in constant time so response timing reveals nothing about the hash.
+fn token_matches(presented: &str, stored_hash: &str) -> bool {
+    let hashed = hash_token(presented);
+    !stored_hash.is_empty() && bool::from(hashed.as_bytes().ct_eq(stored_hash.as_bytes()))
+}
+
+/// A client's file name as display text only: no path, no control
+/// characters, bounded length.
+pub fn clean_original_name(raw: Option<&str>) -> String {
+    let raw = raw.unwrap_or_default();
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_ORIGINAL_NAME)
+        .collect();
+    let cleaned = cleaned.trim().to_string();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        "upload".into()
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_names_lose_paths_and_control_characters() {
+        assert_eq!(clean_original_name(Some("../../etc/passwd")), "passwd");
+        assert_eq!(
+            clean_original_name(Some("C:\\Users\\me\\cat.jpg")),
+            "cat.jpg"
+        );
+        assert_eq!(clean_original_name(Some("ca\u{0}t\r\n.png")), "cat.png");
+        assert_eq!(clean_original_name(Some("..")), "upload");
+        assert_eq!(clean_original_name(None), "upload");
+        assert_eq!(
+            clean_original_name(Some(&"x".repeat(1000))).chars().count(),
+            255
+        );
+    }
+
+    #[test]
+    fn delete_tokens_match_only_their_own_hash() {
+        let hash = hash_token("right");
+        assert!(token_matches("right", &hash));
+        assert!(!token_matches("wrong", &hash));
+        assert!(!token_matches("", ""));
+    }
+}

@@ -1,0 +1,168 @@
+//! Every subcommand as a real process: exit codes and output for success and misuse.
+
+use crate::helpers::{Sandbox, bare_kitteh};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let sb = Sandbox::sqlite();
+    let out = sb.kitteh().arg("version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("kitteh {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn version_verbose_names_commit_target_rustc_profile_and_newest_migration() {
+    let sb = Sandbox::sqlite();
+    let out = sb.kitteh().args(["version", "--verbose"]).output().unwrap();
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for field in [
+        "commit:",
+        "target:",
+        "rustc:",
+        "profile:",
+        "newest migration:",
+    ] {
+        assert!(text.contains(field), "missing {field} in {text}");
+    }
+    assert!(text.contains("x86_64"), "{text}");
+    assert!(text.contains(&crate::helpers::newest_migration()), "{text}");
+}
+
+#[test]
+fn version_json_is_parseable_and_complete() {
+    let sb = Sandbox::sqlite();
+    let out = sb.kitteh().args(["version", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    for key in ["commit", "target", "rustc", "profile", "newest_migration"] {
+        assert!(
+            v[key].as_str().is_some_and(|s| !s.is_empty()),
+            "{key} in {v}"
+        );
+    }
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let sb = Sandbox::sqlite();
+    for cmd in ["serve", "migrate", "version", "config", "healthcheck"] {
+        let out = sb.kitteh().args([cmd, "--help"]).output().unwrap();
+        assert!(out.status.success(), "{cmd} --help failed");
+        assert!(
+            stdout(&out).contains("Usage: kitteh"),
+            "{cmd}: {}",
+            stdout(&out)
+        );
+    }
+    let out = sb
+        .kitteh()
+        .args(["migrate", "down", "--help"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("--steps"));
+}
+
+#[test]
+fn an_unknown_subcommand_is_a_usage_error() {
+    let sb = Sandbox::sqlite();
+    let out = sb.kitteh().arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unrecognized subcommand"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn no_subcommand_prints_usage_and_fails() {
+    let sb = Sandbox::sqlite();
+    let out = sb.kitteh().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Usage: kitteh"));
+}
+
+#[test]
+fn a_missing_config_file_given_explicitly_is_an_error() {
+    let sb = Sandbox::sqlite();
+    let out = sb
+        .kitteh()
+        .args(["--config", "nope.toml", "config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("nope.toml does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    // The same through the environment variable.
+    let out = sb
+        .kitteh()
+        .env("KITTEH_CONFIG", "gone.toml")
+        .arg("config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("gone.toml does not exist"));
+}
+
+#[test]
+fn migrate_fresh_refuses_without_yes_and_keeps_the_data() {
+    let sb = Sandbox::sqlite();
+    assert!(sb.kitteh().arg("migrate").status().unwrap().success());
+    let out = sb.kitteh().args(["migrate", "fresh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    let status = sb.kitteh().args(["migrate", "status"]).output().unwrap();
+    assert!(!stdout(&status).contains("pending"), "{}", stdout(&status));
+}
+
+#[test]
+fn migrate_down_rejects_zero_steps() {
+    let sb = Sandbox::sqlite();
+    let out = sb
+        .kitteh()
+        .args(["migrate", "down", "-n", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn healthcheck_against_nothing_listening_exits_1_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::helpers::free_port();
+    let out = bare_kitteh(dir.path())
+        .args(["healthcheck", &format!("http://127.0.0.1:{port}/readyz")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+}
+
+#[test]
+fn healthcheck_rejects_https_urls_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bare_kitteh(dir.path())
+        .args(["healthcheck", "https://127.0.0.1:1/readyz"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("only http://"));
+}

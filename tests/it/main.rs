@@ -1,0 +1,11 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! One integration-test binary (one link step): every module below runs the
+//! real `kitteh` binary against real databases and a real HTTP server.
+
+mod cli;
+mod config;
+mod fixtures;
+mod helpers;
+mod migrations;
+mod serve;
+mod uploads;
