@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rocket::config::{Ident, LogLevel, Shutdown, Sig};
 use rocket::data::Limits;
 use rocket::fairing::AdHoc;
+use rocket::shield::Shield;
 use rocket::{Build, Rocket};
 use sea_orm::DatabaseConnection;
 
@@ -15,6 +16,7 @@ use crate::imaging::Limits as ImageLimits;
 use crate::logging::RequestLogger;
 use crate::routes;
 use crate::service::images::Images;
+use crate::service::variants::Variants;
 use crate::storage::Storage;
 
 /// Rocket's own configuration, derived entirely from ours: operators never
@@ -58,28 +60,47 @@ const PAGE_CSP: &str = "default-src 'none'; img-src 'self' data:; style-src 'sel
 fn page_headers() -> AdHoc {
     AdHoc::on_response("page security headers", |_req, res| {
         Box::pin(async move {
+            res.set_raw_header("X-Content-Type-Options", "nosniff");
             if res.content_type().is_some_and(|ct| ct.is_html()) {
                 res.set_raw_header("Content-Security-Policy", PAGE_CSP);
                 res.set_raw_header("X-Frame-Options", "DENY");
                 res.set_raw_header("Referrer-Policy", "same-origin");
-                res.set_raw_header("X-Content-Type-Options", "nosniff");
             }
         })
     })
 }
 
-pub fn build_rocket(config: Config, db: DatabaseConnection, storage: Storage) -> Rocket<Build> {
-    let listen = format!("http://{}:{}", config.server.address, config.server.port);
-    let limits = ImageLimits {
+pub fn image_limits(config: &Config) -> ImageLimits {
+    ImageLimits {
         max_width: config.uploads.max_width,
         max_height: config.uploads.max_height,
         max_pixels: config.uploads.max_pixels,
-    };
-    let images = Arc::new(Images::new(db.clone(), storage, limits));
+    }
+}
+
+pub fn build_rocket(config: Config, db: DatabaseConnection, storage: Storage) -> Rocket<Build> {
+    let listen = format!("http://{}:{}", config.server.address, config.server.port);
+    let limits = image_limits(&config);
+    let variants = Arc::new(Variants::new(
+        db.clone(),
+        storage.clone(),
+        config.variants.clone(),
+        limits,
+    ));
+    let images = Arc::new(Images::new(
+        db.clone(),
+        storage,
+        limits,
+        Arc::clone(&variants),
+    ));
     rocket::custom(rocket_config(&config))
         .manage(config)
         .manage(db)
         .manage(images)
+        .manage(variants)
+        // Rocket's default Shield would set its own X-Frame-Options; ours are
+        // stricter and set above, so it gets no policies.
+        .attach(Shield::new())
         .attach(RequestLogger)
         .attach(page_headers())
         .attach(AdHoc::on_liftoff("announce", move |rocket| {

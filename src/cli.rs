@@ -54,6 +54,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply, inspect or roll back database migrations (default: up).
     Migrate(MigrateArgs),
+    /// Inspect or re-run the background resizing of images.
+    Variants(VariantsArgs),
     /// Print the version (and build details with --verbose).
     Version(VersionArgs),
     /// Print the effective configuration and where each value came from.
@@ -93,6 +95,33 @@ pub enum MigrateAction {
         /// Confirm that every row in the database may be deleted.
         #[arg(long)]
         yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VariantsArgs {
+    #[command(subcommand)]
+    pub action: VariantsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VariantsAction {
+    /// Count resize jobs by state (pending, running, done, failed).
+    Status,
+    /// Queue resize jobs again, e.g. after changing the sizes; a running
+    /// server picks them up.
+    Rebuild {
+        /// Every image.
+        #[arg(long, conflicts_with_all = ["failed", "token"])]
+        all: bool,
+        /// Only images whose job failed.
+        #[arg(long, conflicts_with = "token")]
+        failed: bool,
+        /// One image, by token.
+        token: Option<String>,
+        /// Do the work here, in the foreground, with a progress bar.
+        #[arg(long)]
+        now: bool,
     },
 }
 

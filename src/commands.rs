@@ -9,9 +9,16 @@ use std::time::{Duration, Instant};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 
-use crate::cli::{Cli, Command, ConfigArgs, HealthcheckArgs, MigrateAction, VersionArgs};
+use crate::cli::{
+    Cli, Command, ConfigArgs, HealthcheckArgs, MigrateAction, VariantsAction, VersionArgs,
+};
 use crate::config::{self, Config, ConfigSource, Loaded};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
 use crate::service::images::Images;
+use crate::service::variants::{Requeue, Variants};
 use crate::storage::Storage;
 use crate::{app, db, logging};
 
@@ -104,6 +111,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 let db = db::connect(&loaded.config.database).await?;
                 migrate(&db, args.action.unwrap_or(MigrateAction::Up)).await
             }
+            Command::Variants(args) => variants_command(loaded.config, args.action).await,
             // Handled before the runtime starts.
             Command::Version(_) | Command::Config(_) | Command::Healthcheck(_) => Ok(()),
         }
@@ -130,14 +138,30 @@ async fn serve(config: Config) -> Result<(), Failure> {
             config.storage.uploads_dir.display()
         ))
     })?;
-    let rocket = app::build_rocket(config, db, storage);
-    if let Some(images) = rocket.state::<std::sync::Arc<Images>>() {
+    let workers = config.variants.worker_count();
+    let rocket = app::build_rocket(config, db, storage)
+        .ignite()
+        .await
+        .map_err(|e| Failure::runtime(format!("cannot start the server: {e}")))?;
+    if let Some(images) = rocket.state::<Arc<Images>>() {
         match images.sweep().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "swept leftover files from the uploads folder"),
             Err(e) => tracing::warn!("could not sweep the uploads folder: {e}"),
         }
     }
+    // Workers stop taking jobs as soon as shutdown begins; a job cut short
+    // keeps its lease and is taken over once the lease runs out.
+    let (stop, stopped) = watch::channel(false);
+    if let Some(variants) = rocket.state::<Arc<Variants>>() {
+        variants.spawn_workers(workers, stopped);
+        tracing::info!(workers, "variant workers started");
+    }
+    let shutdown = rocket.shutdown();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
     match rocket.launch().await {
         Ok(_) => {
             tracing::info!("kitteh stopped");
@@ -145,6 +169,69 @@ async fn serve(config: Config) -> Result<(), Failure> {
         }
         Err(e) => Err(Failure::runtime(format!("server failed: {e}"))),
     }
+}
+
+async fn variants_command(config: Config, action: VariantsAction) -> Result<(), Failure> {
+    let db = db::connect(&config.database).await?;
+    let state = db::schema_state(&db).await?;
+    if !state.is_current() {
+        return Err(Failure::runtime(state.stale_message()));
+    }
+    let storage = Storage::open(&config.storage.uploads_dir)
+        .map_err(|e| Failure::runtime(format!("cannot open the uploads folder: {e}")))?;
+    let limits = app::image_limits(&config);
+    let variants = Arc::new(Variants::new(
+        db.clone(),
+        storage,
+        config.variants.clone(),
+        limits,
+    ));
+    let fail = |e: crate::error::Error| Failure::runtime(e.to_string());
+    match action {
+        VariantsAction::Status => {
+            for (state, n) in variants.counts().await.map_err(fail)? {
+                println!("{state:<8} {n}");
+            }
+        }
+        VariantsAction::Rebuild {
+            all,
+            failed,
+            token,
+            now,
+        } => {
+            let queued = variants
+                .requeue(match (all, failed, token.as_deref()) {
+                    (true, _, _) => Requeue::All,
+                    (_, true, _) => Requeue::Failed,
+                    (_, _, Some(token)) => Requeue::Token(token),
+                    _ => {
+                        return Err(Failure::config(
+                            "say what to rebuild: --all, --failed or a TOKEN",
+                        ));
+                    }
+                })
+                .await
+                .map_err(fail)?;
+            println!("queued {queued} job(s)");
+            if now && queued > 0 {
+                let bar = indicatif::ProgressBar::new(queued as u64);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} jobs {elapsed_precise}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                while variants.work_once().await.map_err(fail)? {
+                    bar.inc(1);
+                }
+                bar.finish();
+                for (state, n) in variants.counts().await.map_err(fail)? {
+                    println!("{state:<8} {n}");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Applies migrations one at a time so each can be reported as it lands.

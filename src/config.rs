@@ -33,6 +33,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub storage: StorageConfig,
     pub uploads: UploadsConfig,
+    pub variants: VariantsConfig,
     pub log: LogConfig,
 }
 
@@ -124,6 +125,122 @@ impl Default for UploadsConfig {
             max_height: 16_384,
             max_pixels: 60_000_000,
         }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VariantsConfig {
+    /// The resized copies made of every upload, by name and width.
+    pub sizes: Vec<SizeConfig>,
+    /// JPEG quality of resized copies, 1–100.
+    pub jpeg_quality: u8,
+    /// Resizing workers in this process: `"auto"` (one per CPU), a number,
+    /// or 0 for none (a replica that only serves).
+    pub workers: Workers,
+    /// Attempts before a job is marked failed.
+    pub max_attempts: u32,
+    /// Seconds a claimed job stays claimed without a heartbeat; after that
+    /// another worker (in this or another process) takes it over.
+    pub lease_seconds: u64,
+    /// Milliseconds between looks for work queued by other processes.
+    pub poll_interval_ms: u64,
+    /// Milliseconds each job waits before working. For tests that must
+    /// catch a job mid-flight; keep it 0.
+    pub work_delay_ms: u64,
+}
+
+impl Default for VariantsConfig {
+    fn default() -> Self {
+        Self {
+            sizes: vec![
+                SizeConfig::new("tiny", 90),
+                SizeConfig::new("large", 300),
+                SizeConfig::new("monstrous", 600),
+            ],
+            jpeg_quality: 82,
+            workers: Workers::Auto,
+            max_attempts: 3,
+            lease_seconds: 60,
+            poll_interval_ms: 1000,
+            work_delay_ms: 0,
+        }
+    }
+}
+
+impl VariantsConfig {
+    /// How many workers to run here.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            Workers::Auto => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            Workers::Count(n) => n,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeConfig {
+    /// Lower-case name used in URLs (`/img/tiny{token}`).
+    pub name: String,
+    /// Target width in pixels; images narrower than this keep their width.
+    pub width: u32,
+}
+
+impl SizeConfig {
+    fn new(name: &str, width: u32) -> Self {
+        Self {
+            name: name.into(),
+            width,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// One per CPU.
+    Auto,
+    Count(usize),
+}
+
+impl Serialize for Workers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::Count(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Workers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Workers;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"auto\" or a number of workers")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Workers, E> {
+                usize::try_from(n)
+                    .map(Workers::Count)
+                    .map_err(|_| E::custom("too many workers"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Workers, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::custom("workers cannot be negative"))
+                    .and_then(|n| self.visit_u64(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Workers, E> {
+                match s {
+                    "auto" => Ok(Workers::Auto),
+                    other => other
+                        .parse()
+                        .map(Workers::Count)
+                        .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -556,6 +673,40 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         errors.push(
             "uploads: max_bytes, max_width, max_height and max_pixels must be above 0".into(),
         );
+    }
+    let v = &config.variants;
+    let mut seen = std::collections::HashSet::new();
+    for size in &v.sizes {
+        if size.name.is_empty() || !size.name.bytes().all(|b| b.is_ascii_lowercase()) {
+            errors.push(format!(
+                "variants.sizes: name `{}` must be lower-case letters only",
+                size.name
+            ));
+        }
+        if !seen.insert(size.name.as_str()) {
+            errors.push(format!(
+                "variants.sizes: name `{}` appears twice",
+                size.name
+            ));
+        }
+        if size.width == 0 || size.width > 8192 {
+            errors.push(format!(
+                "variants.sizes: width of `{}` must be 1 to 8192, found {}",
+                size.name, size.width
+            ));
+        }
+    }
+    if !(1..=100).contains(&v.jpeg_quality) {
+        errors.push(format!(
+            "variants.jpeg_quality: must be 1 to 100, found {}",
+            v.jpeg_quality
+        ));
+    }
+    if v.max_attempts == 0 {
+        errors.push("variants.max_attempts: must be at least 1".into());
+    }
+    if v.lease_seconds == 0 {
+        errors.push("variants.lease_seconds: must be at least 1".into());
     }
     if errors.is_empty() {
         Ok(())

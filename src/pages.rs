@@ -71,17 +71,56 @@ pub struct ShowLinks<'a> {
     pub download_url: &'a str,
     /// Shown once, right after the upload that created the image.
     pub delete_url: Option<&'a str>,
+    pub sizes: &'a [SizeLink],
+    /// The size this page is about (`/Tiny{Name}Kitty`), if not the original.
+    pub focus: Option<&'a SizeLink>,
+}
+
+/// One size as the show page lists it.
+pub struct SizeLink {
+    pub name: String,
+    pub label: String,
+    pub image_url: String,
+    pub page_url: String,
+    pub width: u32,
+    pub height: u32,
+    pub state: String,
 }
 
 pub fn show_page(image: &images::Model, links: &ShowLinks<'_>) -> Page {
-    let title = format!("{}{}", image.generated_name, image.kind);
+    let name = format!("{}{}", image.generated_name, image.kind);
+    let title = match links.focus {
+        Some(size) => format!("{}{name}", size.label),
+        None => name.clone(),
+    };
+    let srcset: Vec<String> = links
+        .sizes
+        .iter()
+        .filter(|s| s.state == "ready")
+        .map(|s| format!("{} {}w", s.image_url, s.width))
+        .chain(std::iter::once(format!(
+            "{} {}w",
+            links.image_url, image.width
+        )))
+        .collect();
+    let (main_src, main_w, main_h) = match links.focus {
+        Some(size) => (size.image_url.as_str(), size.width, size.height),
+        None => (links.image_url, image.width as u32, image.height as u32),
+    };
     layout(
         &title,
         html! {
             h1 { (title) }
             figure {
-                img src=(links.image_url) alt={ "Uploaded picture " (title) }
-                    width=(image.width) height=(image.height);
+                @if links.focus.is_some() {
+                    img src=(main_src) alt={ "Uploaded picture " (title) }
+                        width=(main_w) height=(main_h);
+                } @else {
+                    img src=(main_src) srcset=(srcset.join(", "))
+                        sizes={ "(max-width: " (main_w) "px) 100vw, " (main_w) "px" }
+                        alt={ "Uploaded picture " (title) }
+                        width=(main_w) height=(main_h);
+                }
                 figcaption {
                     (image.width) "×" (image.height) " pixels · "
                     (human_bytes(image.size)) " · "
@@ -95,6 +134,18 @@ pub fn show_page(image: &images::Model, links: &ShowLinks<'_>) -> Page {
                 li { a href=(links.page_url) { "Page link" } }
                 li { a href=(links.image_url) { "Image file" } }
                 li { a href=(links.download_url) { "Download" } }
+            }
+            h2 { "Sizes" }
+            ul class="sizes" {
+                li { a href=(links.page_url) { "Original" } " " (image.width) "×" (image.height) }
+                @for size in links.sizes {
+                    li {
+                        a href=(size.page_url) { (size.label) }
+                        " " (size.width) "×" (size.height)
+                        @if size.state != "ready" { " (" (size.state) ")" }
+                        " · " a href=(size.image_url) { "file" }
+                    }
+                }
             }
             @if let Some(delete_url) = links.delete_url {
                 section class="delete-link" {

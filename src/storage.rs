@@ -87,6 +87,14 @@ impl Storage {
         }
     }
 
+    /// Gives the staged bytes a name, replacing any file of that name
+    /// atomically: for derived files (variants) that a rebuild rewrites.
+    pub fn replace(&self, staged: Staged, name: &str) -> io::Result<()> {
+        let target = self.path_of(name)?;
+        fs::rename(&staged.path, &target)?;
+        sync_dir(&self.root)
+    }
+
     pub fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         fs::read(self.path_of(name)?)
     }

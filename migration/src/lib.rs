@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20161001_000001_create_images;
 mod m20261126_000002_add_image_facts;
+mod m20261126_000003_create_variants;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20161001_000001_create_images::Migration),
             Box::new(m20261126_000002_add_image_facts::Migration),
+            Box::new(m20261126_000003_create_variants::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@
 //! database; callers run it off the async runtime.
 
 pub mod strip;
+pub mod variants;
 
 use std::io::Cursor;
 
@@ -363,8 +364,13 @@ pub fn encode_with_quality(
     Ok(out)
 }
 
+/// Lower-case hex sha256, used as ETag and integrity check.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 fn finish(format: Format, bytes: Vec<u8>, width: u32, height: u32) -> Processed {
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let sha256 = sha256_hex(&bytes);
     Processed {
         format,
         bytes,

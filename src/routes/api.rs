@@ -12,13 +12,38 @@ use crate::db::entities::images;
 use crate::error::{Error, Result};
 use crate::routes::links::BaseUrl;
 use crate::routes::upload::UploadBody;
-use crate::service::images::Images;
+use crate::service::images::{Images, SizeStatus};
 
 pub fn routes() -> Vec<Route> {
     routes![create, show, remove]
 }
 
-fn describe(image: &images::Model, base: &BaseUrl, delete_token: Option<&str>) -> Value {
+fn describe(
+    image: &images::Model,
+    sizes: &[SizeStatus],
+    base: &BaseUrl,
+    delete_token: Option<&str>,
+) -> Value {
+    let sizes: Vec<Value> = sizes
+        .iter()
+        .map(|s| {
+            let mut v = json!({
+                "name": s.name,
+                "url": base.size_image(image, &s.name),
+                "page_url": base.size_page(image, &s.name),
+                "width": s.width,
+                "height": s.height,
+                "state": s.state,
+            });
+            if let Some(error) = &s.error {
+                v["error"] = json!(error);
+            }
+            if let Some(variant) = &s.variant {
+                v["bytes"] = json!(variant.size);
+            }
+            v
+        })
+        .collect();
     let mut v = json!({
         "name": format!("{}{}", image.generated_name, image.kind),
         "token": image.token,
@@ -32,6 +57,7 @@ fn describe(image: &images::Model, base: &BaseUrl, delete_token: Option<&str>) -
         "sha256": image.sha256,
         "original_name": image.original_name,
         "created_at": image.inserted_at.to_rfc3339(),
+        "sizes": sizes,
     });
     if let Some(token) = delete_token {
         v["delete_token"] = json!(token);
@@ -50,8 +76,10 @@ async fn create(
     let body = body?;
     let uploaded = images.upload(body.bytes, body.file_name.as_deref()).await?;
     let location = base.api(&uploaded.image);
+    let sizes = images.sizes(&uploaded.image).await?;
     Ok(Created::new(location).body(Json(describe(
         &uploaded.image,
+        &sizes,
         &base,
         Some(&uploaded.delete_token),
     ))))
@@ -60,7 +88,8 @@ async fn create(
 #[get("/api/images/<token>")]
 async fn show(token: &str, base: BaseUrl, images: &State<Arc<Images>>) -> Result<Json<Value>> {
     let image = images.get(token).await?;
-    Ok(Json(describe(&image, &base, None)))
+    let sizes = images.sizes(&image).await?;
+    Ok(Json(describe(&image, &sizes, &base, None)))
 }
 
 /// The delete token from the `X-Delete-Token` header.

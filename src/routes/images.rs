@@ -10,6 +10,7 @@ use rocket::response::{self, Responder, Response};
 use rocket::{Route, State, get, routes};
 
 use crate::error::{Error, Result};
+use crate::routes::links::BaseUrl;
 use crate::service::images::Images;
 
 pub fn routes() -> Vec<Route> {
@@ -38,21 +39,69 @@ impl<'r> FromRequest<'r> for Conditions {
     }
 }
 
-#[get("/img/<token>?<download>")]
+/// What `/img/...` answers: stored bytes, or a temporary redirect to the
+/// original while a size is still being made.
+pub enum ImageReply {
+    Bytes(ImageResponse),
+    NotReady(String),
+}
+
+impl<'r> Responder<'r, 'static> for ImageReply {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            Self::Bytes(r) => r.respond_to(req),
+            // 307 keeps an <img> working until the size exists, and no-store
+            // keeps anyone from caching the stand-in.
+            Self::NotReady(location) => Response::build()
+                .status(Status::TemporaryRedirect)
+                .header(Header::new("Location", location))
+                .header(Header::new("Cache-Control", "no-store"))
+                .ok(),
+        }
+    }
+}
+
+#[get("/img/<token>?<download>&<size>")]
 async fn image(
     token: &str,
     download: Option<&str>,
+    size: Option<&str>,
     conditions: Conditions,
+    base: BaseUrl,
     images: &State<Arc<Images>>,
-) -> Result<ImageResponse> {
-    let image = images.get(token).await?;
-    let etag = format!("\"{}\"", image.sha256);
+) -> Result<ImageReply> {
+    let (image, prefixed) = images
+        .resolve(token)
+        .await?
+        .ok_or_else(|| Error::NotFound(token.to_string()))?;
+    let wanted = match size.filter(|s| !s.is_empty()) {
+        Some(s) => Some(s.to_ascii_lowercase()),
+        None => prefixed,
+    };
+    let (path, sha256, label) = match wanted {
+        None => (image.path.clone(), image.sha256.clone(), String::new()),
+        Some(name) => {
+            let sizes = images.sizes(&image).await?;
+            let status = sizes.iter().find(|s| s.name == name).ok_or_else(|| {
+                let known: Vec<&str> = sizes.iter().map(|s| s.name.as_str()).collect();
+                Error::NotFound(format!(
+                    "{token} in size {name} (sizes: {})",
+                    known.join(", ")
+                ))
+            })?;
+            match &status.variant {
+                Some(v) => (v.path.clone(), v.sha256.clone(), capitalise(&name)),
+                None => return Ok(ImageReply::NotReady(base.image(&image))),
+            }
+        }
+    };
+    let etag = format!("\"{sha256}\"");
     let download_name = download
         .filter(|v| !matches!(*v, "0" | "false" | "no" | "off"))
         .map(|_| {
             let ext = crate::imaging::Format::from_mime(&image.content_type)
                 .map_or("bin", |f| f.extension());
-            format!("{}{}.{ext}", image.generated_name, image.kind)
+            format!("{label}{}{}.{ext}", image.generated_name, image.kind)
         });
     let base = ImageResponse {
         status: Status::Ok,
@@ -67,39 +116,46 @@ async fn image(
         .as_deref()
         .is_some_and(|inm| etag_matches(inm, &etag))
     {
-        return Ok(ImageResponse {
+        return Ok(ImageReply::Bytes(ImageResponse {
             status: Status::NotModified,
             ..base
-        });
+        }));
     }
-    let bytes = images.read(&image).await.map_err(|e| match e {
+    let bytes = images.read(&path).await.map_err(|e| match e {
         // A row whose file is gone is our fault, not the client's.
-        Error::Internal(cause) => Error::Internal(format!("{cause} ({})", image.path)),
+        Error::Internal(cause) => Error::Internal(format!("{cause} ({path})")),
         other => other,
     })?;
     let len = bytes.len() as u64;
-    match conditions.range.as_deref().map(|r| parse_range(r, len)) {
-        None | Some(RangeRequest::Full) => Ok(ImageResponse {
+    let reply = match conditions.range.as_deref().map(|r| parse_range(r, len)) {
+        None | Some(RangeRequest::Full) => ImageResponse {
             body: bytes,
             ..base
-        }),
-        Some(RangeRequest::Partial(start, end)) => {
-            let body = bytes
+        },
+        Some(RangeRequest::Partial(start, end)) => ImageResponse {
+            status: Status::PartialContent,
+            body: bytes
                 .get(start as usize..=end as usize)
                 .map(<[u8]>::to_vec)
-                .unwrap_or_default();
-            Ok(ImageResponse {
-                status: Status::PartialContent,
-                body,
-                content_range: Some(format!("bytes {start}-{end}/{len}")),
-                ..base
-            })
-        }
-        Some(RangeRequest::Unsatisfiable) => Ok(ImageResponse {
+                .unwrap_or_default(),
+            content_range: Some(format!("bytes {start}-{end}/{len}")),
+            ..base
+        },
+        Some(RangeRequest::Unsatisfiable) => ImageResponse {
             status: Status::RangeNotSatisfiable,
             content_range: Some(format!("bytes */{len}")),
             ..base
-        }),
+        },
+    };
+    Ok(ImageReply::Bytes(reply))
+}
+
+/// `tiny` → `Tiny`, for names like `TinySublimeDandelionBengalKitty`.
+pub fn capitalise(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => String::new(),
     }
 }
 

@@ -46,6 +46,22 @@ impl BaseUrl {
         format!("{}/img/{}", self.0, image.token)
     }
 
+    /// `/img/tiny{token}`: the original app's variant URL.
+    pub fn size_image(&self, image: &images::Model, size: &str) -> String {
+        format!("{}/img/{size}{}", self.0, image.token)
+    }
+
+    /// `/Tiny{Name}Kitty`: the original app's variant page.
+    pub fn size_page(&self, image: &images::Model, size: &str) -> String {
+        format!(
+            "{}/{}{}{}",
+            self.0,
+            crate::routes::images::capitalise(size),
+            image.generated_name,
+            image.kind
+        )
+    }
+
     pub fn download(&self, image: &images::Model) -> String {
         format!("{}/img/{}?download", self.0, image.token)
     }

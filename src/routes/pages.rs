@@ -10,7 +10,8 @@ use rocket::{Route, State, get, post, routes};
 
 use crate::error::{Error, Result};
 use crate::names::token_from_path;
-use crate::pages::{self, Page, ShowLinks};
+use crate::pages::{self, Page, ShowLinks, SizeLink};
+use crate::routes::images::capitalise;
 use crate::routes::links::BaseUrl;
 use crate::routes::upload::UploadBody;
 use crate::service::images::Images;
@@ -56,10 +57,25 @@ async fn show(
     images: &State<Arc<Images>>,
 ) -> Result<Page> {
     let token = lookup_token(name)?;
-    let image = images
-        .find(&token)
+    let (image, focus) = images
+        .resolve(&token)
         .await?
         .ok_or_else(|| Error::NotFound(name.to_string()))?;
+    let sizes: Vec<SizeLink> = images
+        .sizes(&image)
+        .await?
+        .into_iter()
+        .map(|s| SizeLink {
+            label: capitalise(&s.name),
+            image_url: base.size_image(&image, &s.name),
+            page_url: base.size_page(&image, &s.name),
+            width: s.width,
+            height: s.height,
+            state: s.state,
+            name: s.name,
+        })
+        .collect();
+    let focus = focus.and_then(|f| sizes.iter().find(|s| s.name == f));
     let delete_token = flash.as_ref().and_then(|f| {
         let (owner, secret) = f.message().split_once(':')?;
         (f.kind() == CREATED && owner == image.token).then(|| secret.to_string())
@@ -75,6 +91,8 @@ async fn show(
             image_url: &image_url,
             download_url: &download_url,
             delete_url: delete_url.as_deref(),
+            sizes: &sizes,
+            focus,
         },
     ))
 }

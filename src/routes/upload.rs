@@ -38,16 +38,44 @@ impl<'r> FromData<'r> for UploadBody {
     }
 }
 
+/// How much of an oversized body is read and thrown away so that a client
+/// still sending gets to read the 413 rather than a reset connection (what
+/// nginx calls lingering close). Beyond this the connection is cut.
+const DRAIN_LIMIT: u64 = 64 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn drain<R: tokio::io::AsyncRead + Unpin>(stream: &mut R) {
+    let _ = tokio::time::timeout(DRAIN_TIME, tokio::io::copy(stream, &mut tokio::io::sink())).await;
+}
+
 async fn read(req: &Request<'_>, data: Data<'_>, limit: ByteUnit) -> Result<UploadBody, Error> {
-    // A declared length over the limit is refused before reading anything.
-    if let Some(len) = req
+    let whole = limit.as_u64() + FORM_SLACK;
+    let mut stream = data.open(ByteUnit::Byte(whole + DRAIN_LIMIT));
+    let declared = req
         .headers()
         .get_one("Content-Length")
-        .and_then(|l| l.parse::<u64>().ok())
-        && len > limit.as_u64() + FORM_SLACK
+        .and_then(|l| l.parse::<u64>().ok());
+    // A declared length over the limit is refused before reading anything.
+    if let Some(len) = declared
+        && len > whole
     {
+        if len <= whole + DRAIN_LIMIT {
+            drain(&mut stream).await;
+        }
         return Err(Error::TooLarge { limit });
     }
+    let result = read_form(req, &mut stream, limit).await;
+    if let Err(Error::TooLarge { .. }) = &result {
+        drain(&mut stream).await;
+    }
+    result
+}
+
+async fn read_form(
+    req: &Request<'_>,
+    stream: &mut rocket::data::DataStream<'_>,
+    limit: ByteUnit,
+) -> Result<UploadBody, Error> {
     let boundary = req
         .content_type()
         .filter(|ct| ct.is_form_data())
@@ -63,9 +91,9 @@ async fn read(req: &Request<'_>, data: Data<'_>, limit: ByteUnit) -> Result<Uplo
             .per_field(limit.as_u64()),
     );
     // One byte past the limit lets multer see that the limit was crossed.
-    let stream = data.open(ByteUnit::Byte(whole + 1));
+    let capped = tokio::io::AsyncReadExt::take(stream, whole + 1);
     let mut multipart =
-        multer::Multipart::with_reader_with_constraints(stream, boundary, constraints);
+        multer::Multipart::with_reader_with_constraints(capped, boundary, constraints);
 
     let mut found: Option<(usize, UploadBody)> = None;
     loop {

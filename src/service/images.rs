@@ -6,17 +6,18 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Set,
-    SqlErr,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use crate::db::entities::images;
+use crate::db::entities::{images, variants};
 use crate::error::{Error, Result};
 use crate::imaging::{self, Limits, Processed};
 use crate::names::{DEFAULT_TYPE, NameGenerator};
+use crate::service::variants::Variants;
 use crate::storage::Storage;
 
 /// Longest client file name kept for display, in characters.
@@ -31,6 +32,7 @@ pub struct Images {
     pub db: DatabaseConnection,
     pub storage: Storage,
     pub limits: Limits,
+    pub variants: Arc<Variants>,
     names: NameGenerator,
     /// Bounds how many images are decoded at once, and so peak memory.
     decoders: Semaphore,
@@ -45,12 +47,18 @@ pub struct Uploaded {
 }
 
 impl Images {
-    pub fn new(db: DatabaseConnection, storage: Storage, limits: Limits) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        storage: Storage,
+        limits: Limits,
+        variants: Arc<Variants>,
+    ) -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             db,
             storage,
             limits,
+            variants,
             names: NameGenerator::default(),
             decoders: Semaphore::new(cpus),
         }
@@ -101,9 +109,25 @@ impl Images {
                 delete_token_hash: Set(delete_token_hash.clone()),
                 ..Default::default()
             };
-            match row.insert(&self.db).await {
+            // The image and its resize job are one unit: either both rows
+            // exist or neither does.
+            let inserted = async {
+                let txn = self.db.begin().await?;
+                let image = row.insert(&txn).await?;
+                Variants::enqueue(&txn, image.id)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Internal(m) => DbErr::Custom(m),
+                        other => DbErr::Custom(other.to_string()),
+                    })?;
+                txn.commit().await?;
+                Ok::<_, DbErr>(image)
+            }
+            .await;
+            match inserted {
                 Ok(image) => {
                     tracing::info!(token = %image.token, bytes = image.size, content_type = %image.content_type, "upload stored");
+                    self.variants.wake.notify_one();
                     return Ok(Uploaded {
                         image,
                         delete_token,
@@ -146,6 +170,58 @@ impl Images {
             .await?)
     }
 
+    /// Finds an image by token, or by a size name followed by a token
+    /// (`tinysublimedandelionbengal`), as the original app's variant URLs
+    /// were written. An exact token always wins over a size prefix.
+    pub async fn resolve(&self, token: &str) -> Result<Option<(images::Model, Option<String>)>> {
+        let token = token.to_ascii_lowercase();
+        if let Some(image) = self.find(&token).await? {
+            return Ok(Some((image, None)));
+        }
+        for size in &self.variants.config.sizes {
+            if let Some(rest) = token.strip_prefix(size.name.as_str())
+                && !rest.is_empty()
+                && let Some(image) = self.find(rest).await?
+            {
+                return Ok(Some((image, Some(size.name.clone()))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Each configured size of an image: finished, or the state of its job.
+    pub async fn sizes(&self, image: &images::Model) -> Result<Vec<SizeStatus>> {
+        let (job, done) = self.variants.of_image(image.id).await?;
+        let (w, h) = (image.width.max(1) as u32, image.height.max(1) as u32);
+        Ok(self
+            .variants
+            .config
+            .sizes
+            .iter()
+            .map(|size| match done.iter().find(|v| v.name == size.name) {
+                Some(v) => SizeStatus {
+                    name: size.name.clone(),
+                    width: v.width as u32,
+                    height: v.height as u32,
+                    state: "ready".into(),
+                    error: None,
+                    variant: Some(v.clone()),
+                },
+                None => {
+                    let (tw, th) = crate::imaging::variants::target_size(w, h, size.width);
+                    SizeStatus {
+                        name: size.name.clone(),
+                        width: tw,
+                        height: th,
+                        state: job.as_ref().map_or("pending".into(), |j| j.state.clone()),
+                        error: job.as_ref().and_then(|j| j.last_error.clone()),
+                        variant: None,
+                    }
+                }
+            })
+            .collect())
+    }
+
     pub async fn get(&self, token: &str) -> Result<images::Model> {
         self.find(token)
             .await?
@@ -153,9 +229,9 @@ impl Images {
     }
 
     /// Reads a stored file's bytes.
-    pub async fn read(self: &Arc<Self>, image: &images::Model) -> Result<Vec<u8>> {
+    pub async fn read(self: &Arc<Self>, path: &str) -> Result<Vec<u8>> {
         let this = Arc::clone(self);
-        let path = image.path.clone();
+        let path = path.to_string();
         Ok(
             tokio::task::spawn_blocking(move || this.storage.read(&path))
                 .await
@@ -172,11 +248,23 @@ impl Images {
         if presented.is_empty() || !token_matches(presented, &image.delete_token_hash) {
             return Err(Error::Forbidden);
         }
+        let (_, recorded) = self.variants.of_image(image.id).await?;
+        // Variant and job rows go with the image (ON DELETE CASCADE).
         images::Entity::delete_by_id(image.id)
             .exec(&self.db)
             .await?;
-        if let Err(e) = self.storage.delete(&image.path) {
-            tracing::warn!(token = %image.token, "row deleted but file remains (swept later): {e}");
+        // Variant files are named from the token, so the configured names
+        // catch one a worker finished after we read the rows; the rows catch
+        // sizes since removed from the configuration.
+        let mut paths: Vec<String> = self.variants.file_names(&image.path);
+        paths.push(image.path.clone());
+        paths.extend(recorded.into_iter().map(|v| v.path));
+        paths.sort();
+        paths.dedup();
+        for path in &paths {
+            if let Err(e) = self.storage.delete(path) {
+                tracing::warn!(token = %image.token, "row deleted but {path} remains (swept later): {e}");
+            }
         }
         tracing::info!(token = %image.token, "image deleted");
         Ok(())
@@ -191,6 +279,14 @@ impl Images {
             .all(&self.db)
             .await?
             .into_iter()
+            .chain(
+                variants::Entity::find()
+                    .select_only()
+                    .column(variants::Column::Path)
+                    .into_tuple::<String>()
+                    .all(&self.db)
+                    .await?,
+            )
             .collect();
         let this = Arc::clone(self);
         let removed = tokio::task::spawn_blocking(move || {
@@ -201,6 +297,18 @@ impl Images {
         .map_err(Error::internal)??;
         Ok(removed)
     }
+}
+
+/// One size of one image, as pages and the API show it.
+#[derive(Debug, Clone)]
+pub struct SizeStatus {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// `ready`, or the job's `pending` / `running` / `failed`.
+    pub state: String,
+    pub error: Option<String>,
+    pub variant: Option<variants::Model>,
 }
 
 /// Only a hash of each delete token is stored, so a leaked database cannot

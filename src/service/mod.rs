@@ -1,1 +1,2 @@
 pub mod images;
+pub mod variants;

@@ -9,3 +9,4 @@ mod helpers;
 mod migrations;
 mod serve;
 mod uploads;
+mod variants;

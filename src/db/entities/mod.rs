@@ -1,1 +1,3 @@
 pub mod images;
+pub mod variant_jobs;
+pub mod variants;

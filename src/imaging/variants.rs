@@ -1,0 +1,234 @@
+//! Making the resized copies of an accepted image. The costly part of a
+//! photo is decoding it, so a JPEG is decoded at a reduced DCT scale (1/2,
+//! 1/4 or 1/8: libvips calls this "shrink on load") no smaller than the
+//! largest size wanted, and each smaller size is resized from the one above
+//! it rather than from the original.
+
+use std::io::Cursor;
+
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage, RgbaImage};
+
+use super::{Format, ImagingError, Limits, encode_with_quality, strip};
+
+/// One size to make: its name (used in URLs) and its target width.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeSpec {
+    pub name: String,
+    pub width: u32,
+}
+
+/// A finished variant, encoded in the original's format.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// Pixels with the channel layout the encoders and resizer share.
+enum Pixels {
+    Rgb(RgbImage),
+    Rgba(RgbaImage),
+}
+
+impl Pixels {
+    fn width(&self) -> u32 {
+        match self {
+            Self::Rgb(i) => i.width(),
+            Self::Rgba(i) => i.width(),
+        }
+    }
+
+    fn height(&self) -> u32 {
+        match self {
+            Self::Rgb(i) => i.height(),
+            Self::Rgba(i) => i.height(),
+        }
+    }
+
+    fn from_dynamic(image: DynamicImage) -> Self {
+        if image.color().has_alpha() {
+            Self::Rgba(image.into_rgba8())
+        } else {
+            Self::Rgb(image.into_rgb8())
+        }
+    }
+
+    fn into_dynamic(self) -> DynamicImage {
+        match self {
+            Self::Rgb(i) => DynamicImage::ImageRgb8(i),
+            Self::Rgba(i) => DynamicImage::ImageRgba8(i),
+        }
+    }
+
+    fn resize(&self, resizer: &mut Resizer, width: u32, height: u32) -> Result<Self, ImagingError> {
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+        let fail = |e: &dyn std::fmt::Display| ImagingError::Corrupt(format!("resize failed: {e}"));
+        match self {
+            Self::Rgb(src) => {
+                let mut dst = Image::new(width, height, PixelType::U8x3);
+                resizer
+                    .resize(src, &mut dst, &options)
+                    .map_err(|e| fail(&e))?;
+                RgbImage::from_raw(width, height, dst.into_vec())
+                    .map(Self::Rgb)
+                    .ok_or_else(|| fail(&"buffer size"))
+            }
+            Self::Rgba(src) => {
+                let mut dst = Image::new(width, height, PixelType::U8x4);
+                resizer
+                    .resize(src, &mut dst, &options)
+                    .map_err(|e| fail(&e))?;
+                RgbaImage::from_raw(width, height, dst.into_vec())
+                    .map(Self::Rgba)
+                    .ok_or_else(|| fail(&"buffer size"))
+            }
+        }
+    }
+}
+
+/// The width and height a size has for an image of `w`×`h`: aspect ratio
+/// kept, never upscaled, never below one pixel.
+pub fn target_size(w: u32, h: u32, target_width: u32) -> (u32, u32) {
+    let width = target_width.min(w).max(1);
+    let height =
+        ((u64::from(h) * u64::from(width) + u64::from(w) / 2) / u64::from(w.max(1))).max(1);
+    (width, height.min(u64::from(u32::MAX)) as u32)
+}
+
+/// A decoded original: pixels (perhaps at a reduced scale), its full size,
+/// and its ICC profile.
+struct Decoded {
+    pixels: Pixels,
+    width: u32,
+    height: u32,
+    icc: Option<Vec<u8>>,
+}
+
+/// Decodes a stored original, at a reduced scale when that is enough for
+/// `largest` pixels of width.
+fn decode(
+    bytes: &[u8],
+    format: Format,
+    largest: u32,
+    limits: &Limits,
+) -> Result<Decoded, ImagingError> {
+    let (w, h) = super::dimensions(format, bytes)?;
+    super::check_limits(w, h, limits)?;
+    if format == Format::Jpeg {
+        let (tw, th) = target_size(w, h, largest);
+        let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+        let clamp = |v: u32| v.min(u32::from(u16::MAX)) as u16;
+        decoder
+            .scale(clamp(tw), clamp(th))
+            .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
+        let raw = decoder
+            .decode()
+            .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
+        let info = decoder
+            .info()
+            .ok_or_else(|| ImagingError::Corrupt("JPEG without a frame header".into()))?;
+        let (dw, dh) = (u32::from(info.width), u32::from(info.height));
+        let rgb = match info.pixel_format {
+            jpeg_decoder::PixelFormat::RGB24 => RgbImage::from_raw(dw, dh, raw),
+            jpeg_decoder::PixelFormat::L8 => {
+                let grey = image::GrayImage::from_raw(dw, dh, raw);
+                grey.map(|g| DynamicImage::ImageLuma8(g).into_rgb8())
+            }
+            jpeg_decoder::PixelFormat::L16 | jpeg_decoder::PixelFormat::CMYK32 => {
+                // Rare in photos: let the general decoder handle them.
+                return decode_general(bytes, format, limits).map(|(pixels, icc)| Decoded {
+                    pixels,
+                    width: w,
+                    height: h,
+                    icc,
+                });
+            }
+        }
+        .ok_or_else(|| ImagingError::Corrupt("decoded JPEG has the wrong size".into()))?;
+        let icc = strip::icc_profile(strip::Container::Jpeg, bytes);
+        return Ok(Decoded {
+            pixels: Pixels::Rgb(rgb),
+            width: w,
+            height: h,
+            icc,
+        });
+    }
+    decode_general(bytes, format, limits).map(|(pixels, icc)| Decoded {
+        pixels,
+        width: w,
+        height: h,
+        icc,
+    })
+}
+
+/// Full decode through the `image` crate; a GIF yields its first frame.
+fn decode_general(
+    bytes: &[u8],
+    format: Format,
+    limits: &Limits,
+) -> Result<(Pixels, Option<Vec<u8>>), ImagingError> {
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    reader.limits(super::decoder_limits(limits));
+    let mut decoder = reader.into_decoder().map_err(super::corrupt)?;
+    let icc = decoder.icc_profile().ok().flatten();
+    let image = DynamicImage::from_decoder(decoder).map_err(super::corrupt)?;
+    Ok((Pixels::from_dynamic(image), icc))
+}
+
+/// Makes every size of a stored original, largest first, each resized from
+/// the previous one. Sizes wider than the original keep its width.
+pub fn render(
+    original: &[u8],
+    format: Format,
+    sizes: &[SizeSpec],
+    jpeg_quality: u8,
+    limits: &Limits,
+) -> Result<Vec<Rendered>, ImagingError> {
+    let mut order: Vec<&SizeSpec> = sizes.iter().collect();
+    order.sort_by_key(|s| std::cmp::Reverse(s.width));
+    let Some(largest) = order.first().map(|s| s.width) else {
+        return Ok(Vec::new());
+    };
+    let Decoded {
+        pixels: mut current,
+        width: w,
+        height: h,
+        icc,
+    } = decode(original, format, largest, limits)?;
+    let mut resizer = Resizer::new();
+    let mut out = Vec::with_capacity(order.len());
+    for size in order {
+        let (tw, th) = target_size(w, h, size.width);
+        if (current.width(), current.height()) != (tw, th) {
+            current = current.resize(&mut resizer, tw, th)?;
+        }
+        let image = current.into_dynamic();
+        let bytes = encode_with_quality(&image, format, icc.as_deref(), jpeg_quality)?;
+        out.push(Rendered {
+            name: size.name.clone(),
+            width: tw,
+            height: th,
+            bytes,
+        });
+        current = Pixels::from_dynamic(image);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_sizes_keep_the_aspect_ratio_and_never_upscale() {
+        assert_eq!(target_size(4000, 3000, 600), (600, 450));
+        assert_eq!(target_size(3000, 4000, 90), (90, 120));
+        assert_eq!(target_size(50, 20, 300), (50, 20));
+        assert_eq!(target_size(1, 1, 90), (1, 1));
+        assert_eq!(target_size(10_000, 1, 90), (90, 1));
+    }
+}

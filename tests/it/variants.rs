@@ -1,0 +1,441 @@
+//! Background resizing: sizes, formats, URLs, durability across kill -9,
+//! failure after N attempts, and several replicas sharing the work.
+
+use std::time::{Duration, Instant};
+
+use sea_orm::{ConnectionTrait, Database, Statement};
+
+use crate::fixtures;
+use crate::helpers::{Sandbox, Server, block_on};
+use crate::uploads::{api_upload, files_in, get};
+
+/// Polls the API until every size is `ready` (or `failed`), within 60 s.
+fn wait_sizes(server: &Server, token: &str, until: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = get(&server.url(&format!("/api/images/{token}")), &[]).json();
+        let sizes = v["sizes"].as_array().unwrap();
+        if sizes.iter().all(|s| s["state"] == until) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "sizes never became {until}: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn upload_and_wait(server: &Server, name: &str, mime: &str, bytes: &[u8]) -> serde_json::Value {
+    let res = api_upload(server, name, mime, bytes);
+    assert_eq!(res.status, 201, "{}", res.text());
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    wait_sizes(server, &token, "ready")
+}
+
+fn dims_of(v: &serde_json::Value) -> Vec<(String, u64, u64)> {
+    v["sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["width"].as_u64().unwrap(),
+                s["height"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn sql_i64(database_url: &str, query: &str) -> Vec<i64> {
+    block_on(async {
+        let db = Database::connect(database_url).await.unwrap();
+        db.query_all_raw(Statement::from_string(db.get_database_backend(), query))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get_by_index::<i64>(0).unwrap())
+            .collect()
+    })
+}
+
+/// (file name, content type, bytes, expected tiny / large / monstrous size)
+type SizeCase = (&'static str, &'static str, Vec<u8>, [(u64, u64); 3]);
+
+#[test]
+fn sizes_keep_aspect_ratio_never_upscale_and_keep_the_format() {
+    let sb = Sandbox::sqlite();
+    let server = Server::start(&sb, &["--migrate"]);
+    let cases: Vec<SizeCase> = vec![
+        (
+            "landscape.jpg",
+            "image/jpeg",
+            fixtures::jpeg(800, 600),
+            [(90, 68), (300, 225), (600, 450)],
+        ),
+        (
+            "portrait.png",
+            "image/png",
+            fixtures::png(600, 900),
+            [(90, 135), (300, 450), (600, 900)],
+        ),
+        // Orientation 6: stored as 400×800 after rotation.
+        (
+            "rotated.jpg",
+            "image/jpeg",
+            fixtures::jpeg_with_exif(800, 400, 6, "Someone"),
+            [(90, 180), (300, 600), (400, 800)],
+        ),
+        (
+            "dot.png",
+            "image/png",
+            fixtures::png(1, 1),
+            [(1, 1), (1, 1), (1, 1)],
+        ),
+        (
+            "narrow.webp",
+            "image/webp",
+            fixtures::webp(200, 100),
+            [(90, 45), (200, 100), (200, 100)],
+        ),
+        (
+            "anim.gif",
+            "image/gif",
+            fixtures::gif(120, 60),
+            [(90, 45), (120, 60), (120, 60)],
+        ),
+    ];
+    for (name, mime, bytes, expected) in cases {
+        let v = upload_and_wait(&server, name, mime, &bytes);
+        let names = ["tiny", "large", "monstrous"];
+        let want: Vec<(String, u64, u64)> = names
+            .iter()
+            .zip(expected)
+            .map(|(n, (w, h))| (n.to_string(), w, h))
+            .collect();
+        assert_eq!(dims_of(&v), want, "{name}");
+        let token = v["token"].as_str().unwrap();
+        for (size, (w, h)) in names.iter().zip(expected) {
+            let res = get(&server.url(&format!("/img/{size}{token}")), &[]);
+            assert_eq!(res.status, 200, "{name} {size}");
+            assert_eq!(res.header("content-type"), Some(mime), "{name} {size}");
+            assert_eq!(
+                res.header("cache-control"),
+                Some("public, max-age=31536000, immutable")
+            );
+            assert!(res.header("etag").is_some());
+            let img = image::load_from_memory(&res.body).unwrap();
+            assert_eq!(
+                (img.width() as u64, img.height() as u64),
+                (w, h),
+                "{name} {size}"
+            );
+            assert!(
+                !res.body.windows(6).any(|x| x == b"Exif\0\0"),
+                "{name} {size} has EXIF"
+            );
+            assert!(
+                !res.body.windows(7).any(|x| x == b"Someone"),
+                "{name} {size} has the artist"
+            );
+            // The query form answers the same bytes.
+            let same = get(&server.url(&format!("/img/{token}?size={size}")), &[]);
+            assert_eq!(same.body, res.body);
+        }
+        if mime == "image/gif" {
+            use image::AnimationDecoder;
+            let tiny = get(&server.url(&format!("/img/tiny{token}")), &[]).body;
+            let frames = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(tiny))
+                .unwrap()
+                .into_frames()
+                .collect_frames()
+                .unwrap();
+            assert_eq!(frames.len(), 1, "a GIF's variants are stills");
+        }
+    }
+}
+
+#[test]
+fn a_size_not_ready_redirects_to_the_original_without_caching() {
+    let sb = Sandbox::sqlite();
+    let mut cmd = sb.kitteh();
+    cmd.env("KITTEH_VARIANTS__WORKERS", "0");
+    let server = Server::start_with(cmd, &["--migrate"]);
+    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(400, 200));
+    let v = res.json();
+    let token = v["token"].as_str().unwrap();
+    assert!(
+        v["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "pending"),
+        "{v}"
+    );
+    let no_redirects = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let res = no_redirects
+        .get(server.url(&format!("/img/monstrous{token}")))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 307);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert_eq!(
+        res.headers()["location"],
+        server.url(&format!("/img/{token}")).as_str()
+    );
+    // The page of a size still renders, showing its state.
+    let page = get(
+        &server.url(&format!("/Monstrous{}", v["name"].as_str().unwrap())),
+        &[("Accept", "text/html")],
+    );
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("pending"));
+    // An unknown size is a 404 that lists the real ones.
+    let unknown = get(&server.url(&format!("/img/{token}?size=huge")), &[]);
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tiny, large, monstrous")
+    );
+}
+
+#[test]
+fn show_pages_list_every_size_and_variant_pages_show_that_size() {
+    let sb = Sandbox::sqlite();
+    let server = Server::start(&sb, &["--migrate"]);
+    let v = upload_and_wait(&server, "a.jpg", "image/jpeg", &fixtures::jpeg(1000, 500));
+    let name = v["name"].as_str().unwrap();
+    let token = v["token"].as_str().unwrap();
+    let html = get(&server.url(&format!("/{name}")), &[("Accept", "text/html")]).text();
+    for (size, dims) in [
+        ("Tiny", "90×45"),
+        ("Large", "300×150"),
+        ("Monstrous", "600×300"),
+    ] {
+        assert!(html.contains(&format!("/{size}{name}")), "{size}: {html}");
+        assert!(html.contains(dims), "{dims}: {html}");
+    }
+    assert!(html.contains("srcset="), "{html}");
+    let tiny = get(
+        &server.url(&format!("/Tiny{name}")),
+        &[("Accept", "text/html")],
+    );
+    assert_eq!(tiny.status, 200);
+    assert!(tiny.text().contains(&format!("/img/tiny{token}")));
+}
+
+#[test]
+fn deleting_an_image_deletes_its_variants() {
+    let sb = Sandbox::sqlite();
+    let server = Server::start(&sb, &["--migrate"]);
+    let res = api_upload(&server, "a.jpg", "image/jpeg", &fixtures::jpeg(700, 700));
+    let created = res.json();
+    let token = created["token"].as_str().unwrap();
+    wait_sizes(&server, token, "ready");
+    assert_eq!(files_in(&sb.uploads()).len(), 4);
+    let gone = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+        .delete(server.url(&format!("/api/images/{token}")))
+        .header("X-Delete-Token", created["delete_token"].as_str().unwrap())
+        .call()
+        .unwrap();
+    assert_eq!(gone.status(), 204);
+    assert!(
+        files_in(&sb.uploads()).is_empty(),
+        "{:?}",
+        files_in(&sb.uploads())
+    );
+    assert_eq!(
+        sql_i64(&sb.database_url, "SELECT COUNT(*) FROM variants"),
+        vec![0]
+    );
+    assert_eq!(
+        sql_i64(&sb.database_url, "SELECT COUNT(*) FROM variant_jobs"),
+        vec![0]
+    );
+    assert_eq!(
+        get(&server.url(&format!("/img/tiny{token}")), &[]).status,
+        404
+    );
+}
+
+#[test]
+fn a_job_killed_mid_resize_is_finished_after_a_restart() {
+    let sb = Sandbox::sqlite();
+    let mut slow = sb.kitteh();
+    slow.env("KITTEH_VARIANTS__WORK_DELAY_MS", "60000")
+        .env("KITTEH_VARIANTS__LEASE_SECONDS", "2");
+    let mut server = Server::start_with(slow, &["--migrate"]);
+    let res = api_upload(&server, "a.jpg", "image/jpeg", &fixtures::jpeg(640, 480));
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    wait_sizes(&server, &token, "running");
+    // SIGKILL: no chance to clean up, as in a crash.
+    server.stop();
+
+    let mut fast = sb.kitteh();
+    fast.env("KITTEH_VARIANTS__LEASE_SECONDS", "2");
+    let server = Server::start_with(fast, &[]);
+    let v = wait_sizes(&server, &token, "ready");
+    assert_eq!(dims_of(&v)[2], ("monstrous".to_string(), 600, 450));
+    assert_eq!(
+        sql_i64(&sb.database_url, "SELECT attempts FROM variant_jobs"),
+        vec![2],
+        "the first attempt died, the second finished"
+    );
+    assert_eq!(
+        files_in(&sb.uploads()).len(),
+        4,
+        "{:?}",
+        files_in(&sb.uploads())
+    );
+}
+
+#[test]
+fn a_job_that_always_fails_ends_failed_with_its_error_and_the_server_keeps_serving() {
+    let sb = Sandbox::sqlite();
+    let mut idle = sb.kitteh();
+    idle.env("KITTEH_VARIANTS__WORKERS", "0");
+    let mut server = Server::start_with(idle, &["--migrate"]);
+    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(300, 300));
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    server.stop();
+    // The stored original rots on disk: every attempt to resize it fails.
+    std::fs::write(
+        sb.uploads().join(format!("{token}.png")),
+        b"\x89PNG\r\n\x1a\nrotten",
+    )
+    .unwrap();
+
+    let mut workers = sb.kitteh();
+    workers
+        .env("KITTEH_VARIANTS__MAX_ATTEMPTS", "2")
+        .env("KITTEH_VARIANTS__POLL_INTERVAL_MS", "50");
+    let server = Server::start_with(workers, &[]);
+    let v = wait_sizes(&server, &token, "failed");
+    let error = v["sizes"][0]["error"].as_str().unwrap();
+    assert!(!error.is_empty());
+    assert_eq!(
+        sql_i64(&sb.database_url, "SELECT attempts FROM variant_jobs"),
+        vec![2]
+    );
+    assert_eq!(get(&server.url("/healthz"), &[]).status, 200);
+    assert_eq!(get(&server.url(&format!("/img/{token}")), &[]).status, 200);
+
+    let status = sb.kitteh().args(["variants", "status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["failed", "1"]),
+        "{text}"
+    );
+    let rebuild = sb
+        .kitteh()
+        .args(["variants", "rebuild", "--failed"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&rebuild.stdout).contains("queued 1 job(s)"));
+}
+
+#[test]
+fn rebuild_now_makes_newly_configured_sizes_in_the_foreground() {
+    let sb = Sandbox::sqlite();
+    {
+        let server = Server::start(&sb, &["--migrate"]);
+        let res = api_upload(&server, "a.jpg", "image/jpeg", &fixtures::jpeg(500, 500));
+        wait_sizes(&server, res.json()["token"].as_str().unwrap(), "ready");
+    }
+    let out = sb
+        .kitteh()
+        .env(
+            "KITTEH_VARIANTS__SIZES",
+            "[{name=\"small\", width=50}, {name=\"tiny\", width=90}]",
+        )
+        .args(["variants", "rebuild", "--all", "--now"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("queued 1 job(s)"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["done", "1"]),
+        "{text}"
+    );
+    let mut files = files_in(&sb.uploads());
+    files.retain(|f| f.contains('-'));
+    let suffixes: Vec<&str> = files.iter().map(|f| f.split('-').nth(1).unwrap()).collect();
+    assert_eq!(
+        suffixes,
+        vec!["small.jpg", "tiny.jpg"],
+        "dropped sizes are removed: {files:?}"
+    );
+}
+
+#[test]
+fn rebuild_needs_to_be_told_what() {
+    let sb = Sandbox::sqlite();
+    assert!(sb.kitteh().arg("migrate").status().unwrap().success());
+    let out = sb.kitteh().args(["variants", "rebuild"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--all, --failed or a TOKEN"));
+}
+
+#[test]
+fn two_replicas_on_postgres_share_the_work_and_do_each_job_once() {
+    let Some(sb) = Sandbox::postgres() else {
+        return;
+    };
+    let a = Server::start(&sb, &["--migrate"]);
+    let b = Server::start(&sb, &[]);
+    let png = fixtures::png(640, 400);
+    let tokens: Vec<String> = (0..20)
+        .map(|i| {
+            let server = if i % 2 == 0 { &a } else { &b };
+            let res = api_upload(server, &format!("{i}.png"), "image/png", &png);
+            assert_eq!(res.status, 201, "{}", res.text());
+            res.json()["token"].as_str().unwrap().to_string()
+        })
+        .collect();
+    for (i, token) in tokens.iter().enumerate() {
+        // Either replica can answer for any image.
+        let other = if i % 2 == 0 { &b } else { &a };
+        wait_sizes(other, token, "ready");
+    }
+    assert_eq!(
+        sql_i64(
+            &sb.database_url,
+            "SELECT COUNT(*) FROM variant_jobs WHERE state = 'done'"
+        ),
+        vec![20]
+    );
+    assert_eq!(
+        sql_i64(
+            &sb.database_url,
+            "SELECT CAST(attempts AS BIGINT) FROM variant_jobs"
+        ),
+        vec![1; 20],
+        "every job was claimed exactly once"
+    );
+    assert_eq!(
+        sql_i64(&sb.database_url, "SELECT COUNT(*) FROM variants"),
+        vec![60]
+    );
+    assert_eq!(files_in(&sb.uploads()).len(), 80);
+    let worked = |s: &Server| s.log_text().matches("variants done").count();
+    eprintln!(
+        "replica A did {} jobs, replica B did {}",
+        worked(&a),
+        worked(&b)
+    );
+    assert_eq!(worked(&a) + worked(&b), 20);
+}
