@@ -9,4 +9,4 @@ if [ -z "${TEST_POSTGRES_URL:-}" ]; then
   pg_start
   trap pg_stop EXIT
 fi
-cargo test --workspace --all-targets "$@"
+cargo test --workspace "$@"

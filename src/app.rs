@@ -11,6 +11,7 @@ use rocket::shield::Shield;
 use rocket::{Build, Rocket};
 use sea_orm::DatabaseConnection;
 
+use crate::assets::Assets;
 use crate::config::Config;
 use crate::imaging::Limits as ImageLimits;
 use crate::logging::RequestLogger;
@@ -78,7 +79,12 @@ pub fn image_limits(config: &Config) -> ImageLimits {
     }
 }
 
-pub fn build_rocket(config: Config, db: DatabaseConnection, storage: Storage) -> Rocket<Build> {
+pub fn build_rocket(
+    config: Config,
+    db: DatabaseConnection,
+    storage: Storage,
+    assets: Assets,
+) -> Rocket<Build> {
     let listen = format!("http://{}:{}", config.server.address, config.server.port);
     let limits = image_limits(&config);
     let variants = Arc::new(Variants::new(
@@ -98,6 +104,7 @@ pub fn build_rocket(config: Config, db: DatabaseConnection, storage: Storage) ->
         .manage(db)
         .manage(images)
         .manage(variants)
+        .manage(assets)
         // Rocket's default Shield would set its own X-Frame-Options; ours are
         // stricter and set above, so it gets no policies.
         .attach(Shield::new())
@@ -113,5 +120,6 @@ pub fn build_rocket(config: Config, db: DatabaseConnection, storage: Storage) ->
         .mount("/", routes::pages::routes())
         .mount("/", routes::images::routes())
         .mount("/", routes::api::routes())
+        .mount("/", routes::assets::routes())
         .register("/", crate::error::catchers())
 }

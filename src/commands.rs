@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::assets::Assets;
 use crate::service::images::Images;
 use crate::service::variants::{Requeue, Variants};
 use crate::storage::Storage;
@@ -138,8 +139,15 @@ async fn serve(config: Config) -> Result<(), Failure> {
             config.storage.uploads_dir.display()
         ))
     })?;
+    let assets = if config.assets.dir.is_empty() {
+        Assets::embedded()
+    } else {
+        Assets::from_dir(std::path::Path::new(&config.assets.dir)).map_err(|e| {
+            Failure::runtime(format!("cannot read assets.dir {}: {e}", config.assets.dir))
+        })?
+    };
     let workers = config.variants.worker_count();
-    let rocket = app::build_rocket(config, db, storage)
+    let rocket = app::build_rocket(config, db, storage, assets)
         .ignite()
         .await
         .map_err(|e| Failure::runtime(format!("cannot start the server: {e}")))?;
@@ -329,6 +337,7 @@ pub const BUILD: BuildInfo = BuildInfo {
 
 fn version(args: &VersionArgs) {
     let newest = db::newest_migration();
+    let (asset_count, asset_bytes) = Assets::embedded().summary();
     if args.json {
         let value = serde_json::json!({
             "name": "kitteh",
@@ -338,6 +347,7 @@ fn version(args: &VersionArgs) {
             "rustc": BUILD.rustc,
             "profile": BUILD.profile,
             "newest_migration": newest,
+            "assets": { "count": asset_count, "bytes": asset_bytes },
         });
         println!("{value}");
         return;
@@ -349,6 +359,7 @@ fn version(args: &VersionArgs) {
         println!("rustc:            {}", BUILD.rustc);
         println!("profile:          {}", BUILD.profile);
         println!("newest migration: {newest}");
+        println!("embedded assets:  {asset_count} files, {asset_bytes} bytes");
     }
 }
 

@@ -34,6 +34,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub uploads: UploadsConfig,
     pub variants: VariantsConfig,
+    pub assets: AssetsConfig,
     pub log: LogConfig,
 }
 
@@ -126,6 +127,14 @@ impl Default for UploadsConfig {
             max_pixels: 60_000_000,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AssetsConfig {
+    /// Serve CSS, JS and images from this folder instead of the copies
+    /// compiled into the binary, to restyle without a rebuild. Empty: embedded.
+    pub dir: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

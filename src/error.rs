@@ -9,6 +9,7 @@ use rocket::response::{self, Responder, Response};
 use rocket::serde::json::{Value, json};
 use rocket::{Catcher, catch, catchers};
 
+use crate::assets::Assets;
 use crate::imaging::ImagingError;
 use crate::logging::request_id;
 use crate::pages;
@@ -173,14 +174,24 @@ impl<'r> Responder<'r, 'static> for Error {
                 .sized_body(body.len(), std::io::Cursor::new(body))
                 .ok();
         }
+        let assets = page_assets(req);
         let page = if req.uri().path().as_str() == "/upload" {
-            pages::upload_page(Some(&self.public_message()))
+            pages::upload_page(&assets, Some(&self.public_message()))
         } else {
-            pages::error_page(status, &self.public_message())
+            pages::error_page(&assets, status, &self.public_message())
         };
         Response::build_from(page.respond_to(req)?)
             .status(status)
             .ok()
+    }
+}
+
+/// The managed assets, or the embedded ones for a request that failed
+/// before the application state was reachable.
+fn page_assets<'r>(req: &'r Request<'_>) -> std::borrow::Cow<'r, Assets> {
+    match req.rocket().state::<Assets>() {
+        Some(assets) => std::borrow::Cow::Borrowed(assets),
+        None => std::borrow::Cow::Owned(Assets::embedded()),
     }
 }
 
@@ -224,7 +235,7 @@ impl<'r> Responder<'r, 'static> for CatcherResponse {
                 .sized_body(body.len(), std::io::Cursor::new(body))
                 .ok();
         }
-        let page = pages::error_page(self.status, &message);
+        let page = pages::error_page(&page_assets(req), self.status, &message);
         Response::build_from(page.respond_to(req)?)
             .status(self.status)
             .ok()

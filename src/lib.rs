@@ -1,6 +1,7 @@
 //! Kitteh: upload a picture, get a memorable name, served fast.
 
 pub mod app;
+pub mod assets;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -5,11 +5,12 @@ use maud::{DOCTYPE, Markup, html};
 use rocket::http::Status;
 use rocket::response::content::RawHtml;
 
+use crate::assets::Assets;
 use crate::db::entities::images;
 
 pub type Page = RawHtml<String>;
 
-fn layout(title: &str, body: Markup) -> Page {
+fn layout(assets: &Assets, title: &str, body: Markup) -> Page {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -17,12 +18,18 @@ fn layout(title: &str, body: Markup) -> Page {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Kitteh" }
+                link rel="stylesheet" href=(assets.path("app.css"));
+                link rel="icon" href="/favicon.ico";
+                script src=(assets.path("app.js")) defer {}
             }
             body {
-                header {
+                a class="skip" href="#main" { "Skip to content" }
+                header class="site" {
+                    img src=(assets.path("logo.svg")) alt="" width="32" height="32";
                     a href="/" { "Kitteh" }
                 }
-                main { (body) }
+                main id="main" { (body) }
+                footer class="site" { "Kitteh: pictures with memorable names." }
             }
         }
     };
@@ -31,17 +38,23 @@ fn layout(title: &str, body: Markup) -> Page {
 
 fn upload_form() -> Markup {
     html! {
-        form method="post" action="/upload" enctype="multipart/form-data" {
-            label for="file" { "Choose a picture (JPEG, PNG, GIF or WebP)" }
+        form id="upload-form" class="card drop" method="post" action="/upload" enctype="multipart/form-data" {
+            label for="file" { "Choose a picture, drop it anywhere, or paste it" }
+            p { "JPEG, PNG, GIF or WebP" }
             input id="file" type="file" name="image[file]" accept="image/jpeg,image/png,image/gif,image/webp" required;
-            button type="submit" { "Upload" }
+            div class="actions" {
+                button type="submit" { "Upload" }
+            }
+            progress id="progress" max="1" value="0" hidden aria-label="Upload progress" {}
+            p id="status" class="status" aria-live="polite" {}
         }
     }
 }
 
 /// The upload page, optionally with the previous attempt's error in words.
-pub fn upload_page(error: Option<&str>) -> Page {
+pub fn upload_page(assets: &Assets, error: Option<&str>) -> Page {
     layout(
+        assets,
         "Upload a picture",
         html! {
             h1 { "Upload a picture" }
@@ -49,6 +62,7 @@ pub fn upload_page(error: Option<&str>) -> Page {
                 p role="alert" class="error" { (error) }
             }
             (upload_form())
+            section id="result" class="result card" hidden aria-live="polite" {}
         },
     )
 }
@@ -87,7 +101,17 @@ pub struct SizeLink {
     pub state: String,
 }
 
-pub fn show_page(image: &images::Model, links: &ShowLinks<'_>) -> Page {
+fn copy_row(id: &str, label: &str, value: &str) -> Markup {
+    html! {
+        div class="copy-row" {
+            label for=(id) { (label) }
+            input id=(id) value=(value) readonly;
+            button type="button" class="secondary" data-copy=(id) { "Copy" }
+        }
+    }
+}
+
+pub fn show_page(assets: &Assets, image: &images::Model, links: &ShowLinks<'_>) -> Page {
     let name = format!("{}{}", image.generated_name, image.kind);
     let title = match links.focus {
         Some(size) => format!("{}{name}", size.label),
@@ -107,19 +131,25 @@ pub fn show_page(image: &images::Model, links: &ShowLinks<'_>) -> Page {
         Some(size) => (size.image_url.as_str(), size.width, size.height),
         None => (links.image_url, image.width as u32, image.height as u32),
     };
+    let alt = format!("Uploaded picture {title}");
+    let markdown = format!("[![{title}]({main_src})]({})", links.page_url);
+    let html_snippet = format!(
+        "<a href=\"{}\"><img src=\"{main_src}\" alt=\"{title}\" width=\"{main_w}\" height=\"{main_h}\"></a>",
+        links.page_url
+    );
+    let bbcode = format!("[url={}][img]{main_src}[/img][/url]", links.page_url);
     layout(
+        assets,
         &title,
         html! {
             h1 { (title) }
             figure {
                 @if links.focus.is_some() {
-                    img src=(main_src) alt={ "Uploaded picture " (title) }
-                        width=(main_w) height=(main_h);
+                    img src=(main_src) alt=(alt) width=(main_w) height=(main_h);
                 } @else {
                     img src=(main_src) srcset=(srcset.join(", "))
                         sizes={ "(max-width: " (main_w) "px) 100vw, " (main_w) "px" }
-                        alt={ "Uploaded picture " (title) }
-                        width=(main_w) height=(main_h);
+                        alt=(alt) width=(main_w) height=(main_h);
                 }
                 figcaption {
                     (image.width) "×" (image.height) " pixels · "
@@ -130,19 +160,26 @@ pub fn show_page(image: &images::Model, links: &ShowLinks<'_>) -> Page {
                     }
                 }
             }
-            ul {
-                li { a href=(links.page_url) { "Page link" } }
-                li { a href=(links.image_url) { "Image file" } }
-                li { a href=(links.download_url) { "Download" } }
+            p class="actions" {
+                a class="button" href=(links.image_url) { "Image file" }
+                a class="button" href=(links.download_url) { "Download" }
+            }
+            h2 { "Share" }
+            div class="copies" {
+                (copy_row("copy-page", "Page link", links.page_url))
+                (copy_row("copy-image", "Image link", main_src))
+                (copy_row("copy-markdown", "Markdown", &markdown))
+                (copy_row("copy-html", "HTML", &html_snippet))
+                (copy_row("copy-bbcode", "BBCode", &bbcode))
             }
             h2 { "Sizes" }
-            ul class="sizes" {
+            ul class="plain sizes" {
                 li { a href=(links.page_url) { "Original" } " " (image.width) "×" (image.height) }
                 @for size in links.sizes {
                     li {
                         a href=(size.page_url) { (size.label) }
                         " " (size.width) "×" (size.height)
-                        @if size.state != "ready" { " (" (size.state) ")" }
+                        @if size.state != "ready" { span class="state" { " (" (size.state) ")" } }
                         " · " a href=(size.image_url) { "file" }
                     }
                 }
@@ -158,9 +195,15 @@ pub fn show_page(image: &images::Model, links: &ShowLinks<'_>) -> Page {
     )
 }
 
-pub fn delete_confirm_page(image: &images::Model, token: &str, action: &str) -> Page {
+pub fn delete_confirm_page(
+    assets: &Assets,
+    image: &images::Model,
+    token: &str,
+    action: &str,
+) -> Page {
     let title = format!("{}{}", image.generated_name, image.kind);
     layout(
+        assets,
         &format!("Delete {title}"),
         html! {
             h1 { "Delete " (title) "?" }
@@ -175,8 +218,9 @@ pub fn delete_confirm_page(image: &images::Model, token: &str, action: &str) -> 
     )
 }
 
-pub fn deleted_page(name: &str) -> Page {
+pub fn deleted_page(assets: &Assets, name: &str) -> Page {
     layout(
+        assets,
         "Deleted",
         html! {
             h1 { "Deleted" }
@@ -186,12 +230,13 @@ pub fn deleted_page(name: &str) -> Page {
     )
 }
 
-pub fn error_page(status: Status, message: &str) -> Page {
+pub fn error_page(assets: &Assets, status: Status, message: &str) -> Page {
     let heading = match status.code {
         404 => "Not found".to_string(),
         _ => status.reason().unwrap_or("Error").to_string(),
     };
     layout(
+        assets,
         &heading,
         html! {
             h1 { (heading) }

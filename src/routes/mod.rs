@@ -2,6 +2,7 @@
 //! mounts them all in one place.
 
 pub mod api;
+pub mod assets;
 pub mod health;
 pub mod images;
 pub mod links;

@@ -8,6 +8,7 @@ use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::{Route, State, get, post, routes};
 
+use crate::assets::Assets;
 use crate::error::{Error, Result};
 use crate::names::token_from_path;
 use crate::pages::{self, Page, ShowLinks, SizeLink};
@@ -24,8 +25,8 @@ pub fn routes() -> Vec<Route> {
 const CREATED: &str = "created";
 
 #[get("/")]
-fn index() -> Page {
-    pages::upload_page(None)
+fn index(assets: &State<Assets>) -> Page {
+    pages::upload_page(assets, None)
 }
 
 /// The plain form POST: works with JavaScript off. On success the browser
@@ -55,6 +56,7 @@ async fn show(
     flash: Option<FlashMessage<'_>>,
     base: BaseUrl,
     images: &State<Arc<Images>>,
+    assets: &State<Assets>,
 ) -> Result<Page> {
     let token = lookup_token(name)?;
     let (image, focus) = images
@@ -85,6 +87,7 @@ async fn show(
     let image_url = base.image(&image);
     let download_url = base.download(&image);
     Ok(pages::show_page(
+        assets,
         &image,
         &ShowLinks {
             page_url: &page_url,
@@ -103,10 +106,12 @@ async fn delete_confirm(
     token: Option<&str>,
     origin: &Origin<'_>,
     images: &State<Arc<Images>>,
+    assets: &State<Assets>,
 ) -> Result<Page> {
     let image = images.get(&lookup_token(name)?).await?;
     let token = token.filter(|t| !t.is_empty()).ok_or(Error::Forbidden)?;
     Ok(pages::delete_confirm_page(
+        assets,
         &image,
         token,
         origin.path().as_str(),
@@ -123,12 +128,13 @@ async fn delete(
     name: &str,
     form: Form<DeleteForm<'_>>,
     images: &State<Arc<Images>>,
+    assets: &State<Assets>,
 ) -> Result<Page> {
     let token = lookup_token(name)?;
     let image = images.get(&token).await?;
     images.delete(&token, Some(form.token)).await?;
-    Ok(pages::deleted_page(&format!(
-        "{}{}",
-        image.generated_name, image.kind
-    )))
+    Ok(pages::deleted_page(
+        assets,
+        &format!("{}{}", image.generated_name, image.kind),
+    ))
 }

@@ -107,6 +107,20 @@ pub fn count_rows(database_url: &str) -> i64 {
     })
 }
 
+/// A deleted image's files are gone once any worker still resizing it has
+/// noticed; that takes at most a moment.
+pub fn assert_eventually_empty(dir: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !files_in(dir).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "files left behind: {:?}",
+            files_in(dir)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 pub fn files_in(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
@@ -267,11 +281,7 @@ fn happy_path(sb: &Sandbox, label: &str, mime: &str, bytes: &[u8], w: u32, h: u3
         404
     );
     assert_eq!(count_rows(&sb.database_url), 0);
-    assert!(
-        files_in(&sb.uploads()).is_empty(),
-        "{:?}",
-        files_in(&sb.uploads())
-    );
+    assert_eventually_empty(&sb.uploads());
 }
 
 fn ext(mime: &str) -> &'static str {
@@ -418,7 +428,7 @@ fn the_browser_form_redirects_to_the_show_page_and_shows_the_delete_link_once() 
         get(&server.url(&location), &[("Accept", "text/html")]).status,
         404
     );
-    assert!(files_in(&sb.uploads()).is_empty());
+    assert_eventually_empty(&sb.uploads());
 
     let wrong = reply(
         http()
@@ -518,11 +528,7 @@ fn bad_uploads_get_the_right_status_and_message_and_leave_nothing_behind() {
     // The server still answers, and nothing was stored.
     assert_eq!(get(&server.url("/healthz"), &[]).status, 200);
     assert_eq!(count_rows(&sb.database_url), 0);
-    assert!(
-        files_in(&sb.uploads()).is_empty(),
-        "{:?}",
-        files_in(&sb.uploads())
-    );
+    assert_eventually_empty(&sb.uploads());
 }
 
 #[test]

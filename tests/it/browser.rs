@@ -1,0 +1,354 @@
+//! The upload page in a real browser: Debian's headless Chromium, driven
+//! over WebDriver by chromedriver, against a real `kitteh serve`. The
+//! WebDriver calls are plain JSON over HTTP, so a few helpers below speak
+//! it directly. Screenshots land in target/e2e/.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::fixtures;
+use crate::helpers::{Sandbox, Server, free_port, http};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Chromium and chromedriver, or None outside CI when they are missing.
+fn browser_available() -> bool {
+    let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
+    if !present {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true but chromium/chromedriver are missing: .ci/run must install them");
+        }
+        eprintln!(
+            "chromium or chromedriver missing: skipping a browser test (apt-get install chromium chromium-driver)"
+        );
+    }
+    present
+}
+
+struct Driver {
+    child: Child,
+    base: String,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = http()
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .call();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    fn start() -> Self {
+        let port = free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http().get(format!("{base}/status")).call().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "capabilities": { "alwaysMatch": {
+                "browserName": "chrome",
+                "goog:loggingPrefs": { "browser": "ALL" },
+                "goog:chromeOptions": {
+                    "binary": CHROMIUM,
+                    "args": [
+                        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                        "--disable-background-networking", "--disable-component-update",
+                        "--disable-sync", "--no-first-run", "--window-size=1280,1000",
+                        format!("--user-data-dir={}", profile.path().display()),
+                    ]
+                }
+            }}
+        });
+        let v = post_json(&format!("{base}/session"), &caps);
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_string();
+        Self {
+            child,
+            base,
+            session,
+            _profile: profile,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/session/{}{path}", self.base, self.session)
+    }
+
+    fn cmd(&self, path: &str, body: Value) -> Value {
+        let v = post_json(&self.url(path), &body);
+        assert!(v["value"].get("error").is_none(), "{path}: {v}");
+        v["value"].clone()
+    }
+
+    fn goto(&self, url: &str) {
+        self.cmd("/url", json!({ "url": url }));
+    }
+
+    fn script(&self, source: &str, args: Value) -> Value {
+        self.cmd("/execute/sync", json!({ "script": source, "args": args }))
+    }
+
+    fn async_script(&self, source: &str, args: Value) -> Value {
+        self.cmd("/execute/async", json!({ "script": source, "args": args }))
+    }
+
+    fn find(&self, css: &str) -> String {
+        let v = self.cmd("/element", json!({ "using": "css selector", "value": css }));
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
+    }
+
+    fn wait_for(&self, what: &str, js_condition: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.script(&format!("return !!({js_condition});"), json!([])) == json!(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self, name: &str) -> PathBuf {
+        let v = http()
+            .get(self.url("/screenshot"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        let v: Value = serde_json::from_str(&v).unwrap();
+        let png = base64_decode(v["value"].as_str().unwrap());
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// Browser console entries at SEVERE level (errors, CSP violations).
+    fn severe_logs(&self) -> Vec<String> {
+        let v = post_json(&self.url("/se/log"), &json!({ "type": "browser" }));
+        v["value"]
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|e| e["level"] == "SEVERE")
+                    .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn post_json(url: &str, body: &Value) -> Value {
+    let mut res = http()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .send(body.to_string().as_bytes())
+        .unwrap();
+    serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+/// Standard base64, for the screenshots WebDriver returns.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for v in text.bytes().filter_map(value) {
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_upload_page_works_in_a_real_browser() {
+    if !browser_available() {
+        return;
+    }
+    let sb = Sandbox::sqlite();
+    let server = Server::start(&sb, &["--migrate"]);
+    let photo = sb.path().join("holiday.jpg");
+    std::fs::write(&photo, fixtures::jpeg(900, 600)).unwrap();
+    let driver = Driver::start();
+
+    // Upload through the file input.
+    driver.goto(&server.url("/"));
+    driver.wait_for("the upload form", "document.getElementById('upload-form')");
+    driver.screenshot("01-upload-page");
+    let input = driver.find("input[type=file]");
+    driver.cmd(
+        &format!("/element/{input}/value"),
+        json!({ "text": photo.display().to_string() }),
+    );
+    driver.wait_for(
+        "the result",
+        "!document.getElementById('result').hidden && document.getElementById('result-image')",
+    );
+    driver.wait_for(
+        "the image to load",
+        "document.getElementById('result-image').complete",
+    );
+    assert_eq!(
+        driver.script(
+            "return document.getElementById('progress').value;",
+            json!([])
+        ),
+        json!(1),
+        "the progress bar ran to the end"
+    );
+    let natural = driver.script(
+        "return document.getElementById('result-image').naturalWidth;",
+        json!([]),
+    );
+    assert!(
+        natural.as_u64().unwrap() > 0,
+        "image did not load: {natural}"
+    );
+    let delete_link = driver.script(
+        "return document.getElementById('delete-link').href;",
+        json!([]),
+    );
+    assert!(delete_link.as_str().unwrap().contains("/delete?token="));
+    driver.screenshot("02-uploaded");
+
+    // Follow a size link (the original stands in until the size is made).
+    let href = driver.script(
+        "return document.querySelector('a.size-link').href;",
+        json!([]),
+    );
+    assert!(href.as_str().unwrap().contains("/Tiny"), "{href}");
+    driver.goto(href.as_str().unwrap());
+    driver.wait_for(
+        "the size page",
+        "document.querySelector('figure img') && document.querySelector('figure img').complete",
+    );
+    let width = driver.script(
+        "return document.querySelector('figure img').naturalWidth;",
+        json!([]),
+    );
+    assert!(width.as_u64().unwrap() > 0);
+    driver.screenshot("02b-size-page");
+
+    // Upload by drag and drop (dispatched events with a real File).
+    driver.goto(&server.url("/"));
+    driver.wait_for("the upload form", "document.getElementById('upload-form')");
+    let png = fixtures::png(64, 40);
+    driver.async_script(
+        "const [bytes, done] = arguments;
+         const file = new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' });
+         const dt = new DataTransfer();
+         dt.items.add(file);
+         for (const type of ['dragenter', 'dragover', 'drop']) {
+           document.body.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+         }
+         done(true);",
+        json!([png]),
+    );
+    driver.wait_for(
+        "the dropped image",
+        "document.getElementById('result-image') && document.getElementById('result-image').complete && document.getElementById('result-image').naturalWidth === 64",
+    );
+    driver.screenshot("03-dropped");
+
+    // Upload by paste.
+    driver.goto(&server.url("/"));
+    driver.wait_for("the upload form", "document.getElementById('upload-form')");
+    let gif = fixtures::gif(30, 20);
+    driver.async_script(
+        "const [bytes, done] = arguments;
+         const file = new File([new Uint8Array(bytes)], 'pasted.gif', { type: 'image/gif' });
+         const dt = new DataTransfer();
+         dt.items.add(file);
+         document.dispatchEvent(new ClipboardEvent('paste', { bubbles: true, cancelable: true, clipboardData: dt }));
+         done(true);",
+        json!([gif]),
+    );
+    driver.wait_for(
+        "the pasted image",
+        "document.getElementById('result-image') && document.getElementById('result-image').complete && document.getElementById('result-image').naturalWidth === 30",
+    );
+
+    // An error from the server appears in words next to the form.
+    driver.goto(&server.url("/"));
+    driver.wait_for("the upload form", "document.getElementById('upload-form')");
+    driver.async_script(
+        "const [done] = arguments;
+         const file = new File(['%PDF-1.7 not a picture'], 'doc.pdf', { type: 'application/pdf' });
+         const dt = new DataTransfer();
+         dt.items.add(file);
+         document.dispatchEvent(new ClipboardEvent('paste', { bubbles: true, cancelable: true, clipboardData: dt }));
+         done(true);",
+        json!([]),
+    );
+    driver.wait_for(
+        "the error message",
+        "document.getElementById('status').classList.contains('error')",
+    );
+    let message = driver.script(
+        "return document.getElementById('status').textContent;",
+        json!([]),
+    );
+    assert!(message.as_str().unwrap().contains("PDF"), "{message}");
+    driver.screenshot("04-error");
+
+    // The show page, with its copy buttons.
+    let created =
+        crate::uploads::api_upload(&server, "x.png", "image/png", &fixtures::png(500, 300)).json();
+    driver.goto(created["page_url"].as_str().unwrap());
+    driver.wait_for(
+        "the show page image",
+        "document.images.length > 1 && document.querySelector('figure img').complete",
+    );
+    let copies = driver.script(
+        "return document.querySelectorAll('[data-copy]').length;",
+        json!([]),
+    );
+    assert_eq!(copies, json!(5), "page, image, Markdown, HTML and BBCode");
+    driver.screenshot("05-show-page");
+
+    let severe = driver.severe_logs();
+    assert!(
+        severe
+            .iter()
+            .all(|m| m.contains("/api/images") && m.contains("415")),
+        "console errors or CSP violations: {severe:?}"
+    );
+}
