@@ -8,13 +8,14 @@ use rocket::config::{Ident, LogLevel, Shutdown, Sig};
 use rocket::data::Limits;
 use rocket::fairing::AdHoc;
 use rocket::shield::Shield;
-use rocket::{Build, Rocket};
+use rocket::{Build, Ignite, Rocket};
 use sea_orm::DatabaseConnection;
 
 use crate::assets::Assets;
 use crate::config::Config;
 use crate::imaging::Limits as ImageLimits;
 use crate::logging::RequestLogger;
+use crate::metrics::Metrics;
 use crate::routes;
 use crate::service::images::Images;
 use crate::service::variants::Variants;
@@ -71,6 +72,29 @@ fn page_headers() -> AdHoc {
     })
 }
 
+/// A second, private listener that serves only `/metrics`, sharing the
+/// main server's state.
+pub fn build_metrics_rocket(main: &Rocket<Ignite>, addr: std::net::SocketAddr) -> Rocket<Build> {
+    let config = rocket::Config {
+        address: addr.ip(),
+        port: addr.port(),
+        log_level: LogLevel::Off,
+        cli_colors: false,
+        ..rocket::Config::release_default()
+    };
+    let mut metrics = rocket::custom(config).mount("/", routes::metrics::routes());
+    if let Some(m) = main.state::<Arc<Metrics>>() {
+        metrics = metrics.manage(Arc::clone(m));
+    }
+    if let Some(db) = main.state::<DatabaseConnection>() {
+        metrics = metrics.manage(db.clone());
+    }
+    if let Some(v) = main.state::<Arc<Variants>>() {
+        metrics = metrics.manage(Arc::clone(v));
+    }
+    metrics
+}
+
 pub fn image_limits(config: &Config) -> ImageLimits {
     ImageLimits {
         max_width: config.uploads.max_width,
@@ -87,12 +111,15 @@ pub fn build_rocket(
 ) -> Rocket<Build> {
     let listen = format!("http://{}:{}", config.server.address, config.server.port);
     let limits = image_limits(&config);
+    let metrics = Arc::new(Metrics::default());
     let variants = Arc::new(Variants::new(
         db.clone(),
         storage.clone(),
         config.variants.clone(),
         limits,
+        Arc::clone(&metrics),
     ));
+    let serve_metrics = config.metrics.enabled && config.metrics.listen.is_empty();
     let images = Arc::new(Images::new(
         db.clone(),
         storage,
@@ -105,10 +132,11 @@ pub fn build_rocket(
         .manage(images)
         .manage(variants)
         .manage(assets)
+        .manage(Arc::clone(&metrics))
         // Rocket's default Shield would set its own X-Frame-Options; ours are
         // stricter and set above, so it gets no policies.
         .attach(Shield::new())
-        .attach(RequestLogger)
+        .attach(RequestLogger { metrics })
         .attach(page_headers())
         .attach(AdHoc::on_liftoff("announce", move |rocket| {
             Box::pin(async move {
@@ -121,5 +149,13 @@ pub fn build_rocket(
         .mount("/", routes::images::routes())
         .mount("/", routes::api::routes())
         .mount("/", routes::assets::routes())
+        .mount(
+            "/",
+            if serve_metrics {
+                routes::metrics::routes()
+            } else {
+                Vec::new()
+            },
+        )
         .register("/", crate::error::catchers())
 }

@@ -147,6 +147,11 @@ async fn serve(config: Config) -> Result<(), Failure> {
         })?
     };
     let workers = config.variants.worker_count();
+    let metrics_listen = config
+        .metrics
+        .enabled
+        .then(|| config.metrics.listen.parse::<std::net::SocketAddr>().ok())
+        .flatten();
     let rocket = app::build_rocket(config, db, storage, assets)
         .ignite()
         .await
@@ -165,10 +170,33 @@ async fn serve(config: Config) -> Result<(), Failure> {
         variants.spawn_workers(workers, stopped);
         tracing::info!(workers, "variant workers started");
     }
+    let metrics_server = match metrics_listen {
+        Some(addr) => Some(
+            app::build_metrics_rocket(&rocket, addr)
+                .ignite()
+                .await
+                .map_err(|e| {
+                    Failure::runtime(format!("cannot start the metrics listener on {addr}: {e}"))
+                })?,
+        ),
+        None => None,
+    };
+    let metrics_shutdown = metrics_server.as_ref().map(|m| m.shutdown());
+    if let Some(server) = metrics_server {
+        tracing::info!(listen = %server.config().address, port = server.config().port, "metrics listener starting");
+        tokio::spawn(async move {
+            if let Err(e) = server.launch().await {
+                tracing::error!("metrics listener failed: {e}");
+            }
+        });
+    }
     let shutdown = rocket.shutdown();
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
+        if let Some(metrics) = metrics_shutdown {
+            metrics.notify();
+        }
     });
     match rocket.launch().await {
         Ok(_) => {
@@ -193,6 +221,7 @@ async fn variants_command(config: Config, action: VariantsAction) -> Result<(), 
         storage,
         config.variants.clone(),
         limits,
+        Arc::new(crate::metrics::Metrics::default()),
     ));
     let fail = |e: crate::error::Error| Failure::runtime(e.to_string());
     match action {

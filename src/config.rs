@@ -35,6 +35,7 @@ pub struct Config {
     pub uploads: UploadsConfig,
     pub variants: VariantsConfig,
     pub assets: AssetsConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
 
@@ -127,6 +128,16 @@ impl Default for UploadsConfig {
             max_pixels: 60_000_000,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve Prometheus metrics at `/metrics`.
+    pub enabled: bool,
+    /// `address:port` of a separate listener for `/metrics`, kept off the
+    /// public port. Empty: served on the main listener.
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -682,6 +693,18 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         errors.push(
             "uploads: max_bytes, max_width, max_height and max_pixels must be above 0".into(),
         );
+    }
+    if !config.metrics.listen.is_empty()
+        && config
+            .metrics
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+    {
+        errors.push(format!(
+            "metrics.listen: expected address:port such as 127.0.0.1:9464, found `{}`",
+            config.metrics.listen
+        ));
     }
     let v = &config.variants;
     let mut seen = std::collections::HashSet::new();

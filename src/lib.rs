@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod imaging;
 pub mod logging;
+pub mod metrics;
 pub mod names;
 pub mod pages;
 pub mod routes;

@@ -2,6 +2,7 @@
 //! collectors, and one line per HTTP request carrying a request id.
 
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rocket::fairing::{Fairing, Info, Kind};
@@ -10,6 +11,7 @@ use rocket::{Data, Request, Response};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
+use crate::metrics::Metrics;
 
 /// Installs the global subscriber. Logs go to stderr so that commands whose
 /// output is data (`kitteh config`, `kitteh version --json`) stay parseable.
@@ -51,8 +53,37 @@ struct RequestStart {
 }
 
 /// Stamps each request with an id (reusing a sane incoming `X-Request-Id`
-/// so ids follow a request through a proxy) and logs it when answered.
-pub struct RequestLogger;
+/// so ids follow a request through a proxy), logs it when answered, and
+/// counts it in the metrics.
+pub struct RequestLogger {
+    pub metrics: Arc<Metrics>,
+}
+
+/// The image token a request concerned, set by the handler so the request's
+/// log line names it.
+#[derive(Debug, Default)]
+pub struct LogToken(Mutex<Option<String>>);
+
+impl LogToken {
+    pub fn set(&self, token: &str) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(token.to_string());
+        }
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|slot| slot.clone())
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> rocket::request::FromRequest<'r> for &'r LogToken {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> rocket::request::Outcome<Self, Self::Error> {
+        rocket::request::Outcome::Success(req.local_cache(LogToken::default))
+    }
+}
 
 fn new_request_id() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -94,15 +125,23 @@ impl Fairing for RequestLogger {
             at: Instant::now(),
         });
         let status = res.status().code;
-        let micros = start.at.elapsed().as_micros() as u64;
+        let elapsed = start.at.elapsed();
+        let token = req.local_cache(LogToken::default).get();
         tracing::info!(
             request_id = %start.id.0,
             method = %req.method(),
             path = %req.uri().path(),
             status,
-            duration_ms = micros as f64 / 1000.0,
+            duration_ms = elapsed.as_micros() as f64 / 1000.0,
+            token = token.as_deref(),
             "request"
         );
+        let route = req
+            .route()
+            .and_then(|r| r.name.as_deref())
+            .unwrap_or("unmatched");
+        self.metrics
+            .record_request(route, req.method().as_str(), status, elapsed.as_secs_f64());
         res.set_header(Header::new("X-Request-Id", start.id.0.clone()));
     }
 }

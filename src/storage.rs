@@ -95,6 +95,12 @@ impl Storage {
         sync_dir(&self.root)
     }
 
+    /// Proves the folder accepts writes: creates, syncs and removes a file.
+    pub fn check_writable(&self) -> io::Result<()> {
+        drop(self.stage(b"kitteh readiness probe")?);
+        Ok(())
+    }
+
     pub fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         fs::read(self.path_of(name)?)
     }

@@ -10,9 +10,11 @@ use rocket::{Route, State, delete, get, post, routes};
 
 use crate::db::entities::images;
 use crate::error::{Error, Result};
+use crate::logging::LogToken;
+use crate::metrics::Metrics;
 use crate::routes::links::BaseUrl;
 use crate::routes::upload::UploadBody;
-use crate::service::images::{Images, SizeStatus};
+use crate::service::images::{Images, SizeStatus, Uploaded};
 
 pub fn routes() -> Vec<Route> {
     routes![create, show, remove]
@@ -72,9 +74,11 @@ async fn create(
     body: Result<UploadBody, Error>,
     base: BaseUrl,
     images: &State<Arc<Images>>,
+    metrics: &State<Arc<Metrics>>,
+    log: &LogToken,
 ) -> Result<Created<Json<Value>>> {
-    let body = body?;
-    let uploaded = images.upload(body.bytes, body.file_name.as_deref()).await?;
+    let uploaded = upload(images, metrics, body).await?;
+    log.set(&uploaded.image.token);
     let location = base.api(&uploaded.image);
     let sizes = images.sizes(&uploaded.image).await?;
     Ok(Created::new(location).body(Json(describe(
@@ -85,8 +89,28 @@ async fn create(
     ))))
 }
 
+/// Stores an upload and counts it as accepted or rejected (by reason).
+pub async fn upload(
+    images: &Arc<Images>,
+    metrics: &Metrics,
+    body: Result<UploadBody, Error>,
+) -> Result<Uploaded> {
+    let result = match body {
+        Ok(body) => images.upload(body.bytes, body.file_name.as_deref()).await,
+        Err(e) => Err(e),
+    };
+    metrics.record_upload(result.as_ref().map(|_| ()).map_err(Error::code));
+    result
+}
+
 #[get("/api/images/<token>")]
-async fn show(token: &str, base: BaseUrl, images: &State<Arc<Images>>) -> Result<Json<Value>> {
+async fn show(
+    token: &str,
+    base: BaseUrl,
+    images: &State<Arc<Images>>,
+    log: &LogToken,
+) -> Result<Json<Value>> {
+    log.set(token);
     let image = images.get(token).await?;
     let sizes = images.sizes(&image).await?;
     Ok(Json(describe(&image, &sizes, &base, None)))
@@ -112,7 +136,9 @@ async fn remove(
     delete_token: Option<&str>,
     header: DeleteTokenHeader,
     images: &State<Arc<Images>>,
+    log: &LogToken,
 ) -> Result<Status> {
+    log.set(token);
     let presented = header.0.as_deref().or(delete_token);
     images.delete(token, presented).await?;
     Ok(Status::NoContent)

@@ -5,7 +5,10 @@ use rocket::serde::json::{Json, Value, json};
 use rocket::{Route, State, get, routes};
 use sea_orm::DatabaseConnection;
 
+use std::sync::Arc;
+
 use crate::db;
+use crate::service::images::Images;
 
 pub fn routes() -> Vec<Route> {
     routes![healthz, readyz]
@@ -19,7 +22,10 @@ fn healthz() -> Json<Value> {
 /// 200 when every check passes; 503 naming each failed check otherwise, so a
 /// load balancer stops sending traffic and an operator sees why.
 #[get("/readyz")]
-async fn readyz(db: &State<DatabaseConnection>) -> (Status, Json<Value>) {
+async fn readyz(
+    db: &State<DatabaseConnection>,
+    images: &State<Arc<Images>>,
+) -> (Status, Json<Value>) {
     let mut checks = serde_json::Map::new();
     let mut failed = Vec::new();
 
@@ -58,6 +64,21 @@ async fn readyz(db: &State<DatabaseConnection>) -> (Status, Json<Value>) {
                 );
                 failed.push("schema");
             }
+        }
+    }
+
+    let storage = images.storage.clone();
+    let writable = tokio::task::spawn_blocking(move || storage.check_writable())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    match writable {
+        Ok(()) => {
+            checks.insert("storage".into(), json!({ "ok": true }));
+        }
+        Err(e) => {
+            checks.insert("storage".into(), json!({ "ok": false, "error": e }));
+            failed.push("storage");
         }
     }
 

@@ -10,6 +10,7 @@ use rocket::response::{self, Responder, Response};
 use rocket::{Route, State, get, routes};
 
 use crate::error::{Error, Result};
+use crate::logging::LogToken;
 use crate::routes::links::BaseUrl;
 use crate::service::images::Images;
 
@@ -69,7 +70,9 @@ async fn image(
     conditions: Conditions,
     base: BaseUrl,
     images: &State<Arc<Images>>,
+    log: &LogToken,
 ) -> Result<ImageReply> {
+    log.set(token);
     let (image, prefixed) = images
         .resolve(token)
         .await?

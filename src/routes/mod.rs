@@ -6,5 +6,6 @@ pub mod assets;
 pub mod health;
 pub mod images;
 pub mod links;
+pub mod metrics;
 pub mod pages;
 pub mod upload;

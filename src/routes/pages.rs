@@ -10,6 +10,8 @@ use rocket::{Route, State, get, post, routes};
 
 use crate::assets::Assets;
 use crate::error::{Error, Result};
+use crate::logging::LogToken;
+use crate::metrics::Metrics;
 use crate::names::token_from_path;
 use crate::pages::{self, Page, ShowLinks, SizeLink};
 use crate::routes::images::capitalise;
@@ -36,9 +38,11 @@ async fn upload(
     body: Result<UploadBody, Error>,
     base: BaseUrl,
     images: &State<Arc<Images>>,
+    metrics: &State<Arc<Metrics>>,
+    log: &LogToken,
 ) -> Result<Flash<Redirect>> {
-    let body = body?;
-    let uploaded = images.upload(body.bytes, body.file_name.as_deref()).await?;
+    let uploaded = crate::routes::api::upload(images, metrics, body).await?;
+    log.set(&uploaded.image.token);
     let image = &uploaded.image;
     let location = base.page(image);
     // The cookie names the image it belongs to, so it is shown on that page only.

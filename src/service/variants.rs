@@ -23,6 +23,7 @@ use crate::db::entities::{images, variant_jobs, variants};
 use crate::error::{Error, Result};
 use crate::imaging::variants::{SizeSpec, render};
 use crate::imaging::{self, Format, Limits};
+use crate::metrics::Metrics;
 use crate::storage::Storage;
 
 pub const PENDING: &str = "pending";
@@ -53,6 +54,7 @@ pub struct Variants {
     pub storage: Storage,
     pub config: VariantsConfig,
     pub limits: Limits,
+    pub metrics: Arc<Metrics>,
     /// Woken on every local upload, so a job starts at once rather than at
     /// the next poll.
     pub wake: Notify,
@@ -72,12 +74,14 @@ impl Variants {
         storage: Storage,
         config: VariantsConfig,
         limits: Limits,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             db,
             storage,
             config,
             limits,
+            metrics,
             wake: Notify::new(),
         }
     }
@@ -471,7 +475,11 @@ impl Variants {
                 }
             }))
         };
+        let started = std::time::Instant::now();
         let outcome = self.run(claim).await;
+        self.metrics
+            .variant_jobs_seconds
+            .observe(started.elapsed().as_secs_f64());
         if let Err(e) = outcome {
             let message = match &e {
                 Error::Internal(m) => m.clone(),

@@ -8,6 +8,7 @@ mod config;
 mod fixtures;
 mod helpers;
 mod migrations;
+mod operations;
 mod serve;
 mod uploads;
 mod variants;

@@ -1,0 +1,213 @@
+//! Running it: metrics, readiness of storage, logs that name the token,
+//! and a graceful shutdown that never leaves half an upload behind.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::fixtures::{self, multipart};
+use crate::helpers::{Sandbox, Server, free_port, http};
+use crate::uploads::{api_upload, count_rows, files_in, get, originals};
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn metrics_are_off_by_default() {
+    let sb = Sandbox::sqlite();
+    let server = Server::start(&sb, &["--migrate"]);
+    assert_eq!(get(&server.url("/metrics"), &[]).status, 404);
+}
+
+#[test]
+fn metrics_count_requests_uploads_rejections_bytes_and_jobs() {
+    let sb = Sandbox::sqlite();
+    let mut cmd = sb.kitteh();
+    cmd.env("KITTEH_METRICS__ENABLED", "true");
+    let server = Server::start_with(cmd, &["--migrate"]);
+    let ok = api_upload(&server, "a.png", "image/png", &fixtures::png(400, 300));
+    assert_eq!(ok.status, 201);
+    let token = ok.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        api_upload(&server, "b.pdf", "application/pdf", b"%PDF-1.4").status,
+        415
+    );
+    wait_until("variants", || {
+        get(&server.url(&format!("/api/images/{token}")), &[]).json()["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "ready")
+    });
+    let res = get(&server.url("/metrics"), &[]);
+    assert_eq!(res.status, 200);
+    assert!(
+        res.header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text();
+    for needle in [
+        "kitteh_http_requests_total{route=\"create\",method=\"POST\",status=\"201\"} 1",
+        "kitteh_http_requests_total{route=\"create\",method=\"POST\",status=\"415\"} 1",
+        "kitteh_uploads_accepted_total 1",
+        "kitteh_uploads_rejected_total{reason=\"unsupported_format\"} 1",
+        "kitteh_variant_jobs{state=\"done\"} 1",
+        "kitteh_variant_job_duration_seconds_count 1",
+        "kitteh_http_request_duration_seconds_bucket{",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
+    let stored: i64 = text
+        .lines()
+        .find(|l| l.starts_with("kitteh_stored_bytes "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let original = ok.json()["bytes"].as_i64().unwrap();
+    assert!(
+        stored > original,
+        "stored {stored} should include variants beyond {original}"
+    );
+}
+
+#[test]
+fn metrics_can_live_on_their_own_listener() {
+    let sb = Sandbox::sqlite();
+    let port = free_port();
+    let mut cmd = sb.kitteh();
+    cmd.env("KITTEH_METRICS__ENABLED", "true")
+        .env("KITTEH_METRICS__LISTEN", format!("127.0.0.1:{port}"));
+    let server = Server::start_with(cmd, &["--migrate"]);
+    assert_eq!(get(&server.url("/metrics"), &[]).status, 404);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    wait_until("the metrics listener", || http().get(&url).call().is_ok());
+    let res = get(&url, &[]);
+    assert_eq!(res.status, 200);
+    assert!(res.text().contains("kitteh_http_requests_total"));
+}
+
+#[test]
+fn readiness_fails_when_the_uploads_folder_cannot_be_written() {
+    let sb = Sandbox::sqlite();
+    let server = Server::start(&sb, &["--migrate"]);
+    let ready = get(&server.url("/readyz"), &[]).json();
+    assert_eq!(ready["checks"]["storage"]["ok"], true);
+    std::fs::remove_dir_all(sb.uploads()).unwrap();
+    let res = get(&server.url("/readyz"), &[]);
+    assert_eq!(res.status, 503);
+    let body = res.json();
+    assert!(
+        body["failed"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("storage")),
+        "{body}"
+    );
+}
+
+#[test]
+fn json_logs_carry_the_request_id_and_the_token() {
+    let sb = Sandbox::sqlite();
+    let mut cmd = sb.kitteh();
+    cmd.env("KITTEH_LOG__FORMAT", "json");
+    let server = Server::start_with(cmd, &["--migrate"]);
+    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(8, 8));
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    let request_id = res.header("x-request-id").unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log_text();
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no line for {request_id} in {log}"));
+    assert_eq!(line["token"], token.as_str());
+    assert_eq!(line["status"], 201);
+}
+
+fn sigterm(server: &Server) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sigterm_during_a_slow_upload_finishes_it_and_exits_0() {
+    let sb = Sandbox::sqlite();
+    let mut server = Server::start(&sb, &["--migrate"]);
+    let (content_type, body) = multipart("file", "slow.png", "image/png", &fixtures::png(300, 300));
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/images HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let half = body.len() / 2;
+    stream.write_all(&body[..half]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // Shutdown begins with the upload half sent.
+    sigterm(&server);
+    std::thread::sleep(Duration::from_millis(500));
+    stream.write_all(&body[half..]).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+    // The upload is whole: its row and its file.
+    assert_eq!(count_rows(&sb.database_url), 1);
+    assert_eq!(originals(&sb.uploads()).len(), 1);
+    assert!(
+        !files_in(&sb.uploads())
+            .iter()
+            .any(|f| f.starts_with(".tmp-"))
+    );
+}
+
+#[test]
+fn an_upload_cut_off_by_shutdown_leaves_nothing_behind() {
+    let sb = Sandbox::sqlite();
+    let mut cmd = sb.kitteh();
+    cmd.env("KITTEH_SERVER__SHUTDOWN_GRACE", "1");
+    let mut server = Server::start_with(cmd, &["--migrate"]);
+    let (content_type, body) =
+        multipart("file", "never.png", "image/png", &fixtures::png(300, 300));
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(
+        stream,
+        "POST /api/images HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..body.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // The client never finishes; the grace period runs out.
+    sigterm(&server);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+    assert_eq!(count_rows(&sb.database_url), 0);
+    assert!(
+        files_in(&sb.uploads()).is_empty(),
+        "{:?}",
+        files_in(&sb.uploads())
+    );
+}
