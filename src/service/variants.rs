@@ -194,29 +194,33 @@ impl Variants {
             PENDING
         };
         let error: String = error.chars().take(2000).collect();
-        variant_jobs::Entity::update_many()
-            .col_expr(
-                variant_jobs::Column::State,
-                sea_orm::sea_query::Expr::value(state),
-            )
-            .col_expr(
-                variant_jobs::Column::LastError,
-                sea_orm::sea_query::Expr::value(error),
-            )
+        Self::settle(&self.db, claim, state, Some(error)).await?;
+        Ok(())
+    }
+
+    /// Moves a job we hold out of `running`, releasing its lease. Fenced by
+    /// the attempt number: returns 0 rows when the job is no longer ours.
+    async fn settle<C: ConnectionTrait>(
+        conn: &C,
+        claim: Claim,
+        state: &str,
+        error: Option<String>,
+    ) -> Result<u64> {
+        use sea_orm::sea_query::Expr;
+        let res = variant_jobs::Entity::update_many()
+            .col_expr(variant_jobs::Column::State, Expr::value(state))
+            .col_expr(variant_jobs::Column::LastError, Expr::value(error))
             .col_expr(
                 variant_jobs::Column::LeaseUntil,
-                sea_orm::sea_query::Expr::value(Option::<i64>::None),
+                Expr::value(Option::<i64>::None),
             )
-            .col_expr(
-                variant_jobs::Column::UpdatedAt,
-                sea_orm::sea_query::Expr::value(Utc::now()),
-            )
+            .col_expr(variant_jobs::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(variant_jobs::Column::Id.eq(claim.job_id))
             .filter(variant_jobs::Column::State.eq(RUNNING))
             .filter(variant_jobs::Column::Attempts.eq(claim.attempt))
-            .exec(&self.db)
+            .exec(conn)
             .await?;
-        Ok(())
+        Ok(res.rows_affected)
     }
 
     /// Does one claimed job: decode, resize, write the files, then record
@@ -272,29 +276,8 @@ impl Variants {
         };
 
         let txn = self.db.begin().await?;
-        let done = variant_jobs::Entity::update_many()
-            .col_expr(
-                variant_jobs::Column::State,
-                sea_orm::sea_query::Expr::value(DONE),
-            )
-            .col_expr(
-                variant_jobs::Column::LastError,
-                sea_orm::sea_query::Expr::value(Option::<String>::None),
-            )
-            .col_expr(
-                variant_jobs::Column::LeaseUntil,
-                sea_orm::sea_query::Expr::value(Option::<i64>::None),
-            )
-            .col_expr(
-                variant_jobs::Column::UpdatedAt,
-                sea_orm::sea_query::Expr::value(Utc::now()),
-            )
-            .filter(variant_jobs::Column::Id.eq(claim.job_id))
-            .filter(variant_jobs::Column::State.eq(RUNNING))
-            .filter(variant_jobs::Column::Attempts.eq(claim.attempt))
-            .exec(&txn)
-            .await?;
-        if done.rows_affected != 1 {
+        let done = Self::settle(&txn, claim, DONE, None).await?;
+        if done != 1 {
             txn.rollback().await?;
             // Either the image was deleted while we worked (then our files
             // belong to nothing and go now), or our lease was taken over
