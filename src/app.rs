@@ -17,6 +17,7 @@ use crate::imaging::Limits as ImageLimits;
 use crate::logging::RequestLogger;
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::service::cache::ImageCache;
 use crate::service::images::Images;
 use crate::service::variants::Variants;
 use crate::storage::Storage;
@@ -118,6 +119,7 @@ pub fn build_rocket(
         config.variants.clone(),
         limits,
         Arc::clone(&metrics),
+        Arc::new(ImageCache::new(&config.cache)),
     ));
     let serve_metrics = config.metrics.enabled && config.metrics.listen.is_empty();
     let images = Arc::new(Images::new(

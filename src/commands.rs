@@ -167,6 +167,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
     // keeps its lease and is taken over once the lease runs out.
     let (stop, stopped) = watch::channel(false);
     if let Some(variants) = rocket.state::<Arc<Variants>>() {
+        variants.cache.spawn_listener(&variants.db);
         variants.spawn_workers(workers, stopped);
         tracing::info!(workers, "variant workers started");
     }
@@ -222,6 +223,7 @@ async fn variants_command(config: Config, action: VariantsAction) -> Result<(), 
         config.variants.clone(),
         limits,
         Arc::new(crate::metrics::Metrics::default()),
+        Arc::new(crate::service::cache::ImageCache::new(&config.cache)),
     ));
     let fail = |e: crate::error::Error| Failure::runtime(e.to_string());
     match action {

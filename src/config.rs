@@ -36,6 +36,7 @@ pub struct Config {
     pub variants: VariantsConfig,
     pub assets: AssetsConfig,
     pub metrics: MetricsConfig,
+    pub cache: CacheConfig,
     pub log: LogConfig,
 }
 
@@ -126,6 +127,26 @@ impl Default for UploadsConfig {
             max_width: 16_384,
             max_height: 16_384,
             max_pixels: 60_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Memory for the bytes of hot images and sizes. 0 turns it off.
+    pub image_bytes: ByteUnit,
+    /// Milliseconds a token's lookup is reused before asking the database
+    /// again; also how long, at most, another replica without PostgreSQL
+    /// notifications keeps serving an image deleted elsewhere. 0 to 10000.
+    pub metadata_ttl_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            image_bytes: ByteUnit::Mebibyte(64),
+            metadata_ttl_ms: 5000,
         }
     }
 }
@@ -704,6 +725,12 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         errors.push(format!(
             "metrics.listen: expected address:port such as 127.0.0.1:9464, found `{}`",
             config.metrics.listen
+        ));
+    }
+    if config.cache.metadata_ttl_ms > 10_000 {
+        errors.push(format!(
+            "cache.metadata_ttl_ms: at most 10000 (deleted images must stop being served within 10 s), found {}",
+            config.cache.metadata_ttl_ms
         ));
     }
     let v = &config.variants;

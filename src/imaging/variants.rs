@@ -120,11 +120,22 @@ fn decode(
     super::check_limits(w, h, limits)?;
     if format == Format::Jpeg {
         let (tw, th) = target_size(w, h, largest);
-        let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
         let clamp = |v: u32| v.min(u32::from(u16::MAX)) as u16;
-        decoder
-            .scale(clamp(tw), clamp(th))
-            .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
+        let corrupt = |e: jpeg_decoder::Error| ImagingError::Corrupt(e.to_string());
+        let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+        let (sw, sh) = decoder.scale(clamp(tw), clamp(th)).map_err(corrupt)?;
+        // At 1/8 scale only the DC coefficients are used, so a progressive
+        // JPEG's AC scans (most of its bytes) need not be decoded at all.
+        let eighth = u32::from(sw) == w.div_ceil(8) && u32::from(sh) == h.div_ceil(8);
+        let dc_only = if eighth {
+            progressive_dc_scans(bytes)
+        } else {
+            None
+        };
+        if let Some(dc) = &dc_only {
+            decoder = jpeg_decoder::Decoder::new(Cursor::new(dc.as_slice()));
+            decoder.scale(clamp(tw), clamp(th)).map_err(corrupt)?;
+        }
         let raw = decoder
             .decode()
             .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
@@ -163,6 +174,80 @@ fn decode(
         height: h,
         icc,
     })
+}
+
+/// A progressive JPEG with only its DC scans (spectral start 0) kept: the
+/// same image at 1/8 scale, for a fraction of the decoding. None for a
+/// baseline JPEG, or when the structure is not what we expect (the caller
+/// then decodes the whole file).
+pub fn progressive_dc_scans(bytes: &[u8]) -> Option<Vec<u8>> {
+    let be16 = |at: usize| -> Option<usize> {
+        Some(usize::from(*bytes.get(at)?) << 8 | usize::from(*bytes.get(at + 1)?))
+    };
+    if bytes.get(..2)? != [0xFF, 0xD8] {
+        return None;
+    }
+    let mut out = vec![0xFF, 0xD8];
+    let mut pos = 2;
+    let mut progressive = false;
+    let mut kept_scans = 0;
+    loop {
+        if *bytes.get(pos)? != 0xFF {
+            return None;
+        }
+        let marker = *bytes.get(pos + 1)?;
+        match marker {
+            0xFF => {
+                pos += 1;
+                continue;
+            }
+            0xD9 => break,
+            _ => {}
+        }
+        let len = be16(pos + 2)?;
+        let segment_end = pos + 2 + len;
+        let segment = bytes.get(pos..segment_end)?;
+        match marker {
+            0xC2 => progressive = true,
+            // Baseline, extended or arithmetic: not for this shortcut.
+            0xC0 | 0xC1 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
+            _ => {}
+        }
+        if marker != 0xDA {
+            // Application segments carry nothing the decoder needs.
+            if !(0xE0..=0xEF).contains(&marker) && marker != 0xFE {
+                out.extend_from_slice(segment);
+            }
+            pos = segment_end;
+            continue;
+        }
+        // A scan: its entropy-coded data runs to the next marker that is
+        // neither a stuffed 0xFF00 nor a restart marker.
+        let components = usize::from(*bytes.get(pos + 4)?);
+        let spectral_start = *bytes.get(pos + 5 + 2 * components)?;
+        let mut end = segment_end;
+        loop {
+            if *bytes.get(end)? == 0xFF {
+                let next = *bytes.get(end + 1)?;
+                if next != 0x00 && !(0xD0..=0xD7).contains(&next) {
+                    break;
+                }
+                end += 2;
+            } else {
+                end += 1;
+            }
+        }
+        if spectral_start == 0 {
+            out.extend_from_slice(bytes.get(pos..end)?);
+            kept_scans += 1;
+        }
+        pos = end;
+    }
+    if !progressive || kept_scans == 0 {
+        return None;
+    }
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    Some(out)
 }
 
 /// Full decode through the `image` crate; a GIF yields its first frame.
@@ -222,6 +307,56 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn progressive_jpeg(w: u32, h: u32) -> Vec<u8> {
+        // The image crate writes baseline JPEGs only, so build the
+        // progressive one with jpeg-encoder, which writes spectral selection.
+        let rgb = RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 3 % 256) as u8,
+                ((x ^ y) % 256) as u8,
+            ])
+        });
+        let mut out = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut out, 90);
+        enc.set_progressive(true);
+        enc.encode(
+            rgb.as_raw(),
+            w as u16,
+            h as u16,
+            jpeg_encoder::ColorType::Rgb,
+        )
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn dc_scans_alone_decode_to_the_same_eighth_scale_image() {
+        let jpeg = progressive_jpeg(640, 480);
+        let dc = progressive_dc_scans(&jpeg).expect("progressive");
+        assert!(dc.len() * 3 < jpeg.len(), "{} vs {}", dc.len(), jpeg.len());
+        let eighth = |bytes: &[u8]| {
+            let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+            d.scale(80, 60).unwrap();
+            d.decode().unwrap()
+        };
+        assert_eq!(eighth(&dc), eighth(&jpeg));
+    }
+
+    #[test]
+    fn baseline_jpegs_are_left_alone() {
+        let mut out = Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(RgbImage::new(64, 64))
+            .write_to(&mut out, image::ImageFormat::Jpeg)
+            .unwrap();
+        assert!(progressive_dc_scans(out.get_ref()).is_none());
+        assert!(progressive_dc_scans(b"not a jpeg").is_none());
+        let jpeg = progressive_jpeg(64, 64);
+        for cut in 0..jpeg.len() {
+            let _ = progressive_dc_scans(&jpeg[..cut]);
+        }
+    }
 
     #[test]
     fn target_sizes_keep_the_aspect_ratio_and_never_upscale() {

@@ -73,10 +73,11 @@ async fn image(
     log: &LogToken,
 ) -> Result<ImageReply> {
     log.set(token);
-    let (image, prefixed) = images
-        .resolve(token)
+    let (resolved, prefixed) = images
+        .lookup(token)
         .await?
         .ok_or_else(|| Error::NotFound(token.to_string()))?;
+    let image = &resolved.image;
     let wanted = match size.filter(|s| !s.is_empty()) {
         Some(s) => Some(s.to_ascii_lowercase()),
         None => prefixed,
@@ -84,7 +85,7 @@ async fn image(
     let (path, sha256, label) = match wanted {
         None => (image.path.clone(), image.sha256.clone(), String::new()),
         Some(name) => {
-            let sizes = images.sizes(&image).await?;
+            let sizes = &resolved.sizes;
             let status = sizes.iter().find(|s| s.name == name).ok_or_else(|| {
                 let known: Vec<&str> = sizes.iter().map(|s| s.name.as_str()).collect();
                 Error::NotFound(format!(
@@ -94,7 +95,7 @@ async fn image(
             })?;
             match &status.variant {
                 Some(v) => (v.path.clone(), v.sha256.clone(), capitalise(&name)),
-                None => return Ok(ImageReply::NotReady(base.image(&image))),
+                None => return Ok(ImageReply::NotReady(base.image(image))),
             }
         }
     };
@@ -111,7 +112,7 @@ async fn image(
         content_type: image.content_type.clone(),
         etag: etag.clone(),
         download_name,
-        body: Vec::new(),
+        body: Arc::from(Vec::new()),
         content_range: None,
     };
     if conditions
@@ -124,7 +125,7 @@ async fn image(
             ..base
         }));
     }
-    let bytes = images.read(&path).await.map_err(|e| match e {
+    let bytes = images.bytes(&path, &sha256).await.map_err(|e| match e {
         // A row whose file is gone is our fault, not the client's.
         Error::Internal(cause) => Error::Internal(format!("{cause} ({path})")),
         other => other,
@@ -137,10 +138,7 @@ async fn image(
         },
         Some(RangeRequest::Partial(start, end)) => ImageResponse {
             status: Status::PartialContent,
-            body: bytes
-                .get(start as usize..=end as usize)
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default(),
+            body: Arc::from(bytes.get(start as usize..=end as usize).unwrap_or_default()),
             content_range: Some(format!("bytes {start}-{end}/{len}")),
             ..base
         },
@@ -220,7 +218,7 @@ pub struct ImageResponse {
     content_type: String,
     etag: String,
     download_name: Option<String>,
-    body: Vec<u8>,
+    body: Arc<[u8]>,
     content_range: Option<String>,
 }
 

@@ -63,18 +63,19 @@ async fn show(
     assets: &State<Assets>,
 ) -> Result<Page> {
     let token = lookup_token(name)?;
-    let (image, focus) = images
-        .resolve(&token)
+    let (resolved, focus) = images
+        .lookup(&token)
         .await?
         .ok_or_else(|| Error::NotFound(name.to_string()))?;
-    let sizes: Vec<SizeLink> = images
-        .sizes(&image)
-        .await?
-        .into_iter()
+    let image = &resolved.image;
+    let sizes: Vec<SizeLink> = resolved
+        .sizes
+        .iter()
+        .cloned()
         .map(|s| SizeLink {
             label: capitalise(&s.name),
-            image_url: base.size_image(&image, &s.name),
-            page_url: base.size_page(&image, &s.name),
+            image_url: base.size_image(image, &s.name),
+            page_url: base.size_page(image, &s.name),
             width: s.width,
             height: s.height,
             state: s.state,
@@ -86,13 +87,13 @@ async fn show(
         let (owner, secret) = f.message().split_once(':')?;
         (f.kind() == CREATED && owner == image.token).then(|| secret.to_string())
     });
-    let delete_url = delete_token.map(|t| base.delete_page(&image, &t));
-    let page_url = base.page(&image);
-    let image_url = base.image(&image);
-    let download_url = base.download(&image);
+    let delete_url = delete_token.map(|t| base.delete_page(image, &t));
+    let page_url = base.page(image);
+    let image_url = base.image(image);
+    let download_url = base.download(image);
     Ok(pages::show_page(
         assets,
-        &image,
+        image,
         &ShowLinks {
             page_url: &page_url,
             image_url: &image_url,

@@ -17,6 +17,7 @@ use crate::db::entities::{images, variants};
 use crate::error::{Error, Result};
 use crate::imaging::{self, Limits, Processed};
 use crate::names::{DEFAULT_TYPE, NameGenerator};
+use crate::service::cache::{ImageCache, Resolved};
 use crate::service::variants::Variants;
 use crate::storage::Storage;
 
@@ -33,6 +34,7 @@ pub struct Images {
     pub storage: Storage,
     pub limits: Limits,
     pub variants: Arc<Variants>,
+    pub cache: Arc<ImageCache>,
     names: NameGenerator,
     /// Bounds how many images are decoded at once, and so peak memory.
     decoders: Semaphore,
@@ -54,11 +56,13 @@ impl Images {
         variants: Arc<Variants>,
     ) -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cache = Arc::clone(&variants.cache);
         Self {
             db,
             storage,
             limits,
             variants,
+            cache,
             names: NameGenerator::default(),
             decoders: Semaphore::new(cpus),
         }
@@ -189,6 +193,41 @@ impl Images {
         Ok(None)
     }
 
+    /// What a requested name or token (perhaps with a size prefix) refers
+    /// to, from the cache when it can: the hot path of every image and page
+    /// request. Returns the size named by a prefix too.
+    pub async fn lookup(&self, requested: &str) -> Result<Option<(Arc<Resolved>, Option<String>)>> {
+        let requested = requested.to_ascii_lowercase();
+        if let Some(hit) = self.cache.resolved(&requested) {
+            return Ok(Some((hit, None)));
+        }
+        for size in &self.variants.config.sizes {
+            if let Some(rest) = requested.strip_prefix(size.name.as_str())
+                && let Some(hit) = self.cache.resolved(rest)
+            {
+                return Ok(Some((hit, Some(size.name.clone()))));
+            }
+        }
+        let Some((image, size)) = self.resolve(&requested).await? else {
+            return Ok(None);
+        };
+        let sizes = self.sizes(&image).await?;
+        let resolved = Arc::new(Resolved { image, sizes });
+        self.cache.remember(Arc::clone(&resolved));
+        Ok(Some((resolved, size)))
+    }
+
+    /// A stored file's bytes, from memory when hot. `sha256` is the cache
+    /// key, so replaced content is never served from a stale entry.
+    pub async fn bytes(self: &Arc<Self>, path: &str, sha256: &str) -> Result<Arc<[u8]>> {
+        if let Some(hit) = self.cache.bytes(sha256) {
+            return Ok(hit);
+        }
+        let bytes: Arc<[u8]> = Arc::from(self.read(path).await?);
+        self.cache.keep_bytes(sha256, Arc::clone(&bytes));
+        Ok(bytes)
+    }
+
     /// Each configured size of an image: finished, or the state of its job.
     pub async fn sizes(&self, image: &images::Model) -> Result<Vec<SizeStatus>> {
         let (job, done) = self.variants.of_image(image.id).await?;
@@ -266,6 +305,8 @@ impl Images {
                 tracing::warn!(token = %image.token, "row deleted but {path} remains (swept later): {e}");
             }
         }
+        // Deletion wins over caching: here at once, elsewhere by notification.
+        self.cache.announce(&self.db, &image.token).await;
         tracing::info!(token = %image.token, "image deleted");
         Ok(())
     }

@@ -1,2 +1,3 @@
+pub mod cache;
 pub mod images;
 pub mod variants;

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::imaging::variants::{SizeSpec, render};
 use crate::imaging::{self, Format, Limits};
 use crate::metrics::Metrics;
+use crate::service::cache::ImageCache;
 use crate::storage::Storage;
 
 pub const PENDING: &str = "pending";
@@ -55,6 +56,7 @@ pub struct Variants {
     pub config: VariantsConfig,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
+    pub cache: Arc<ImageCache>,
     /// Woken on every local upload, so a job starts at once rather than at
     /// the next poll.
     pub wake: Notify,
@@ -75,6 +77,7 @@ impl Variants {
         config: VariantsConfig,
         limits: Limits,
         metrics: Arc<Metrics>,
+        cache: Arc<ImageCache>,
     ) -> Self {
         Self {
             db,
@@ -82,6 +85,7 @@ impl Variants {
             config,
             limits,
             metrics,
+            cache,
             wake: Notify::new(),
         }
     }
@@ -318,6 +322,8 @@ impl Variants {
             .await?;
         }
         txn.commit().await?;
+        // Pages and size URLs must see the new sizes now, not after a TTL.
+        self.cache.announce(&self.db, &image.token).await;
         // Sizes dropped from the configuration leave their files behind.
         for stale in old
             .iter()

@@ -3,6 +3,7 @@
 //! real `kitteh` binary against real databases and a real HTTP server.
 
 mod browser;
+mod cache;
 mod cli;
 mod config;
 mod fixtures;

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Serving speed, side by side with nginx on the same files, and an upload
+# load test. Starts a release `kitteh serve` and an nginx on 127.0.0.1 only,
+# runs wrk against both in alternation, prints req/s, p50, p99, the
+# kitteh/nginx ratio and kitteh's RSS, then stops everything it started.
+# Needs nginx, libnginx-mod-http-brotli-static, wrk (installed when root),
+# and the photos fetched by scripts/bench-variants.sh (fetched here too).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+UPLOAD_DURATION=${UPLOAD_DURATION:-30}
+CONNECTIONS=${CONNECTIONS:-64}
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null || [ ! -e /usr/lib/nginx/modules/ngx_http_brotli_static_module.so ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk libnginx-mod-http-brotli-static >/dev/null
+    service nginx stop >/dev/null 2>&1 || true
+  else
+    echo "missing tools: apt-get install nginx wrk libnginx-mod-http-brotli-static" >&2
+    exit 1
+  fi
+fi
+photos=target/bench-photos
+if [ ! -d "$photos/mate" ]; then
+  mkdir -p "$photos"
+  (cd "$photos" && apt-get download mate-backgrounds >/dev/null && dpkg-deb -x mate-backgrounds_*.deb mate)
+fi
+command -v vips >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips-tools >/dev/null; }
+
+cargo build -q --release
+tmp=$(mktemp -d /tmp/kitteh-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# A ~100 KB photo and a ~1 MB photo, cut from the same real photograph.
+src=$photos/mate/usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg
+vips thumbnail "$src" "$tmp/photo100k.jpg[Q=85,strip]" 800
+vips thumbnail "$src" "$tmp/photo1m.jpg[Q=92,strip]" 2200
+echo "photos: $(stat -c %s "$tmp/photo100k.jpg") and $(stat -c %s "$tmp/photo1m.jpg") bytes"
+
+kport=$(free_port)
+export KITTEH_DATABASE__URL="sqlite://$tmp/k.db" KITTEH_STORAGE__UPLOADS_DIR="$tmp/uploads" \
+       KITTEH_SERVER__PORT=$kport KITTEH_LOG__LEVEL=warn
+target/release/kitteh serve --migrate > "$tmp/kitteh.log" 2>&1 &
+kpid=$!
+pids+=("$kpid")
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$kport/readyz" >/dev/null && break; sleep 0.1; done
+rss() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
+echo "kitteh idle RSS: $(( $(rss "$kpid") / 1024 )) MiB"
+
+reply=$(curl -sf -F "file=@$tmp/photo100k.jpg" "http://127.0.0.1:$kport/api/images")
+token=$(printf '%s' "$reply" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+name=$(printf '%s' "$reply" | python3 -c 'import json,sys; print(json.load(sys.stdin)["name"])')
+until curl -sf "http://127.0.0.1:$kport/api/images/$token" | python3 -c 'import json,sys; sys.exit(0 if all(s["state"]=="ready" for s in json.load(sys.stdin)["sizes"]) else 1)'; do sleep 0.1; done
+css=$(curl -sf "http://127.0.0.1:$kport/" | grep -o '/assets/app-[0-9a-f]*\.css' | head -1)
+
+# nginx serves the very same files: the stored original and variant, the
+# digested CSS with its pre-compressed copies, and the rendered show page.
+root=$tmp/nginx-root
+mkdir -p "$root/img" "$root/assets"
+cp "$tmp/uploads/$token.jpg" "$root/img/$token"
+cp "$tmp/uploads/$token-large.jpg" "$root/img/large$token"
+curl -sf "http://127.0.0.1:$kport$css" -o "$root$css"
+curl -sf -H 'Accept-Encoding: br' "http://127.0.0.1:$kport$css" -o "$root$css.br"
+curl -sf -H 'Accept-Encoding: gzip' "http://127.0.0.1:$kport$css" -o "$root$css.gz"
+curl -sf -H 'Accept: text/html' "http://127.0.0.1:$kport/$name" -o "$root/$name.html"
+nport=$(free_port)
+cat > "$tmp/nginx.conf" <<NGINX
+load_module /usr/lib/nginx/modules/ngx_http_brotli_static_module.so;
+worker_processes auto;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  keepalive_requests 100000;
+  types { image/jpeg jpg; text/css css; text/html html; }
+  default_type image/jpeg;
+  server {
+    listen 127.0.0.1:$nport;
+    root $root;
+    location /assets/ { brotli_static on; gzip_static on; expires max; }
+    location /img/ { etag on; expires max; }
+    location / { default_type text/html; try_files \$uri.html =404; }
+  }
+}
+NGINX
+nginx -c "$tmp/nginx.conf" -p "$tmp"
+for _ in $(seq 50); do [ -f "$tmp/nginx.pid" ] && break; sleep 0.1; done
+pids+=("$(cat "$tmp/nginx.pid")")
+
+# wrk prints latency percentiles with --latency; pull req/s, p50 and p99.
+run_wrk() { # url [header]
+  local out
+  if [ -n "${2:-}" ]; then
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "$2" "$1")
+  else
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$1")
+  fi
+  local rps p50 p99 non2xx
+  rps=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
+  p50=$(awk '$1=="50%"{print $2}' <<<"$out")
+  p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/{print $NF}' <<<"$out")
+  echo "$rps $p50 $p99 ${non2xx:-0}"
+}
+peak_rss=0
+sample_rss() { # sample kitteh RSS while wrk runs
+  while kill -0 "$kpid" 2>/dev/null; do
+    local r; r=$(rss "$kpid"); [ "$r" -gt "$peak_rss" ] && peak_rss=$r && echo "$r" > "$tmp/peak"
+    sleep 0.2
+  done
+}
+echo 0 > "$tmp/peak"
+sample_rss & pids+=("$!")
+
+printf '\n%-28s %12s %9s %9s %12s %9s %9s %8s\n' "target" "kitteh r/s" "p50" "p99" "nginx r/s" "p50" "p99" "ratio"
+bench() { # label kitteh-path nginx-path [header]
+  local k n
+  k=$(run_wrk "http://127.0.0.1:$kport$2" "${4:-}")
+  n=$(run_wrk "http://127.0.0.1:$nport$3" "${4:-}")
+  read -r krps kp50 kp99 kbad <<<"$k"
+  read -r nrps np50 np99 nbad <<<"$n"
+  printf '%-28s %12s %9s %9s %12s %9s %9s %7.2fx\n' "$1" "$krps" "$kp50" "$kp99" "$nrps" "$np50" "$np99" "$(awk "BEGIN{print $krps/$nrps}")"
+  [ "$kbad" = 0 ] || echo "  kitteh non-2xx: $kbad"
+}
+bench "original ($(stat -c %s "$root/img/$token") B JPEG)" "/img/$token" "/img/$token"
+bench "variant ($(stat -c %s "$root/img/large$token") B JPEG)" "/img/large$token" "/img/large$token"
+bench "digested CSS, br" "$css" "$css" "Accept-Encoding: br"
+bench "show page" "/$name" "/$name"
+echo "kitteh RSS under the serving load (peak): $(( $(cat "$tmp/peak") / 1024 )) MiB (image cache budget 64 MiB)"
+
+echo
+echo "== upload load: 16 clients, ${UPLOAD_DURATION}s, $(stat -c %s "$tmp/photo1m.jpg") B JPEG"
+python3 - "$tmp/photo1m.jpg" "$tmp/upload.lua" <<'PY'
+import sys
+photo, out = sys.argv[1], sys.argv[2]
+data = open(photo, 'rb').read()
+boundary = 'kittehbench'
+body = (b'--' + boundary.encode() + b'\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\nContent-Type: image/jpeg\r\n\r\n' + data + b'\r\n--' + boundary.encode() + b'--\r\n')
+open(out + '.body', 'wb').write(body)
+open(out, 'w').write(f'''
+local f = io.open("{out}.body", "rb")
+wrk.method = "POST"
+wrk.body = f:read("*all")
+f:close()
+wrk.headers["Content-Type"] = "multipart/form-data; boundary={boundary}"
+''')
+PY
+echo 0 > "$tmp/peak"; peak_rss=0
+up=$(wrk -t2 -c16 -d"${UPLOAD_DURATION}s" --latency --timeout 30s -s "$tmp/upload.lua" "http://127.0.0.1:$kport/api/images")
+echo "$up" | grep -E 'Requests/sec|50%|99%|Non-2xx|Socket errors|requests in'
+echo "uploads/s: $(awk '/^Requests\/sec/{print $2}' <<<"$up"), p50 $(awk '$1=="50%"{print $2}' <<<"$up"), p99 $(awk '$1=="99%"{print $2}' <<<"$up"), errors: $(awk '/Non-2xx/{print $NF}' <<<"$up" | grep . || echo 0) non-2xx"
+echo "kitteh peak RSS during uploads: $(( $(cat "$tmp/peak") / 1024 )) MiB"
+start=$(date +%s)
+while :; do
+  status=$(target/release/kitteh variants status)
+  pending=$(awk '$1=="pending"||$1=="running"{s+=$2} END{print s+0}' <<<"$status")
+  [ "$pending" = 0 ] && break
+  [ $(( $(date +%s) - start )) -gt 600 ] && { echo "queue did NOT drain in 10 minutes"; break; }
+  sleep 1
+done
+echo "variants queue after the load: $(tr '\n' ' ' <<<"$status")(drained $(( $(date +%s) - start )) s after the load ended)"

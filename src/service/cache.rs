@@ -1,0 +1,143 @@
+//! In-memory caches for the serving path: what a token names (image row and
+//! sizes) for a few seconds, and the bytes of hot files within a byte budget.
+//! A cache hit touches neither the database nor the disk.
+//!
+//! Deletion wins over caching: this process forgets a token the moment it
+//! deletes it; on PostgreSQL every replica is told through LISTEN/NOTIFY
+//! and forgets within milliseconds; otherwise entries live no longer than
+//! `cache.metadata_ttl_ms` (at most 10 s). Bytes are keyed by their sha256,
+//! so a rebuilt variant can never be served from a stale entry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+
+use crate::config::CacheConfig;
+use crate::db::entities::images;
+use crate::service::images::SizeStatus;
+
+/// The notification channel replicas use to tell each other a token changed.
+pub const CHANNEL: &str = "kitteh_images";
+
+/// What a token resolves to: the image and the state of each size.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub image: images::Model,
+    pub sizes: Vec<SizeStatus>,
+}
+
+pub struct ImageCache {
+    meta: Option<Cache<String, Arc<Resolved>>>,
+    bytes: Option<Cache<String, Arc<[u8]>>>,
+    /// Files larger than this are streamed, not cached: one big file must
+    /// not flush the many small hot ones.
+    max_entry: u64,
+}
+
+impl ImageCache {
+    pub fn new(config: &CacheConfig) -> Self {
+        let ttl = Duration::from_millis(config.metadata_ttl_ms);
+        let meta = (config.metadata_ttl_ms > 0).then(|| {
+            Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build()
+        });
+        let budget = config.image_bytes.as_u64();
+        let bytes = (budget > 0).then(|| {
+            Cache::builder()
+                .max_capacity(budget)
+                .weigher(|_: &String, v: &Arc<[u8]>| u32::try_from(v.len()).unwrap_or(u32::MAX))
+                .build()
+        });
+        Self {
+            meta,
+            bytes,
+            max_entry: budget / 8,
+        }
+    }
+
+    pub fn resolved(&self, token: &str) -> Option<Arc<Resolved>> {
+        self.meta.as_ref()?.get(token)
+    }
+
+    pub fn remember(&self, resolved: Arc<Resolved>) {
+        if let Some(meta) = &self.meta {
+            meta.insert(resolved.image.token.clone(), resolved);
+        }
+    }
+
+    pub fn forget(&self, token: &str) {
+        if let Some(meta) = &self.meta {
+            meta.invalidate(token);
+        }
+    }
+
+    pub fn bytes(&self, sha256: &str) -> Option<Arc<[u8]>> {
+        self.bytes.as_ref()?.get(sha256)
+    }
+
+    pub fn keep_bytes(&self, sha256: &str, bytes: Arc<[u8]>) {
+        if let Some(cache) = &self.bytes
+            && (bytes.len() as u64) <= self.max_entry
+        {
+            cache.insert(sha256.to_string(), bytes);
+        }
+    }
+
+    /// Tells every replica (PostgreSQL only) that a token changed or went.
+    pub async fn announce(&self, db: &DatabaseConnection, token: &str) {
+        self.forget(token);
+        if db.get_database_backend() != DbBackend::Postgres {
+            return;
+        }
+        let notify = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [CHANNEL.into(), token.into()],
+        );
+        if let Err(e) = db.execute_raw(notify).await {
+            tracing::warn!(token, "could not notify other replicas: {e}");
+        }
+    }
+
+    /// On PostgreSQL, listens for other replicas' announcements and forgets
+    /// those tokens. Reconnects after a lost connection, and meanwhile the
+    /// TTL still bounds staleness.
+    pub fn spawn_listener(self: &Arc<Self>, db: &DatabaseConnection) {
+        if db.get_database_backend() != DbBackend::Postgres || self.meta.is_none() {
+            return;
+        }
+        let pool = db.get_postgres_connection_pool().clone();
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                match sea_orm::sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(mut listener) => {
+                        if let Err(e) = listener.listen(CHANNEL).await {
+                            tracing::warn!("cache listener: {e}");
+                        } else {
+                            loop {
+                                match listener.recv().await {
+                                    Ok(n) => this.forget(n.payload()),
+                                    Err(e) => {
+                                        tracing::warn!("cache listener lost: {e}");
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!("cache listener cannot connect: {e}"),
+                }
+                // Whatever was announced while disconnected may be stale.
+                if let Some(meta) = &this.meta {
+                    meta.invalidate_all();
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+}
