@@ -2,7 +2,7 @@
 # Benchmarks making the Tiny/Large/Monstrous sizes of real photos against
 # ImageMagick and libvips, in one run on the same files, then measures the
 # peak RSS of one large render and the end-to-end time from upload to all
-# sizes done on a release `kitteh serve`. Photos come from Debian's
+# sizes done on a release `kitteh serve` (E2E_ONLY=1 runs just that). Photos come from Debian's
 # mate-backgrounds package (fetched here, never committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,11 +25,13 @@ mid=$photos/nature/Dune.jpg                      # 1.8 MP photograph
 png=$work/Storm.png                              # 2.5 MP photograph, as PNG
 [ -f "$png" ] || /usr/bin/convert "$photos/nature/Storm.jpg" "$png"
 
-echo "== in-process sizes vs ImageMagick and libvips (medians)"
-cargo bench -q --bench variants -- "$big" "$mid" "$png" --runs "${RUNS:-7}"
+if [ -z "${E2E_ONLY:-}" ]; then
+  echo "== in-process sizes vs ImageMagick and libvips (medians)"
+  cargo bench -q --bench variants -- "$big" "$mid" "$png" --runs "${RUNS:-7}"
 
-echo "== peak RSS of one render"
-cargo bench -q --bench variants -- --rss "$big"
+  echo "== peak RSS of one render"
+  cargo bench -q --bench variants -- --rss "$big"
+fi
 
 echo "== end to end: upload of the 17.9 MP JPEG until all three sizes are done"
 cargo build -q --release

@@ -17,7 +17,7 @@ echo "== building the static binary"
 cargo build -q --release --locked --target "$target" --bin kitteh
 bin=target/$target/release/kitteh
 size=$(stat -c %s "$bin")
-if ldd "$bin" >/dev/null 2>&1; then
+if ! ldd "$bin" 2>&1 | grep -qE 'not a dynamic executable|statically linked'; then
   echo "FAIL: $bin is dynamically linked" >&2
   ldd "$bin" >&2
   exit 1
@@ -47,6 +47,7 @@ mapfile -t envs < <(printf '%s\n' "$final" | awk '
   /^ENV /{on=1; sub(/^ENV /,"")}
   on{line=$0; cont=sub(/\\$/,"",line); n=split(line,w," "); for(i=1;i<=n;i++) if (w[i] ~ /=/) print w[i]; if(!cont) on=0}')
 root=$(mktemp -d /tmp/kitteh-root.XXXXXX)
+chmod 0755 "$root"
 pid=
 cleanup() {
   [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
@@ -62,8 +63,9 @@ echo "root folder: $(cd "$root" && find . -mindepth 1 | sort | tr '\n' ' ')"
 echo "user: $uid; environment: ${envs[*]}"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+chroot_bin=$(command -v chroot)
 in_image() {
-  env -i "${envs[@]}" KITTEH_SERVER__PORT="$port" chroot --userspec="$uid:$uid" "$root" /kitteh "$@"
+  env -i "${envs[@]}" KITTEH_SERVER__PORT="$port" "$chroot_bin" --userspec="$uid:$uid" "$root" /kitteh "$@"
 }
 
 echo "== kitteh version"
@@ -71,7 +73,9 @@ in_image version --verbose
 echo "== kitteh migrate"
 in_image migrate
 echo "== kitteh serve"
-in_image serve > "$root.log" 2>&1 &
+# Started directly, not through the function, so that $! is the server's
+# own pid (env and chroot exec into it) and SIGTERM reaches it.
+env -i "${envs[@]}" KITTEH_SERVER__PORT="$port" "$chroot_bin" --userspec="$uid:$uid" "$root" /kitteh serve > "$root.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
   in_image healthcheck >/dev/null 2>&1 && break

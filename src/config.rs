@@ -51,6 +51,7 @@ pub struct ServerConfig {
     /// Empty means "derive from the request's Host header".
     pub public_url: String,
     /// Largest body accepted for anything that is not an image upload (forms, JSON).
+    #[serde(serialize_with = "bytes_as_text")]
     pub body_limit: ByteUnit,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_grace: u32,
@@ -111,6 +112,7 @@ impl Default for StorageConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct UploadsConfig {
     /// Largest upload accepted; enforced while the body streams in.
+    #[serde(serialize_with = "bytes_as_text")]
     pub max_bytes: ByteUnit,
     /// Widest image accepted, in pixels, read from the header before decoding.
     pub max_width: u32,
@@ -135,6 +137,7 @@ impl Default for UploadsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// Memory for the bytes of hot images and sizes. 0 turns it off.
+    #[serde(serialize_with = "bytes_as_text")]
     pub image_bytes: ByteUnit,
     /// Milliseconds a token's lookup is reused before asking the database
     /// again; also how long, at most, another replica without PostgreSQL
@@ -308,6 +311,11 @@ impl Default for LogConfig {
 pub enum LogFormat {
     Human,
     Json,
+}
+
+/// Byte sizes are shown as operators write them (`25MiB`), not as 26214400.
+fn bytes_as_text<S: serde::Serializer>(value: &ByteUnit, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&value.to_string())
 }
 
 /// Values given on the command line; each `Some` overrides every other source.

@@ -20,9 +20,10 @@ pub fn init(config: &LogConfig, quiet: bool) {
     // sqlx reports PostgreSQL notices ("relation already exists, skipping")
     // at info; they are noise to operators. An explicit `sqlx=…` in the
     // configured level still wins, coming later.
-    // Rocket logs through the `log` crate at info for every request; our
-    // request line replaces that, so only its warnings and errors pass.
-    let mut directives = format!("sqlx=warn,rocket=warn,_=warn,{}", config.level);
+    // Rocket logs through the `log` crate for every request and announces
+    // its launch as a warning; our own lines replace those, so only its
+    // errors pass.
+    let mut directives = format!("sqlx=warn,rocket=error,_=error,{}", config.level);
     if quiet {
         directives.push_str(",sea_orm_migration=warn");
     }

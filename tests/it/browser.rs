@@ -343,6 +343,21 @@ fn the_upload_page_works_in_a_real_browser() {
     );
     assert_eq!(copies, json!(5), "page, image, Markdown, HTML and BBCode");
     driver.screenshot("05-show-page");
+    // The same page on a phone-sized window: nothing overflows sideways.
+    driver.cmd("/window/rect", json!({ "width": 390, "height": 844 }));
+    let overflow = driver.script(
+        "return document.documentElement.scrollWidth <= window.innerWidth;",
+        json!([]),
+    );
+    assert_eq!(
+        overflow,
+        json!(true),
+        "the page scrolls sideways on a phone"
+    );
+    driver.screenshot("06-show-page-phone");
+    driver.goto(&server.url("/"));
+    driver.wait_for("the upload form", "document.getElementById('upload-form')");
+    driver.screenshot("07-upload-page-phone");
 
     let severe = driver.severe_logs();
     assert!(

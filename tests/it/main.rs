@@ -2,6 +2,7 @@
 //! One integration-test binary (one link step): every module below runs the
 //! real `kitteh` binary against real databases and a real HTTP server.
 
+mod assets;
 mod browser;
 mod cache;
 mod cli;
