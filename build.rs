@@ -70,7 +70,7 @@ fn digest_assets() -> std::io::Result<()> {
     for name in &names {
         println!("cargo:rerun-if-changed=assets/{name}");
         let bytes = std::fs::read(source.join(name))?;
-        let d = digest::digest(name, &bytes);
+        let d = digest::digest(name, &bytes, Some(brotli));
         std::fs::write(out.join(&d.digested), &d.identity)?;
         if let Some(gz) = &d.gzip {
             std::fs::write(out.join(format!("{}.gz", d.digested)), gz)?;
@@ -90,6 +90,17 @@ fn digest_assets() -> std::io::Result<()> {
     }
     manifest.push_str("];\n");
     std::fs::write(Path::new(&out_dir).join("asset_manifest.rs"), manifest)
+}
+
+fn brotli(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    {
+        let mut enc = brotli::CompressorWriter::new(&mut out, 4096, 11, 22);
+        enc.write_all(bytes).ok()?;
+        enc.flush().ok()?;
+    }
+    Some(out)
 }
 
 fn run(program: &str, args: &[&str]) -> Option<String> {

@@ -137,10 +137,11 @@ impl Fairing for RequestLogger {
             token = token.as_deref(),
             "request"
         );
+        // Route names are static (`Cow::Borrowed`), so this clone is free.
         let route = req
             .route()
-            .and_then(|r| r.name.as_deref())
-            .unwrap_or("unmatched");
+            .and_then(|r| r.name.clone())
+            .unwrap_or(std::borrow::Cow::Borrowed("unmatched"));
         self.metrics
             .record_request(route, req.method().as_str(), status, elapsed.as_secs_f64());
         res.set_header(Header::new("X-Request-Id", start.id.0.clone()));

@@ -3,6 +3,7 @@
 //! durations and the job queue by state. Always counted (a few atomic
 //! adds); exposed at `/metrics` only when `metrics.enabled`.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -12,17 +13,18 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+// Borrowed labels: counting a request allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub route: String,
-    pub method: String,
+    pub route: Cow<'static, str>,
+    pub method: &'static str,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub route: String,
-    pub method: String,
+    pub route: Cow<'static, str>,
+    pub method: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -118,20 +120,26 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn record_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    pub fn record_request(
+        &self,
+        route: Cow<'static, str>,
+        method: &'static str,
+        status: u16,
+        seconds: f64,
+    ) {
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+                method,
+            })
+            .observe(seconds);
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.to_string(),
-                method: method.to_string(),
+                route,
+                method,
                 status,
             })
             .inc();
-        self.latency
-            .get_or_create(&RouteLabels {
-                route: route.to_string(),
-                method: method.to_string(),
-            })
-            .observe(seconds);
     }
 
     pub fn record_upload(&self, outcome: Result<(), &str>) {

@@ -24,7 +24,12 @@ pub struct Digested {
 /// Files served at fixed, well-known paths rather than digested names.
 pub const UNDIGESTED: &[&str] = &["favicon.ico", "robots.txt"];
 
-pub fn digest(logical: &str, bytes: &[u8]) -> Digested {
+/// A brotli compressor. build.rs passes one; the server does not, so the
+/// brotli encoder stays out of the binary and `assets.dir` folders are
+/// served with gzip only.
+pub type Brotli = fn(&[u8]) -> Option<Vec<u8>>;
+
+pub fn digest(logical: &str, bytes: &[u8], brotli: Option<Brotli>) -> Digested {
     let hash = hex(&Sha256::digest(bytes));
     let digested = if UNDIGESTED.contains(&logical) {
         logical.to_string()
@@ -35,7 +40,9 @@ pub fn digest(logical: &str, bytes: &[u8]) -> Digested {
         }
     };
     let gzip = gzip(bytes).filter(|g| g.len() < bytes.len());
-    let brotli = brotli(bytes).filter(|b| b.len() < bytes.len());
+    let brotli = brotli
+        .and_then(|compress| compress(bytes))
+        .filter(|b| b.len() < bytes.len());
     Digested {
         logical: logical.to_string(),
         digested,
@@ -54,16 +61,6 @@ fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     enc.write_all(bytes).ok()?;
     enc.finish().ok()
-}
-
-fn brotli(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    {
-        let mut enc = brotli::CompressorWriter::new(&mut out, 4096, 11, 22);
-        enc.write_all(bytes).ok()?;
-        enc.flush().ok()?;
-    }
-    Some(out)
 }
 
 /// The Content-Type for a file name, from its extension.

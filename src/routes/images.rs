@@ -10,7 +10,6 @@ use rocket::response::{self, Responder, Response};
 use rocket::{Route, State, get, routes};
 
 use crate::error::{Error, Result};
-use crate::logging::LogToken;
 use crate::routes::links::BaseUrl;
 use crate::service::images::Images;
 
@@ -70,9 +69,7 @@ async fn image(
     conditions: Conditions,
     base: BaseUrl,
     images: &State<Arc<Images>>,
-    log: &LogToken,
 ) -> Result<ImageReply> {
-    log.set(token);
     let (resolved, prefixed) = images
         .lookup(token)
         .await?
