@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit and integration tests on SQLite and on a
-# throwaway PostgreSQL cluster (started here unless TEST_POSTGRES_URL is set).
+# throwaway PostgreSQL cluster (started here unless TEST_POSTGRES_URL is set),
+# with storage in a folder and in a throwaway Garage S3 node (started here
+# unless TEST_S3_ENDPOINT is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # On a fresh machine, fetch what the suite runs against (as root only).
@@ -13,10 +15,22 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# The S3 tests run against a real Garage; building it takes several minutes,
+# once.
+if ! command -v garage >/dev/null 2>&1 && [ -z "${TEST_S3_ENDPOINT:-}" ]; then
+  echo "installing garage (cargo install garage --locked)" >&2
+  cargo install garage --locked --quiet
+  export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
 # shellcheck source=scripts/pg.sh
 . scripts/pg.sh
+# shellcheck source=scripts/garage.sh
+. scripts/garage.sh
+trap 'pg_stop; garage_stop' EXIT
 if [ -z "${TEST_POSTGRES_URL:-}" ]; then
   pg_start
-  trap pg_stop EXIT
+fi
+if [ -z "${TEST_S3_ENDPOINT:-}" ]; then
+  garage_start
 fi
 cargo test --workspace "$@"

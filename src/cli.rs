@@ -56,6 +56,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Inspect or re-run the background resizing of images.
     Variants(VariantsArgs),
+    /// Check the storage backend, or copy every image to another backend.
+    Storage(StorageArgs),
     /// Print the version (and build details with --verbose).
     Version(VersionArgs),
     /// Print the effective configuration and where each value came from.
@@ -123,6 +125,37 @@ pub enum VariantsAction {
         #[arg(long)]
         now: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    #[command(subcommand)]
+    pub action: StorageAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageAction {
+    /// Write, read back and remove a probe object on the configured backend.
+    Check,
+    /// Copy every original and size from one backend to the other, checking
+    /// each copy by SHA-256. Safe to interrupt and run again: objects
+    /// already copied intact are skipped. Safe while the server runs; run it
+    /// once more after switching `storage.backend` to catch uploads made
+    /// in between.
+    Migrate {
+        /// The backend to copy to; the other one is read from.
+        #[arg(long, value_enum)]
+        to: BackendArg,
+        /// Copies in flight at once.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendArg {
+    Local,
+    S3,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,8 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 
 use crate::cli::{
-    Cli, Command, ConfigArgs, HealthcheckArgs, MigrateAction, VariantsAction, VersionArgs,
+    BackendArg, Cli, Command, ConfigArgs, HealthcheckArgs, MigrateAction, StorageAction,
+    VariantsAction, VersionArgs,
 };
 use crate::config::{self, Config, ConfigSource, Loaded};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 
 use crate::assets::Assets;
 use crate::service::images::Images;
+use crate::service::transfer;
 use crate::service::variants::{Requeue, Variants};
 use crate::storage::Storage;
 use crate::{app, db, logging};
@@ -113,9 +115,20 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 migrate(&db, args.action.unwrap_or(MigrateAction::Up)).await
             }
             Command::Variants(args) => variants_command(loaded.config, args.action).await,
+            Command::Storage(args) => storage_command(loaded.config, args.action).await,
             // Handled before the runtime starts.
             Command::Version(_) | Command::Config(_) | Command::Healthcheck(_) => Ok(()),
         }
+    })
+}
+
+fn open_storage(config: &Config) -> Result<Storage, Failure> {
+    Storage::open(&config.storage).map_err(|e| match config.storage.backend {
+        config::StorageBackend::Local => Failure::runtime(format!(
+            "cannot create the uploads folder {}: {e}",
+            config.storage.uploads_dir.display()
+        )),
+        config::StorageBackend::S3 => Failure::config(format!("storage.s3: {e}")),
     })
 }
 
@@ -133,12 +146,8 @@ async fn serve(config: Config) -> Result<(), Failure> {
             return Err(Failure::runtime(state.stale_message()));
         }
     }
-    let storage = Storage::open(&config.storage.uploads_dir).map_err(|e| {
-        Failure::runtime(format!(
-            "cannot create the uploads folder {}: {e}",
-            config.storage.uploads_dir.display()
-        ))
-    })?;
+    let storage = open_storage(&config)?;
+    tracing::info!(storage = %storage.describe(), "storage opened");
     let assets = if config.assets.dir.is_empty() {
         Assets::embedded()
     } else {
@@ -157,11 +166,15 @@ async fn serve(config: Config) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::runtime(format!("cannot start the server: {e}")))?;
     if let Some(images) = rocket.state::<Arc<Images>>() {
-        match images.sweep().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "swept leftover files from the uploads folder"),
-            Err(e) => tracing::warn!("could not sweep the uploads folder: {e}"),
-        }
+        // Listing a large bucket takes a while; serving need not wait.
+        let images = Arc::clone(images);
+        tokio::spawn(async move {
+            match images.sweep().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "swept leftover objects from storage"),
+                Err(e) => tracing::warn!("could not sweep storage: {e}"),
+            }
+        });
     }
     // Workers stop taking jobs as soon as shutdown begins; a job cut short
     // keeps its lease and is taken over once the lease runs out.
@@ -208,14 +221,95 @@ async fn serve(config: Config) -> Result<(), Failure> {
     }
 }
 
+async fn storage_command(config: Config, action: StorageAction) -> Result<(), Failure> {
+    let (to, jobs) = match action {
+        StorageAction::Check => {
+            let storage = open_storage(&config)?;
+            let started = Instant::now();
+            storage.check_writable().await.map_err(|e| {
+                Failure::runtime(format!("{} is not writable: {e}", storage.describe()))
+            })?;
+            println!(
+                "ok: {} is readable and writable ({} ms)",
+                storage.describe(),
+                started.elapsed().as_millis()
+            );
+            return Ok(());
+        }
+        StorageAction::Migrate { to, jobs } => (to, jobs),
+    };
+    let (from_backend, to_backend) = match to {
+        BackendArg::S3 => (config::StorageBackend::Local, config::StorageBackend::S3),
+        BackendArg::Local => (config::StorageBackend::S3, config::StorageBackend::Local),
+    };
+    if to_backend == config::StorageBackend::S3 || from_backend == config::StorageBackend::S3 {
+        let s3 = &config.storage.s3;
+        if s3.bucket.is_empty() || s3.access_key_id.is_empty() || s3.secret_access_key.is_empty() {
+            return Err(Failure::config(
+                "storage.s3: bucket, access_key_id and secret_access_key must be set to copy to or from S3",
+            ));
+        }
+    }
+    let open = |backend| {
+        Storage::open_backend(&config.storage, backend)
+            .map_err(|e| Failure::config(format!("storage ({}): {e}", backend.name())))
+    };
+    let (from, to) = (open(from_backend)?, open(to_backend)?);
+    let db = db::connect(&config.database).await?;
+    let state = db::schema_state(&db).await?;
+    if !state.is_current() {
+        return Err(Failure::runtime(state.stale_message()));
+    }
+    let objects = transfer::inventory(&db)
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    eprintln!(
+        "copying {} object(s) from {} to {}",
+        objects.len(),
+        from.describe(),
+        to.describe()
+    );
+    let bar = indicatif::ProgressBar::new(objects.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} objects {elapsed_precise} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let summary = transfer::copy_all(&from, &to, objects, usize::from(jobs), |outcome| {
+        if let transfer::Outcome::Failed(why) = outcome {
+            bar.suspend(|| eprintln!("failed: {why}"));
+        }
+        bar.inc(1);
+    })
+    .await;
+    bar.finish_and_clear();
+    println!(
+        "storage migrate: copied {}, skipped {} (already there, SHA-256 verified), failed {}",
+        summary.copied, summary.skipped, summary.failed
+    );
+    if summary.failed > 0 {
+        return Err(Failure::runtime(format!(
+            "{} object(s) were not copied; fix the cause and run the command again (copied objects are skipped)",
+            summary.failed
+        )));
+    }
+    if config.storage.backend != to_backend {
+        eprintln!(
+            "next: set storage.backend = \"{}\", restart, then run this command once more to copy uploads made in between",
+            to_backend.name()
+        );
+    }
+    Ok(())
+}
+
 async fn variants_command(config: Config, action: VariantsAction) -> Result<(), Failure> {
     let db = db::connect(&config.database).await?;
     let state = db::schema_state(&db).await?;
     if !state.is_current() {
         return Err(Failure::runtime(state.stale_message()));
     }
-    let storage = Storage::open(&config.storage.uploads_dir)
-        .map_err(|e| Failure::runtime(format!("cannot open the uploads folder: {e}")))?;
+    let storage = open_storage(&config)?;
     let limits = app::image_limits(&config);
     let variants = Arc::new(Variants::new(
         db.clone(),

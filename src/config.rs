@@ -24,7 +24,7 @@ pub const ENV_PREFIX: &str = "KITTEH_";
 const FILE_SUFFIX: &str = "_FILE";
 
 /// Keys whose values are masked by `kitteh config`.
-const SECRET_KEYS: &[&str] = &["database.url"];
+const SECRET_KEYS: &[&str] = &["database.url", "storage.s3.secret_access_key"];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -96,14 +96,78 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Folder holding uploaded originals and their variants.
+    /// Where originals and their sizes live: `local` (the folder below) or
+    /// `s3` (the bucket in `[storage.s3]`, shared by every replica).
+    pub backend: StorageBackend,
+    /// Folder holding uploaded originals and their variants (backend `local`).
     pub uploads_dir: PathBuf,
+    pub s3: S3Config,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
+            backend: StorageBackend::Local,
             uploads_dir: PathBuf::from("data/uploads"),
+            s3: S3Config::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    Local,
+    S3,
+}
+
+impl StorageBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::S3 => "s3",
+        }
+    }
+}
+
+/// An S3-compatible bucket: AWS S3, Garage, MinIO, Ceph RGW, Cloudflare R2.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// `http(s)://host:port` of the S3 API. Empty: AWS S3 in `region`.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// Also read from `KITTEH_STORAGE__S3__ACCESS_KEY_ID_FILE`.
+    pub access_key_id: String,
+    /// Also read from `KITTEH_STORAGE__S3__SECRET_ACCESS_KEY_FILE`.
+    pub secret_access_key: String,
+    /// `endpoint/bucket/key` URLs instead of `bucket.endpoint/key`: what
+    /// Garage, MinIO and most self-hosted servers expect.
+    pub path_style: bool,
+    /// Base URL where the bucket's objects are publicly readable (a bucket
+    /// website or a CDN). When set, image URLs redirect there instead of
+    /// streaming the bytes through Kitteh.
+    pub public_url: String,
+    /// Longest any single request to the bucket may take.
+    pub timeout_seconds: u32,
+    /// Retries of a failed request (network errors, 5xx, throttling), with
+    /// exponential backoff.
+    pub max_retries: u32,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            path_style: true,
+            public_url: String::new(),
+            timeout_seconds: 30,
+            max_retries: 3,
         }
     }
 }
@@ -735,6 +799,36 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             config.metrics.listen
         ));
     }
+    if config.storage.backend == StorageBackend::S3 {
+        let s3 = &config.storage.s3;
+        for (key, value) in [
+            ("bucket", &s3.bucket),
+            ("access_key_id", &s3.access_key_id),
+            ("secret_access_key", &s3.secret_access_key),
+        ] {
+            if value.is_empty() {
+                errors.push(format!(
+                    "storage.s3.{key}: required when storage.backend is \"s3\""
+                ));
+            }
+        }
+    }
+    for (key, value) in [
+        ("storage.s3.endpoint", &config.storage.s3.endpoint),
+        ("storage.s3.public_url", &config.storage.s3.public_url),
+    ] {
+        if !value.is_empty() {
+            match url::Url::parse(value) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                _ => errors.push(format!(
+                    "{key}: expected an absolute http(s) URL, found `{value}`"
+                )),
+            }
+        }
+    }
+    if config.storage.s3.timeout_seconds == 0 {
+        errors.push("storage.s3.timeout_seconds: must be at least 1".into());
+    }
     if config.cache.metadata_ttl_ms > 10_000 {
         errors.push(format!(
             "cache.metadata_ttl_ms: at most 10000 (deleted images must stop being served within 10 s), found {}",
@@ -807,24 +901,46 @@ pub fn render_annotated(loaded: &Loaded) -> String {
         return out;
     };
     for (section, value) in &table {
-        let toml::Value::Table(keys) = value else {
-            continue;
-        };
-        out.push_str(&format!("\n[{section}]\n"));
-        for (key, value) in keys {
-            let path = format!("{section}.{key}");
-            let shown = if SECRET_KEYS.contains(&path.as_str()) {
-                toml::Value::String(mask_url(value.as_str().unwrap_or_default()))
-            } else {
-                value.clone()
-            };
-            out.push_str(&format!(
-                "{key} = {shown}  # {}\n",
-                origin(&loaded.figment, &path)
-            ));
+        if let toml::Value::Table(keys) = value {
+            render_table(&mut out, &loaded.figment, section, keys);
         }
     }
     out
+}
+
+/// One `[section]` and, after its plain keys, its sub-tables
+/// (`[storage.s3]`), as TOML requires.
+fn render_table(out: &mut String, figment: &Figment, section: &str, keys: &toml::Table) {
+    out.push_str(&format!("\n[{section}]\n"));
+    for (key, value) in keys {
+        if value.is_table() {
+            continue;
+        }
+        let path = format!("{section}.{key}");
+        let shown = if SECRET_KEYS.contains(&path.as_str()) {
+            toml::Value::String(mask_secret(value.as_str().unwrap_or_default()))
+        } else {
+            value.clone()
+        };
+        out.push_str(&format!("{key} = {shown}  # {}\n", origin(figment, &path)));
+    }
+    for (key, value) in keys {
+        if let toml::Value::Table(sub) = value {
+            render_table(out, figment, &format!("{section}.{key}"), sub);
+        }
+    }
+}
+
+/// A URL keeps everything but its password; any other secret is hidden
+/// whole (an empty one stays visibly empty).
+fn mask_secret(raw: &str) -> String {
+    if raw.contains("://") {
+        mask_url(raw)
+    } else if raw.is_empty() {
+        String::new()
+    } else {
+        "****".into()
+    }
 }
 
 impl Config {

@@ -38,6 +38,10 @@ pub enum Error {
     /// 403: the delete token is missing or wrong.
     #[error("the delete token is missing or wrong; nothing was deleted")]
     Forbidden,
+    /// 503: the storage backend (a bucket, a disk) did not answer or
+    /// refused; the client may retry. The cause is logged, not shown.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
     /// 500: anything we did not expect. The cause is logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -57,6 +61,7 @@ impl Error {
             Self::Image(_) => Status::UnprocessableEntity,
             Self::NotFound(_) => Status::NotFound,
             Self::Forbidden => Status::Forbidden,
+            Self::StorageUnavailable(_) => Status::ServiceUnavailable,
             Self::Internal(_) => Status::InternalServerError,
         }
     }
@@ -73,6 +78,7 @@ impl Error {
             Self::Image(ImagingError::Corrupt(_)) => "corrupt_image",
             Self::NotFound(_) => "not_found",
             Self::Forbidden => "forbidden",
+            Self::StorageUnavailable(_) => "storage_unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -81,6 +87,10 @@ impl Error {
     pub fn public_message(&self) -> String {
         match self {
             Self::Internal(_) => "something went wrong on our side; it has been logged".into(),
+            Self::StorageUnavailable(_) => {
+                "image storage is unavailable right now; nothing was stored, please try again"
+                    .into()
+            }
             other => other.to_string(),
         }
     }
@@ -163,12 +173,16 @@ impl<'r> Responder<'r, 'static> for Error {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let status = self.status();
         let request_id = Some(request_id(req));
-        if let Self::Internal(cause) = &self {
+        if let Self::Internal(cause) | Self::StorageUnavailable(cause) = &self {
             tracing::error!(request_id = request_id.as_deref().unwrap_or("-"), %cause, "request failed");
         }
         if wants_json(req) {
             let body = self.json_body(request_id.as_deref()).to_string();
-            return Response::build()
+            let mut response = Response::build();
+            if matches!(self, Self::StorageUnavailable(_)) {
+                response.raw_header("Retry-After", "5");
+            }
+            return response
                 .status(status)
                 .header(ContentType::JSON)
                 .sized_body(body.len(), std::io::Cursor::new(body))

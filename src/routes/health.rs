@@ -10,6 +10,9 @@ use std::sync::Arc;
 use crate::db;
 use crate::service::images::Images;
 
+/// Longest the storage probe of `/readyz` may take.
+const STORAGE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub fn routes() -> Vec<Route> {
     routes![healthz, readyz]
 }
@@ -67,17 +70,22 @@ async fn readyz(
         }
     }
 
-    let storage = images.storage.clone();
-    let writable = tokio::task::spawn_blocking(move || storage.check_writable())
+    // A load balancer's probe must get an answer in time even when the
+    // bucket hangs; retries inside the client stay within this bound.
+    let writable = tokio::time::timeout(STORAGE_PROBE_TIMEOUT, images.storage.check_writable())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|_| format!("no answer within {} s", STORAGE_PROBE_TIMEOUT.as_secs()))
         .and_then(|r| r.map_err(|e| e.to_string()));
+    let backend = images.storage.describe();
     match writable {
         Ok(()) => {
-            checks.insert("storage".into(), json!({ "ok": true }));
+            checks.insert("storage".into(), json!({ "ok": true, "backend": backend }));
         }
         Err(e) => {
-            checks.insert("storage".into(), json!({ "ok": false, "error": e }));
+            checks.insert(
+                "storage".into(),
+                json!({ "ok": false, "backend": backend, "error": e }),
+            );
             failed.push("storage");
         }
     }

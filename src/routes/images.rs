@@ -44,6 +44,8 @@ impl<'r> FromRequest<'r> for Conditions {
 pub enum ImageReply {
     Bytes(ImageResponse),
     NotReady(String),
+    /// The object is public at the bucket or a CDN (`storage.s3.public_url`).
+    Elsewhere(String),
 }
 
 impl<'r> Responder<'r, 'static> for ImageReply {
@@ -56,6 +58,13 @@ impl<'r> Responder<'r, 'static> for ImageReply {
                 .status(Status::TemporaryRedirect)
                 .header(Header::new("Location", location))
                 .header(Header::new("Cache-Control", "no-store"))
+                .ok(),
+            // The object behind a name never changes, so the redirect may be
+            // cached; a deleted image's object is gone at the bucket too.
+            Self::Elsewhere(location) => Response::build()
+                .status(Status::Found)
+                .header(Header::new("Location", location))
+                .header(Header::new("Cache-Control", "public, max-age=3600"))
                 .ok(),
         }
     }
@@ -96,6 +105,12 @@ async fn image(
             }
         }
     };
+    // Downloads still pass through here: only we can name the file.
+    if download.is_none()
+        && let Some(url) = images.storage.public_url(&path)
+    {
+        return Ok(ImageReply::Elsewhere(url));
+    }
     let etag = format!("\"{sha256}\"");
     let download_name = download
         .filter(|v| !matches!(*v, "0" | "false" | "no" | "off"))

@@ -28,6 +28,10 @@ const MAX_ORIGINAL_NAME: usize = 255;
 /// unique index makes them possible to detect; this bounds the retries.
 const NAME_ATTEMPTS: usize = 16;
 
+/// Objects younger than this are never swept: an upload or a resize may be
+/// about to commit the row that claims them.
+const SWEEP_MIN_AGE: Duration = Duration::from_secs(600);
+
 /// Everything the image operations need, shared by all requests.
 pub struct Images {
     pub db: DatabaseConnection,
@@ -68,9 +72,17 @@ impl Images {
         }
     }
 
-    /// Validates, cleans and stores an upload, then records it. The file is
-    /// in place before its row exists, and removed if the row cannot be
-    /// written, so no row ever points at a missing file.
+    /// Validates, cleans and stores an upload, then records it.
+    ///
+    /// The rows are inserted first, inside a transaction that stays open
+    /// while the bytes are written and commits only once they are stored.
+    /// The unique index on the token thus reserves the object's name before
+    /// anything is written (a colliding upload waits or fails there, and
+    /// never overwrites), readers never see a row before its object exists,
+    /// and a failed write rolls the rows back. A crash between the write and
+    /// the commit leaves an object without a row, which the sweep removes.
+    /// The same holds on both backends, so no backend needs a conditional
+    /// write.
     pub async fn upload(
         self: &Arc<Self>,
         bytes: Vec<u8>,
@@ -78,33 +90,23 @@ impl Images {
     ) -> Result<Uploaded> {
         let processed = self.process(bytes).await?;
         let original_name = clean_original_name(original_name);
-        let this = Arc::clone(self);
-        // Staging writes and fsyncs; keep it off the async workers.
-        let staged = tokio::task::spawn_blocking(move || {
-            this.storage.stage(&processed.bytes).map(|s| (s, processed))
-        })
-        .await
-        .map_err(Error::internal)??;
-        let (staged, processed) = staged;
-
         let delete_token = hex::encode(rand::random::<[u8; 24]>());
         let delete_token_hash = hash_token(&delete_token);
+        let body = bytes::Bytes::from(processed.bytes);
+        let content_type = processed.format.mime();
 
         for _ in 0..NAME_ATTEMPTS {
             let name = self.names.generate(&mut rand::rng());
             let file_name = format!("{}.{}", name.token, processed.format.extension());
-            if !self.storage.publish(&staged, &file_name)? {
-                continue;
-            }
             let now = Utc::now();
             let row = images::ActiveModel {
                 original_name: Set(original_name.clone()),
                 token: Set(name.token.clone()),
                 generated_name: Set(name.generated.clone()),
                 kind: Set(DEFAULT_TYPE.to_string()),
-                content_type: Set(processed.format.mime().to_string()),
+                content_type: Set(content_type.to_string()),
                 path: Set(file_name.clone()),
-                size: Set(processed.bytes.len() as i64),
+                size: Set(body.len() as i64),
                 inserted_at: Set(now),
                 updated_at: Set(now),
                 width: Set(processed.width as i32),
@@ -113,39 +115,48 @@ impl Images {
                 delete_token_hash: Set(delete_token_hash.clone()),
                 ..Default::default()
             };
+            let txn = self.db.begin().await?;
             // The image and its resize job are one unit: either both rows
             // exist or neither does.
-            let inserted = async {
-                let txn = self.db.begin().await?;
+            let reserved = async {
                 let image = row.insert(&txn).await?;
                 Variants::enqueue(&txn, image.id)
                     .await
-                    .map_err(|e| match e {
-                        Error::Internal(m) => DbErr::Custom(m),
-                        other => DbErr::Custom(other.to_string()),
-                    })?;
-                txn.commit().await?;
+                    .map_err(|e| DbErr::Custom(e.to_string()))?;
                 Ok::<_, DbErr>(image)
             }
             .await;
-            match inserted {
-                Ok(image) => {
-                    tracing::info!(token = %image.token, bytes = image.size, content_type = %image.content_type, "upload stored");
-                    self.variants.wake.notify_one();
-                    return Ok(Uploaded {
-                        image,
-                        delete_token,
-                    });
-                }
+            let image = match reserved {
+                Ok(image) => image,
                 Err(e) => {
-                    // The file must not outlive a row that was never written.
-                    let _ = self.storage.delete(&file_name);
+                    let _ = txn.rollback().await;
                     if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
                         continue;
                     }
                     return Err(e.into());
                 }
+            };
+            if let Err(e) = self
+                .storage
+                .put(&file_name, body.clone(), content_type)
+                .await
+            {
+                let _ = txn.rollback().await;
+                // A write that failed half-way may still have landed.
+                let _ = self.storage.delete(&file_name).await;
+                return Err(Error::StorageUnavailable(e.to_string()));
             }
+            if let Err(e) = txn.commit().await {
+                // The object must not outlive a row that was never written.
+                let _ = self.storage.delete(&file_name).await;
+                return Err(e.into());
+            }
+            tracing::info!(token = %image.token, bytes = image.size, content_type = %image.content_type, "upload stored");
+            self.variants.wake.notify_one();
+            return Ok(Uploaded {
+                image,
+                delete_token,
+            });
         }
         Err(Error::internal(format!(
             "no free name after {NAME_ATTEMPTS} attempts"
@@ -223,7 +234,7 @@ impl Images {
         if let Some(hit) = self.cache.bytes(sha256) {
             return Ok(hit);
         }
-        let bytes: Arc<[u8]> = Arc::from(self.read(path).await?);
+        let bytes: Arc<[u8]> = Arc::from(self.read(path).await?.as_ref());
         self.cache.keep_bytes(sha256, Arc::clone(&bytes));
         Ok(bytes)
     }
@@ -267,15 +278,16 @@ impl Images {
             .ok_or_else(|| Error::NotFound(token.to_string()))
     }
 
-    /// Reads a stored file's bytes.
-    pub async fn read(self: &Arc<Self>, path: &str) -> Result<Vec<u8>> {
-        let this = Arc::clone(self);
-        let path = path.to_string();
-        Ok(
-            tokio::task::spawn_blocking(move || this.storage.read(&path))
-                .await
-                .map_err(Error::internal)??,
-        )
+    /// Reads a stored object's bytes.
+    pub async fn read(&self, path: &str) -> Result<bytes::Bytes> {
+        self.storage.get(path).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                // A row whose object is gone is our fault, not the client's.
+                Error::internal(format!("storage: {e}"))
+            } else {
+                Error::StorageUnavailable(e.to_string())
+            }
+        })
     }
 
     /// Deletes an image when `delete_token` matches. The row goes first, then
@@ -301,7 +313,7 @@ impl Images {
         paths.sort();
         paths.dedup();
         for path in &paths {
-            if let Err(e) = self.storage.delete(path) {
+            if let Err(e) = self.storage.delete(path).await {
                 tracing::warn!(token = %image.token, "row deleted but {path} remains (swept later): {e}");
             }
         }
@@ -311,8 +323,10 @@ impl Images {
         Ok(())
     }
 
-    /// Removes files no row refers to and leftovers of interrupted writes.
-    pub async fn sweep(self: &Arc<Self>) -> Result<usize> {
+    /// Removes objects no row refers to (a crash between writing an object
+    /// and committing its row, or between deleting a row and its objects)
+    /// and leftovers of interrupted writes. Returns how many went.
+    pub async fn sweep(&self) -> Result<usize> {
         let known: std::collections::HashSet<String> = images::Entity::find()
             .select_only()
             .column(images::Column::Path)
@@ -329,13 +343,23 @@ impl Images {
                     .await?,
             )
             .collect();
-        let this = Arc::clone(self);
-        let removed = tokio::task::spawn_blocking(move || {
-            this.storage
-                .sweep(Duration::from_secs(600), |name| known.contains(name))
-        })
-        .await
-        .map_err(Error::internal)??;
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        for entry in self.storage.list().await? {
+            // Young objects are spared: an upload writes its object just
+            // before its row commits.
+            let age = entry
+                .modified
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            if age < SWEEP_MIN_AGE || known.contains(&entry.name) {
+                continue;
+            }
+            match self.storage.delete(&entry.name).await {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!("could not sweep {}: {e}", entry.name),
+            }
+        }
         Ok(removed)
     }
 }

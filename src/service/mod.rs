@@ -1,3 +1,4 @@
 pub mod cache;
 pub mod images;
+pub mod transfer;
 pub mod variants;

@@ -244,40 +244,46 @@ impl Variants {
         let format = Format::from_mime(&image.content_type).ok_or_else(|| {
             Error::internal(format!("unknown content type {}", image.content_type))
         })?;
-        let this = Arc::clone(self);
         let path = image.path.clone();
         let sizes = self.sizes();
+        let original = self
+            .storage
+            .get(&path)
+            .await
+            .map_err(|e| Error::Internal(format!("reading the original: {e}")))?;
+        let this = Arc::clone(self);
         let rendered = tokio::task::spawn_blocking(move || {
-            let original = this.storage.read(&path).map_err(|e| e.to_string())?;
-            let rendered = render(
+            render(
                 &original,
                 format,
                 &sizes,
                 this.config.jpeg_quality,
                 &this.limits,
             )
-            .map_err(|e| e.to_string())?;
-            let mut written = Vec::with_capacity(rendered.len());
-            for r in rendered {
-                let name = variant_file_name(&path, &r.name);
-                let staged = this.storage.stage(&r.bytes).map_err(|e| e.to_string())?;
-                this.storage
-                    .replace(staged, &name)
-                    .map_err(|e| e.to_string())?;
-                let sha256 = imaging::sha256_hex(&r.bytes);
-                written.push((r, name, sha256));
-            }
-            Ok::<_, String>(written)
+            .map_err(|e| e.to_string())
         })
         .await;
-        let written = match rendered {
-            Ok(Ok(written)) => written,
+        let rendered = match rendered {
+            Ok(Ok(rendered)) => rendered,
             Ok(Err(message)) => return Err(Error::Internal(message)),
             Err(e) if e.is_panic() => {
                 return Err(Error::Internal("the resizer panicked".into()));
             }
             Err(e) => return Err(Error::internal(e)),
         };
+        // Sizes are derived, so a rewrite replaces them whole; each object
+        // appears atomically on either backend.
+        let mut written = Vec::with_capacity(rendered.len());
+        for r in rendered {
+            let name = variant_file_name(&path, &r.name);
+            let bytes = bytes::Bytes::from(r.bytes);
+            let sha256 = imaging::sha256_hex(&bytes);
+            self.storage
+                .put(&name, bytes.clone(), format.mime())
+                .await
+                .map_err(|e| Error::Internal(format!("writing {name}: {e}")))?;
+            written.push((r.name, r.width, r.height, bytes.len(), name, sha256));
+        }
 
         let txn = self.db.begin().await?;
         let done = Self::settle(&txn, claim, DONE, None).await?;
@@ -291,8 +297,8 @@ impl Variants {
                 .await?
                 .is_none();
             if image_gone {
-                for (_, name, _) in &written {
-                    let _ = self.storage.delete(name);
+                for (.., name, _) in &written {
+                    let _ = self.storage.delete(name).await;
                 }
             }
             return Ok(());
@@ -306,14 +312,14 @@ impl Variants {
             .exec(&txn)
             .await?;
         let now = Utc::now();
-        for (r, name, sha256) in &written {
+        for (size_name, width, height, len, name, sha256) in &written {
             variants::ActiveModel {
                 image_id: Set(image.id),
-                name: Set(r.name.clone()),
-                width: Set(r.width as i32),
-                height: Set(r.height as i32),
+                name: Set(size_name.clone()),
+                width: Set(*width as i32),
+                height: Set(*height as i32),
                 path: Set(name.clone()),
-                size: Set(r.bytes.len() as i64),
+                size: Set(*len as i64),
                 sha256: Set(sha256.clone()),
                 created_at: Set(now),
                 ..Default::default()
@@ -327,9 +333,9 @@ impl Variants {
         // Sizes dropped from the configuration leave their files behind.
         for stale in old
             .iter()
-            .filter(|o| !written.iter().any(|(_, n, _)| *n == o.path))
+            .filter(|o| !written.iter().any(|(.., n, _)| *n == o.path))
         {
-            let _ = self.storage.delete(&stale.path);
+            let _ = self.storage.delete(&stale.path).await;
         }
         tracing::info!(token = %image.token, attempt = claim.attempt, sizes = written.len(), "variants done");
         Ok(())

@@ -238,3 +238,57 @@ fn the_shipped_config_file_is_valid_and_matches_the_defaults() {
         );
     }
 }
+
+#[test]
+fn s3_credentials_come_from_files_and_the_secret_is_masked() {
+    let sb = Sandbox::sqlite();
+    let key_id = sb.write("s3-key-id", "GK0123456789abcdef01234567\n");
+    let secret = sb.write("s3-secret", "very-secret-value\n");
+    let mut cmd = crate::helpers::bare_kitteh(sb.path());
+    cmd.env("KITTEH_STORAGE__BACKEND", "s3")
+        .env("KITTEH_STORAGE__S3__BUCKET", "cats")
+        .env("KITTEH_STORAGE__S3__ACCESS_KEY_ID_FILE", &key_id)
+        .env("KITTEH_STORAGE__S3__SECRET_ACCESS_KEY_FILE", &secret);
+    let text = effective(&sb, &mut cmd);
+    assert!(text.contains("\n[storage.s3]\n"), "{text}");
+    assert!(!text.contains("very-secret-value"), "{text}");
+    let masked = line_of(&text, "secret_access_key");
+    assert!(masked.starts_with("secret_access_key = \"****\""), "{masked}");
+    assert!(masked.contains("KITTEH_STORAGE__S3__SECRET_ACCESS_KEY_FILE"), "{masked}");
+    assert!(
+        line_of(&text, "access_key_id").contains("\"GK0123456789abcdef01234567\""),
+        "{text}"
+    );
+    assert!(line_of(&text, "backend").contains("\"s3\""), "{text}");
+}
+
+#[test]
+fn the_s3_backend_without_its_settings_is_a_config_error_naming_each() {
+    let sb = Sandbox::sqlite();
+    let out = sb
+        .kitteh()
+        .env("KITTEH_STORAGE__BACKEND", "s3")
+        .env("KITTEH_STORAGE__S3__ENDPOINT", "garage:3900")
+        .args(["config", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "storage.s3.bucket",
+        "storage.s3.access_key_id",
+        "storage.s3.secret_access_key",
+        "storage.s3.endpoint: expected an absolute http(s) URL",
+    ] {
+        assert!(err.contains(key), "{key} missing from: {err}");
+    }
+    let out = sb
+        .kitteh()
+        .env("KITTEH_STORAGE__BACKEND", "ftp")
+        .args(["config", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("storage.backend") && err.contains("local"), "{err}");
+}

@@ -15,10 +15,12 @@ use tempfile::TempDir;
 /// Variables that would leak the developer's own setup into a test.
 const SCRUBBED: &[&str] = &["PORT", "DATABASE_URL", "RUST_LOG"];
 
-/// A temporary working directory with its own SQLite database and uploads.
+/// A temporary working directory with its own SQLite database and uploads,
+/// or its own bucket when storage is S3.
 pub struct Sandbox {
     pub dir: TempDir,
     pub database_url: String,
+    pub bucket: Option<Bucket>,
 }
 
 impl Sandbox {
@@ -26,7 +28,69 @@ impl Sandbox {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = format!("sqlite://{}/kitteh.db", dir.path().display());
-        Self { dir, database_url }
+        Self {
+            dir,
+            database_url,
+            bucket: None,
+        }
+    }
+
+    /// SQLite for rows, a fresh bucket on the test Garage for bytes.
+    pub fn sqlite_s3() -> Option<Self> {
+        let bucket = Bucket::create()?;
+        Some(Self {
+            bucket: Some(bucket),
+            ..Self::sqlite()
+        })
+    }
+
+    /// PostgreSQL for rows, a fresh bucket for bytes: the replica setup.
+    pub fn postgres_s3() -> Option<Self> {
+        let bucket = Bucket::create()?;
+        let sb = Self::postgres()?;
+        Some(Self {
+            bucket: Some(bucket),
+            ..sb
+        })
+    }
+
+    /// Names of the stored objects, sorted: the bucket's or the folder's.
+    pub fn stored_names(&self) -> Vec<String> {
+        match &self.bucket {
+            Some(bucket) => bucket.names(),
+            None => {
+                let mut names: Vec<String> = std::fs::read_dir(self.uploads())
+                    .map(|rd| {
+                        rd.map(|e| e.unwrap().file_name().into_string().unwrap())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                names.sort();
+                names
+            }
+        }
+    }
+
+    /// A stored object's bytes, wherever storage is.
+    pub fn stored(&self, name: &str) -> Option<Vec<u8>> {
+        match &self.bucket {
+            Some(bucket) => bucket.get(name),
+            None => std::fs::read(self.uploads().join(name)).ok(),
+        }
+    }
+
+    /// A deleted image's objects are gone once any worker still resizing
+    /// it has noticed; that takes at most a moment.
+    pub fn assert_eventually_empty(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.stored_names().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "objects left behind: {:?}",
+                self.stored_names()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// A fresh folder and a fresh, empty PostgreSQL database. Returns None
@@ -48,6 +112,7 @@ impl Sandbox {
         Some(Self {
             dir,
             database_url: url.to_string(),
+            bucket: None,
         })
     }
 
@@ -65,6 +130,9 @@ impl Sandbox {
         let mut cmd = bare_kitteh(self.path());
         cmd.env("KITTEH_DATABASE__URL", &self.database_url)
             .env("KITTEH_STORAGE__UPLOADS_DIR", self.uploads());
+        if let Some(bucket) = &self.bucket {
+            bucket.configure(&mut cmd);
+        }
         cmd
     }
 
@@ -144,7 +212,17 @@ impl Server {
         Self::start_with(sandbox.kitteh(), args)
     }
 
-    pub fn start_with(mut cmd: Command, args: &[&str]) -> Self {
+    /// Starts `kitteh serve` and waits until it answers `/healthz`, ready
+    /// or not: for tests of a server whose dependencies are down.
+    pub fn start_unready(cmd: Command, args: &[&str]) -> Self {
+        Self::spawn(cmd, args, "/healthz")
+    }
+
+    pub fn start_with(cmd: Command, args: &[&str]) -> Self {
+        Self::spawn(cmd, args, "/readyz")
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str], probe: &str) -> Self {
         let port = free_port();
         cmd.arg("serve")
             .args(args)
@@ -160,11 +238,11 @@ impl Server {
             base: format!("http://127.0.0.1:{port}"),
             log,
         };
-        server.wait_ready();
+        server.wait_ready(probe);
         server
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self, probe: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let agent = http();
         while Instant::now() < deadline {
@@ -174,7 +252,7 @@ impl Server {
                     self.log_text()
                 );
             }
-            if let Ok(res) = agent.get(format!("{}/readyz", self.base)).call()
+            if let Ok(res) = agent.get(format!("{}{probe}", self.base)).call()
                 && res.status() == 200
             {
                 return;
@@ -210,4 +288,111 @@ pub fn newest_migration() -> String {
         .last()
         .map(|m| m.name().to_string())
         .unwrap()
+}
+
+/// A fresh bucket on the test Garage (started by scripts/test.sh), with the
+/// test key allowed on it. In CI a missing Garage fails, never skips.
+pub struct Bucket {
+    pub config: kitteh::config::S3Config,
+}
+
+impl Bucket {
+    pub fn create() -> Option<Self> {
+        let endpoint = match std::env::var("TEST_S3_ENDPOINT") {
+            Ok(e) if !e.is_empty() => e,
+            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI=true but TEST_S3_ENDPOINT is not set: S3 tests must run in CI")
+            }
+            _ => {
+                eprintln!("TEST_S3_ENDPOINT not set: skipping an S3 test (run scripts/test.sh)");
+                return None;
+            }
+        };
+        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is set"));
+        let garage_config = var("TEST_GARAGE_CONFIG");
+        let name = format!("kitteh-test-{:016x}", rand::random::<u64>());
+        let garage = |args: &[&str]| {
+            let out = Command::new("garage")
+                .arg("-c")
+                .arg(&garage_config)
+                .args(args)
+                .output()
+                .expect("run the garage CLI");
+            assert!(
+                out.status.success(),
+                "garage {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        garage(&["bucket", "create", &name]);
+        garage(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            &name,
+            "--key",
+            "kitteh-test",
+        ]);
+        Some(Self {
+            config: kitteh::config::S3Config {
+                endpoint,
+                bucket: name,
+                region: var("TEST_S3_REGION"),
+                access_key_id: var("TEST_S3_KEY_ID"),
+                secret_access_key: var("TEST_S3_SECRET"),
+                path_style: true,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Points a `kitteh` command at this bucket.
+    pub fn configure(&self, cmd: &mut Command) {
+        let c = &self.config;
+        cmd.env("KITTEH_STORAGE__BACKEND", "s3")
+            .env("KITTEH_STORAGE__S3__ENDPOINT", &c.endpoint)
+            .env("KITTEH_STORAGE__S3__BUCKET", &c.bucket)
+            .env("KITTEH_STORAGE__S3__REGION", &c.region)
+            .env("KITTEH_STORAGE__S3__ACCESS_KEY_ID", &c.access_key_id)
+            .env(
+                "KITTEH_STORAGE__S3__SECRET_ACCESS_KEY",
+                &c.secret_access_key,
+            );
+    }
+
+    pub fn store(&self) -> kitteh::storage::Storage {
+        kitteh::storage::Storage::new(kitteh::storage::S3Store::open(&self.config).unwrap())
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = block_on(self.store().list())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn get(&self, name: &str) -> Option<Vec<u8>> {
+        match block_on(self.store().get(name)) {
+            Ok(bytes) => Some(bytes.to_vec()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => panic!("reading {name} from the bucket: {e}"),
+        }
+    }
+
+    pub fn put(&self, name: &str, bytes: &[u8]) {
+        block_on(
+            self.store()
+                .put(name, bytes.to_vec().into(), "application/octet-stream"),
+        )
+        .unwrap();
+    }
+
+    pub fn delete(&self, name: &str) {
+        block_on(self.store().delete(name)).unwrap();
+    }
 }

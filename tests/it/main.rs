@@ -11,6 +11,7 @@ mod fixtures;
 mod helpers;
 mod migrations;
 mod operations;
+mod s3;
 mod serve;
 mod uploads;
 mod variants;

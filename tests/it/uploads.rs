@@ -107,20 +107,6 @@ pub fn count_rows(database_url: &str) -> i64 {
     })
 }
 
-/// A deleted image's files are gone once any worker still resizing it has
-/// noticed; that takes at most a moment.
-pub fn assert_eventually_empty(dir: &std::path::Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !files_in(dir).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "files left behind: {:?}",
-            files_in(dir)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 pub fn files_in(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
@@ -141,7 +127,7 @@ pub fn originals(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-fn happy_path(sb: &Sandbox, label: &str, mime: &str, bytes: &[u8], w: u32, h: u32) {
+pub fn happy_path(sb: &Sandbox, label: &str, mime: &str, bytes: &[u8], w: u32, h: u32) {
     let server = Server::start(sb, &["--migrate"]);
     let res = api_upload(&server, &format!("cat.{label}"), mime, bytes);
     assert_eq!(res.status, 201, "{label}: {}", res.text());
@@ -204,7 +190,7 @@ fn happy_path(sb: &Sandbox, label: &str, mime: &str, bytes: &[u8], w: u32, h: u3
     let etag = img.header("etag").unwrap().to_string();
     assert_eq!(etag, format!("\"{}\"", v["sha256"].as_str().unwrap()));
     assert_eq!(img.body.len() as u64, v["bytes"].as_u64().unwrap());
-    let stored = std::fs::read(sb.uploads().join(format!("{token}.{}", ext(mime)))).unwrap();
+    let stored = sb.stored(&format!("{token}.{}", ext(mime))).unwrap();
     assert_eq!(img.body, stored);
     let decoded = image::load_from_memory(&img.body).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (w, h));
@@ -281,10 +267,10 @@ fn happy_path(sb: &Sandbox, label: &str, mime: &str, bytes: &[u8], w: u32, h: u3
         404
     );
     assert_eq!(count_rows(&sb.database_url), 0);
-    assert_eventually_empty(&sb.uploads());
+    sb.assert_eventually_empty();
 }
 
-fn ext(mime: &str) -> &'static str {
+pub fn ext(mime: &str) -> &'static str {
     match mime {
         "image/jpeg" => "jpg",
         "image/png" => "png",
@@ -428,7 +414,7 @@ fn the_browser_form_redirects_to_the_show_page_and_shows_the_delete_link_once() 
         get(&server.url(&location), &[("Accept", "text/html")]).status,
         404
     );
-    assert_eventually_empty(&sb.uploads());
+    sb.assert_eventually_empty();
 
     let wrong = reply(
         http()
@@ -510,8 +496,11 @@ fn bad_cases() -> Vec<BadCase> {
 
 #[test]
 fn bad_uploads_get_the_right_status_and_message_and_leave_nothing_behind() {
-    let sb = Sandbox::sqlite();
-    let server = Server::start(&sb, &["--migrate"]);
+    bad_uploads(&Sandbox::sqlite());
+}
+
+pub fn bad_uploads(sb: &Sandbox) {
+    let server = Server::start(sb, &["--migrate"]);
     for (label, bytes, status, code, words) in bad_cases() {
         let res = api_upload(&server, label, "image/jpeg", &bytes);
         assert_eq!(res.status, status, "{label}: {}", res.text());
@@ -528,7 +517,7 @@ fn bad_uploads_get_the_right_status_and_message_and_leave_nothing_behind() {
     // The server still answers, and nothing was stored.
     assert_eq!(get(&server.url("/healthz"), &[]).status, 200);
     assert_eq!(count_rows(&sb.database_url), 0);
-    assert_eventually_empty(&sb.uploads());
+    sb.assert_eventually_empty();
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::helpers::{Sandbox, Server, block_on};
 use crate::uploads::{api_upload, files_in, get};
 
 /// Polls the API until every size is `ready` (or `failed`), within 60 s.
-fn wait_sizes(server: &Server, token: &str, until: &str) -> serde_json::Value {
+pub fn wait_sizes(server: &Server, token: &str, until: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let v = get(&server.url(&format!("/api/images/{token}")), &[]).json();
@@ -45,7 +45,7 @@ fn dims_of(v: &serde_json::Value) -> Vec<(String, u64, u64)> {
         .collect()
 }
 
-fn sql_i64(database_url: &str, query: &str) -> Vec<i64> {
+pub fn sql_i64(database_url: &str, query: &str) -> Vec<i64> {
     block_on(async {
         let db = Database::connect(database_url).await.unwrap();
         db.query_all_raw(Statement::from_string(db.get_database_backend(), query))

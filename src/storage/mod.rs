@@ -1,0 +1,138 @@
+//! Where image bytes live. One interface, [`Store`], with two
+//! implementations: a local folder (the embedded default) and an
+//! S3-compatible bucket (for several replicas). Callers hold a [`Storage`]
+//! and never learn which one is behind it.
+//!
+//! Objects are named from tokens and detected formats only
+//! (`sublimedandelionbengal.jpg`, `sublimedandelionbengal-tiny.jpg`), never
+//! from anything a client sent, and every name is checked all the same.
+
+mod local;
+mod s3;
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::config::{StorageBackend, StorageConfig};
+
+pub use local::LocalStore;
+pub use s3::S3Store;
+
+/// One stored object, as listings report it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: String,
+    pub size: u64,
+    pub modified: Option<SystemTime>,
+}
+
+/// What every backend can do. Writes are all-or-nothing: a reader sees the
+/// old object, the new one, or none, never part of one.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// `local folder /data/uploads`, `s3 bucket kitteh at http://garage:3900`.
+    fn describe(&self) -> String;
+
+    /// Stores `bytes` under `name`, replacing any object of that name.
+    async fn put(&self, name: &str, bytes: Bytes, content_type: &str) -> io::Result<()>;
+
+    /// The whole object. Objects are bounded by the upload limit, so this
+    /// holds at most one upload's worth of memory. A missing object is an
+    /// error of kind `NotFound`.
+    async fn get(&self, name: &str) -> io::Result<Bytes>;
+
+    /// The size of an object, or `None` when there is none.
+    async fn head(&self, name: &str) -> io::Result<Option<u64>>;
+
+    /// Removes an object; one already gone is not an error.
+    async fn delete(&self, name: &str) -> io::Result<()>;
+
+    /// Every object, including leftovers of interrupted writes.
+    async fn list(&self) -> io::Result<Vec<Entry>>;
+
+    /// Proves the backend accepts writes: writes, reads back and removes a
+    /// probe object.
+    async fn check_writable(&self) -> io::Result<()>;
+
+    /// Where clients can fetch an object directly (a bucket's public
+    /// website or a CDN), when one is configured.
+    fn public_url(&self, _name: &str) -> Option<String> {
+        None
+    }
+}
+
+/// A shared handle on the configured backend.
+#[derive(Debug, Clone)]
+pub struct Storage(Arc<dyn Store>);
+
+impl std::ops::Deref for Storage {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref()
+    }
+}
+
+impl Storage {
+    pub fn new(store: impl Store + 'static) -> Self {
+        Self(Arc::new(store))
+    }
+
+    /// The backend `[storage] backend` names.
+    pub fn open(config: &StorageConfig) -> io::Result<Self> {
+        Self::open_backend(config, config.backend)
+    }
+
+    /// A given backend with the settings in `config`, whichever one
+    /// `backend` says is active: `kitteh storage migrate` opens both.
+    pub fn open_backend(config: &StorageConfig, backend: StorageBackend) -> io::Result<Self> {
+        Ok(match backend {
+            StorageBackend::Local => Self::new(LocalStore::open(&config.uploads_dir)?),
+            StorageBackend::S3 => Self::new(S3Store::open(&config.s3)?),
+        })
+    }
+}
+
+/// Refuses names that could leave the folder or the bucket prefix, or be
+/// mistaken for a leftover: only `[A-Za-z0-9._-]`, not starting with a dot.
+pub fn check_name(name: &str) -> io::Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing storage name {name:?}"),
+        ))
+    }
+}
+
+/// Name of a readiness probe object: random, so replicas probing at the
+/// same moment never collide, and swept like any orphan if left behind.
+fn probe_name() -> String {
+    format!("kitteh-probe-{:016x}", rand::random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_could_escape_are_refused() {
+        for bad in ["../x", "a/b", ".hidden", "", "x\0y", "a b", "a\\b"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["abc.jpg", "abc-tiny.webp", "A_b.png"] {
+            assert!(check_name(good).is_ok(), "{good:?}");
+        }
+    }
+}

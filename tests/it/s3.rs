@@ -1,0 +1,420 @@
+//! The S3 backend against a real Garage server (started by scripts/test.sh):
+//! the upload, serve, delete and variants paths with bytes in a bucket,
+//! `kitteh storage migrate`, an unreachable bucket, and two replicas sharing
+//! PostgreSQL and one bucket.
+
+use std::time::{Duration, Instant};
+
+use crate::fixtures;
+use crate::helpers::{Sandbox, Server, http};
+use crate::uploads::{api_upload, bad_uploads, count_rows, get, happy_path};
+use crate::variants::{sql_i64, wait_sizes};
+
+#[test]
+fn every_format_goes_through_upload_serve_and_delete_on_s3() {
+    for (label, mime, bytes, w, h) in [
+        ("jpg", "image/jpeg", fixtures::jpeg(320, 240), 320, 240),
+        ("png", "image/png", fixtures::png(300, 200), 300, 200),
+        ("gif", "image/gif", fixtures::gif(120, 80), 120, 80),
+        ("webp", "image/webp", fixtures::webp(200, 100), 200, 100),
+    ] {
+        let Some(sb) = Sandbox::sqlite_s3() else {
+            return;
+        };
+        happy_path(&sb, label, mime, &bytes, w, h);
+    }
+}
+
+#[test]
+fn bad_uploads_leave_nothing_in_the_bucket() {
+    let Some(sb) = Sandbox::sqlite_s3() else {
+        return;
+    };
+    bad_uploads(&sb);
+}
+
+#[test]
+fn sizes_are_made_in_the_bucket_and_deleted_with_the_image() {
+    let Some(sb) = Sandbox::sqlite_s3() else {
+        return;
+    };
+    let server = Server::start(&sb, &["--migrate"]);
+    let ready = get(&server.url("/readyz"), &[]).json();
+    assert_eq!(ready["checks"]["storage"]["ok"], true, "{ready}");
+    assert!(
+        ready["checks"]["storage"]["backend"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3 bucket kitteh-test-"),
+        "{ready}"
+    );
+
+    let res = api_upload(&server, "a.jpg", "image/jpeg", &fixtures::jpeg(700, 500));
+    assert_eq!(res.status, 201, "{}", res.text());
+    let created = res.json();
+    let token = created["token"].as_str().unwrap().to_string();
+    wait_sizes(&server, &token, "ready");
+    let expected: Vec<String> = vec![
+        format!("{token}-large.jpg"),
+        format!("{token}-monstrous.jpg"),
+        format!("{token}-tiny.jpg"),
+        format!("{token}.jpg"),
+    ];
+    assert_eq!(sb.stored_names(), expected);
+    for (size, (w, h)) in [
+        ("tiny", (90, 64)),
+        ("large", (300, 214)),
+        ("monstrous", (600, 429)),
+    ] {
+        let served = get(&server.url(&format!("/img/{size}{token}")), &[]);
+        assert_eq!(served.status, 200, "{size}");
+        assert_eq!(
+            Some(served.body.clone()),
+            sb.stored(&format!("{token}-{size}.jpg")),
+            "{size}"
+        );
+        let img = image::load_from_memory(&served.body).unwrap();
+        assert_eq!((img.width(), img.height()), (w, h), "{size}");
+    }
+    let gone = http()
+        .delete(server.url(&format!("/api/images/{token}")))
+        .header("X-Delete-Token", created["delete_token"].as_str().unwrap())
+        .call()
+        .unwrap();
+    assert_eq!(gone.status(), 204);
+    sb.assert_eventually_empty();
+    assert_eq!(count_rows(&sb.database_url), 0);
+}
+
+/// A noise PNG does not compress, so this one is above the 8 MiB part size
+/// and goes up as a multipart upload.
+#[test]
+fn a_large_upload_goes_up_in_parts_and_comes_back_whole() {
+    let Some(sb) = Sandbox::sqlite_s3() else {
+        return;
+    };
+    let server = Server::start(&sb, &["--migrate"]);
+    let noise =
+        image::RgbaImage::from_fn(1700, 1400, |_, _| image::Rgba(rand::random::<[u8; 4]>()));
+    let mut png = std::io::Cursor::new(Vec::new());
+    noise.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let png = png.into_inner();
+    assert!(png.len() > 9 << 20, "{} bytes", png.len());
+    let res = api_upload(&server, "noise.png", "image/png", &png);
+    assert_eq!(res.status, 201, "{}", res.text());
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    let stored = sb.stored(&format!("{token}.png")).unwrap();
+    assert_eq!(stored.len() as u64, res.json()["bytes"].as_u64().unwrap());
+    let served = get(&server.url(&format!("/img/{token}")), &[]);
+    assert_eq!(served.status, 200);
+    assert_eq!(served.body, stored);
+    // A multipart object's ETag is `<md5 of the part md5s>-<part count>`.
+    let c = &sb.bucket.as_ref().unwrap().config;
+    let raw = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&c.endpoint)
+        .with_bucket_name(&c.bucket)
+        .with_region(&c.region)
+        .with_access_key_id(&c.access_key_id)
+        .with_secret_access_key(&c.secret_access_key)
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let meta = crate::helpers::block_on(object_store::ObjectStoreExt::head(
+        &raw,
+        &object_store::path::Path::from(format!("{token}.png")),
+    ))
+    .unwrap();
+    let etag = meta.e_tag.unwrap();
+    assert!(etag.trim_matches('"').ends_with("-2"), "{etag}");
+}
+
+#[test]
+fn an_unreachable_bucket_is_a_503_that_stores_nothing() {
+    let Some(sb) = Sandbox::sqlite_s3() else {
+        return;
+    };
+    let mut cmd = sb.kitteh();
+    // Nothing listens there: every call fails fast, and is retried once.
+    let dead = format!("http://127.0.0.1:{}", crate::helpers::free_port());
+    cmd.env("KITTEH_STORAGE__S3__ENDPOINT", &dead)
+        .env("KITTEH_STORAGE__S3__TIMEOUT_SECONDS", "2")
+        .env("KITTEH_STORAGE__S3__MAX_RETRIES", "1")
+        .env("KITTEH_VARIANTS__WORKERS", "0")
+        .arg("migrate");
+    assert!(cmd.status().unwrap().success());
+
+    let mut cmd = sb.kitteh();
+    cmd.env("KITTEH_STORAGE__S3__ENDPOINT", &dead)
+        .env("KITTEH_STORAGE__S3__TIMEOUT_SECONDS", "2")
+        .env("KITTEH_STORAGE__S3__MAX_RETRIES", "1")
+        .env("KITTEH_VARIANTS__WORKERS", "0");
+    let server = Server::start_unready(cmd, &[]);
+    let ready = get(&server.url("/readyz"), &[]);
+    assert_eq!(ready.status, 503);
+    let body = ready.json();
+    assert_eq!(body["failed"], serde_json::json!(["storage"]), "{body}");
+    assert!(
+        body["checks"]["storage"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("s3 put"),
+        "{body}"
+    );
+
+    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(64, 64));
+    assert_eq!(res.status, 503, "{}", res.text());
+    assert_eq!(res.header("retry-after"), Some("5"));
+    let err = &res.json()["error"];
+    assert_eq!(err["code"], "storage_unavailable");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was stored")
+    );
+    assert_eq!(count_rows(&sb.database_url), 0, "no row without its object");
+    // The real bucket saw nothing either.
+    assert!(sb.stored_names().is_empty());
+}
+
+#[test]
+fn storage_migrate_copies_twenty_images_to_s3_verifies_and_resumes() {
+    let Some(s3) = Sandbox::sqlite_s3() else {
+        return;
+    };
+    // The same database and folder, first without the bucket: a local install.
+    let bucket = s3.bucket.unwrap();
+    let local = Sandbox {
+        dir: s3.dir,
+        database_url: s3.database_url,
+        bucket: None,
+    };
+    let server = Server::start(&local, &["--migrate"]);
+    let mut tokens = Vec::new();
+    for i in 0..20u32 {
+        let jpeg = fixtures::jpeg(400 + i, 300);
+        let res = api_upload(&server, &format!("{i}.jpg"), "image/jpeg", &jpeg);
+        assert_eq!(res.status, 201, "{}", res.text());
+        tokens.push(res.json()["token"].as_str().unwrap().to_string());
+    }
+    for token in &tokens {
+        wait_sizes(&server, token, "ready");
+    }
+    drop(server);
+    let local_names = local.stored_names();
+    assert_eq!(local_names.len(), 80);
+
+    let migrate = |expect_success: bool| {
+        let mut cmd = local.kitteh();
+        bucket.configure(&mut cmd);
+        // Still configured for local: the copy runs before the switch.
+        cmd.env("KITTEH_STORAGE__BACKEND", "local")
+            .args(["storage", "migrate", "--to", "s3"]);
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.success(), expect_success, "{stdout}\n{stderr}");
+        eprintln!("{stdout}{stderr}");
+        stdout
+    };
+    let first = migrate(true);
+    assert!(
+        first.contains("copied 80, skipped 0 (already there, SHA-256 verified), failed 0"),
+        "{first}"
+    );
+    assert_eq!(bucket.names(), local_names);
+    for name in &local_names {
+        assert_eq!(bucket.get(name), local.stored(name), "{name}");
+    }
+
+    // An interrupted or damaged copy: one object missing, one truncated.
+    bucket.delete(&local_names[0]);
+    let damaged = &local_names[1];
+    let bytes = bucket.get(damaged).unwrap();
+    bucket.put(damaged, &bytes[..bytes.len() / 2]);
+    let second = migrate(true);
+    assert!(
+        second.contains("copied 2, skipped 78 (already there, SHA-256 verified), failed 0"),
+        "{second}"
+    );
+    assert_eq!(bucket.get(damaged), local.stored(damaged));
+
+    // A source file that no longer matches its recorded checksum is
+    // reported, not spread.
+    let rotten = format!("{}.jpg", tokens[5]);
+    std::fs::write(local.uploads().join(&rotten), b"not the image any more").unwrap();
+    bucket.delete(&rotten);
+    let third = migrate(false);
+    assert!(third.contains("copied 0, skipped 79"), "{third}");
+    assert!(third.contains("failed 1"), "{third}");
+    assert_eq!(bucket.get(&rotten), None);
+
+    // Switched over, the server serves everything from the bucket.
+    let mut cmd = local.kitteh();
+    bucket.configure(&mut cmd);
+    let server = Server::start_with(cmd, &[]);
+    std::fs::remove_dir_all(local.uploads()).unwrap();
+    for token in tokens.iter().filter(|t| **t != tokens[5]) {
+        let original = get(&server.url(&format!("/img/{token}")), &[]);
+        assert_eq!(original.status, 200);
+        assert_eq!(Some(original.body), bucket.get(&format!("{token}.jpg")));
+        let tiny = get(&server.url(&format!("/img/tiny{token}")), &[]);
+        assert_eq!(tiny.status, 200);
+        assert_eq!(Some(tiny.body), bucket.get(&format!("{token}-tiny.jpg")));
+    }
+}
+
+#[test]
+fn with_public_url_images_redirect_to_the_bucket_but_downloads_stream() {
+    let Some(sb) = Sandbox::sqlite_s3() else {
+        return;
+    };
+    let mut cmd = sb.kitteh();
+    cmd.env(
+        "KITTEH_STORAGE__S3__PUBLIC_URL",
+        "https://cdn.example.test/cats/",
+    );
+    let server = Server::start_with(cmd, &["--migrate"]);
+    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(80, 60));
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let reply = agent
+        .get(server.url(&format!("/img/{token}")))
+        .call()
+        .unwrap();
+    assert_eq!(reply.status(), 302);
+    assert_eq!(
+        reply.headers().get("location").unwrap().to_str().unwrap(),
+        format!("https://cdn.example.test/cats/{token}.png")
+    );
+    let download = get(&server.url(&format!("/img/{token}?download")), &[]);
+    assert_eq!(download.status, 200);
+    assert_eq!(Some(download.body), sb.stored(&format!("{token}.png")));
+}
+
+/// Two replicas, one PostgreSQL, one bucket: nothing lives on either
+/// replica's disk, any replica serves and deletes any image, and jobs run
+/// once, including one whose replica is killed in the middle of it.
+#[test]
+fn two_replicas_share_postgres_and_a_bucket() {
+    let Some(sb) = Sandbox::postgres_s3() else {
+        return;
+    };
+    let lease = |cmd: &mut std::process::Command| {
+        cmd.env("KITTEH_VARIANTS__LEASE_SECONDS", "2");
+    };
+    let mut a_cmd = sb.kitteh();
+    lease(&mut a_cmd);
+    let a = Server::start_with(a_cmd, &["--migrate"]);
+    let mut b_cmd = sb.kitteh();
+    lease(&mut b_cmd);
+    // B's working folder differs from A's: nothing may depend on a disk.
+    b_cmd.env("KITTEH_STORAGE__UPLOADS_DIR", sb.path().join("b-uploads"));
+    let b = Server::start_with(b_cmd, &[]);
+
+    let png = fixtures::png(640, 400);
+    let mut created = Vec::new();
+    for i in 0..10 {
+        let res = api_upload(&a, &format!("{i}.png"), "image/png", &png);
+        assert_eq!(res.status, 201, "{}", res.text());
+        created.push(res.json());
+    }
+    for v in &created {
+        let token = v["token"].as_str().unwrap();
+        // Uploaded through A, fetched through B.
+        let via_b = get(&b.url(&format!("/img/{token}")), &[]);
+        assert_eq!(via_b.status, 200);
+        assert_eq!(Some(via_b.body), sb.stored(&format!("{token}.png")));
+        wait_sizes(&b, token, "ready");
+    }
+    assert_eq!(
+        sql_i64(
+            &sb.database_url,
+            "SELECT CAST(attempts AS BIGINT) FROM variant_jobs"
+        ),
+        vec![1; 10],
+        "every job was claimed exactly once"
+    );
+    let worked = |s: &Server| s.log_text().matches("variants done").count();
+    assert_eq!(worked(&a) + worked(&b), 10, "every job was done once");
+    assert_eq!(sb.stored_names().len(), 40);
+    assert!(!sb.uploads().exists(), "replica A wrote to its disk");
+    assert!(
+        !sb.path().join("b-uploads").exists(),
+        "replica B wrote to its disk"
+    );
+
+    // Delete through B: the row, the original and every size leave the bucket.
+    let first = &created[0];
+    let token = first["token"].as_str().unwrap();
+    let gone = http()
+        .delete(b.url(&format!("/api/images/{token}")))
+        .header("X-Delete-Token", first["delete_token"].as_str().unwrap())
+        .call()
+        .unwrap();
+    assert_eq!(gone.status(), 204);
+    assert!(
+        !sb.stored_names().iter().any(|n| n.starts_with(token)),
+        "{:?}",
+        sb.stored_names()
+    );
+    assert_eq!(
+        sql_i64(
+            &sb.database_url,
+            &format!("SELECT COUNT(*) FROM images WHERE token = '{token}'")
+        ),
+        vec![0]
+    );
+    // A hears of it through PostgreSQL within about a second.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while get(&a.url(&format!("/img/{token}")), &[]).status != 404 {
+        assert!(Instant::now() < deadline, "A still serves a deleted image");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(a);
+    drop(b);
+
+    // kill -9 in the middle of a job: a slow replica claims it and dies;
+    // the other finishes it once the lease has run out.
+    let mut slow = sb.kitteh();
+    lease(&mut slow);
+    slow.env("KITTEH_VARIANTS__WORK_DELAY_MS", "60000");
+    let mut slow = Server::start_with(slow, &[]);
+    let res = api_upload(&slow, "late.png", "image/png", &png);
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    wait_sizes(&slow, &token, "running");
+    let mut other = sb.kitteh();
+    lease(&mut other);
+    let other = Server::start_with(other, &[]);
+    // The job is held: the other replica does not take it while A lives.
+    std::thread::sleep(Duration::from_secs(3));
+    let job = |token: &str| {
+        sql_i64(
+            &sb.database_url,
+            &format!(
+                "SELECT CAST(j.attempts AS BIGINT) FROM variant_jobs j JOIN images i ON i.id = j.image_id WHERE i.token = '{token}'"
+            ),
+        )
+    };
+    assert_eq!(job(&token), vec![1], "the live holder keeps its lease");
+    slow.child.kill().unwrap();
+    slow.child.wait().unwrap();
+    let v = wait_sizes(&other, &token, "ready");
+    assert_eq!(v["sizes"][0]["state"], "ready");
+    assert_eq!(
+        job(&token),
+        vec![2],
+        "the first attempt died, the second finished"
+    );
+    assert_eq!(other.log_text().matches("variants done").count(), 1);
+    for size in ["tiny", "large", "monstrous"] {
+        assert!(
+            sb.stored(&format!("{token}-{size}.png")).is_some(),
+            "{size}"
+        );
+    }
+}
