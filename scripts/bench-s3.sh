@@ -32,8 +32,8 @@ pids=()
 . scripts/garage.sh
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
   garage_stop
+  wait 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT

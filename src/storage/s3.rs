@@ -41,6 +41,10 @@ pub struct S3Store {
 
 impl S3Store {
     pub fn open(config: &S3Config) -> io::Result<Self> {
+        // reqwest is built without a crypto provider of its own (see
+        // Cargo.toml); ring is the one already linked for PostgreSQL. An
+        // error only means a provider is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let timeout = Duration::from_secs(u64::from(config.timeout_seconds.max(1)));
         let client = ClientOptions::new()
             .with_timeout(timeout)
@@ -198,5 +202,45 @@ impl Store for S3Store {
         self.public_url
             .as_ref()
             .map(|base| format!("{base}/{name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TLS is set up with ring as the process-wide provider: an https
+    /// endpoint must give an ordinary error when nothing answers, not a
+    /// panic about a missing crypto provider.
+    #[tokio::test]
+    async fn an_https_endpoint_that_is_down_is_an_error_not_a_panic() {
+        let store = S3Store::open(&S3Config {
+            endpoint: "https://127.0.0.1:9".into(),
+            bucket: "cats".into(),
+            access_key_id: "GK0".into(),
+            secret_access_key: "x".into(),
+            timeout_seconds: 2,
+            max_retries: 0,
+            ..Default::default()
+        })
+        .unwrap();
+        let err = store.head("a.png").await.unwrap_err();
+        assert_ne!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("s3 head a.png"), "{err}");
+        assert!(store.public_url("a.png").is_none());
+    }
+
+    #[test]
+    fn public_urls_join_the_base_and_the_name() {
+        let store = S3Store::open(&S3Config {
+            bucket: "cats".into(),
+            public_url: "https://cdn.example/k/".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            store.public_url("a.png").as_deref(),
+            Some("https://cdn.example/k/a.png")
+        );
     }
 }

@@ -253,8 +253,14 @@ fn s3_credentials_come_from_files_and_the_secret_is_masked() {
     assert!(text.contains("\n[storage.s3]\n"), "{text}");
     assert!(!text.contains("very-secret-value"), "{text}");
     let masked = line_of(&text, "secret_access_key");
-    assert!(masked.starts_with("secret_access_key = \"****\""), "{masked}");
-    assert!(masked.contains("KITTEH_STORAGE__S3__SECRET_ACCESS_KEY_FILE"), "{masked}");
+    assert!(
+        masked.starts_with("secret_access_key = \"****\""),
+        "{masked}"
+    );
+    assert!(
+        masked.contains("KITTEH_STORAGE__S3__SECRET_ACCESS_KEY_FILE"),
+        "{masked}"
+    );
     assert!(
         line_of(&text, "access_key_id").contains("\"GK0123456789abcdef01234567\""),
         "{text}"
@@ -290,5 +296,8 @@ fn the_s3_backend_without_its_settings_is_a_config_error_naming_each() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("storage.backend") && err.contains("local"), "{err}");
+    assert!(
+        err.contains("storage.backend") && err.contains("local"),
+        "{err}"
+    );
 }
