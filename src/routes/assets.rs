@@ -87,8 +87,9 @@ impl<'r> Responder<'r, 'static> for AssetResponse {
         if let Some(coding) = coding {
             res.raw_header("Content-Encoding", coding);
         }
-        res.sized_body(body.len(), Cursor::new(body))
-            .max_chunk_size(1 << 20)
+        let len = body.len();
+        res.sized_body(len, Cursor::new(body))
+            .max_chunk_size(crate::routes::images::chunk_size(len))
             .ok()
     }
 }

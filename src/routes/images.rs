@@ -17,9 +17,13 @@ pub fn routes() -> Vec<Route> {
     routes![image]
 }
 
-/// Big enough that a typical image leaves in one write instead of Rocket's
-/// default 4 KiB chunks.
-const MAX_CHUNK: usize = 1 << 20;
+/// Rocket copies a body through a buffer of its chunk size, allocated per
+/// response: the body's own length (so a typical image leaves in one write,
+/// not Rocket's default 4 KiB chunks, and a 20 KB size does not allocate
+/// 1 MiB), bounded so a huge original streams in 1 MiB pieces.
+pub fn chunk_size(len: usize) -> usize {
+    len.clamp(4096, 1 << 20)
+}
 
 /// The request headers that shape an image response.
 pub struct Conditions {
@@ -266,8 +270,9 @@ impl<'r> Responder<'r, 'static> for ImageResponse {
             if let Some(ct) = ContentType::parse_flexible(&self.content_type) {
                 res.header(ct);
             }
-            res.sized_body(self.body.len(), Cursor::new(self.body))
-                .max_chunk_size(MAX_CHUNK);
+            let len = self.body.len();
+            res.sized_body(len, Cursor::new(self.body))
+                .max_chunk_size(chunk_size(len));
         }
         res.ok()
     }
