@@ -65,21 +65,7 @@ start() {
 start local 64MiB local
 start s3 64MiB s3
 
-python3 - "$tmp/photo1m.jpg" "$tmp/upload.lua" <<'PY'
-import sys
-photo, out = sys.argv[1], sys.argv[2]
-data = open(photo, 'rb').read()
-boundary = 'kittehbench'
-body = (b'--' + boundary.encode() + b'\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\nContent-Type: image/jpeg\r\n\r\n' + data + b'\r\n--' + boundary.encode() + b'--\r\n')
-open(out + '.body', 'wb').write(body)
-open(out, 'w').write(f'''
-local f = io.open("{out}.body", "rb")
-wrk.method = "POST"
-wrk.body = f:read("*all")
-f:close()
-wrk.headers["Content-Type"] = "multipart/form-data; boundary={boundary}"
-''')
-PY
+python3 scripts/wrk-upload.py "$tmp/photo1m.jpg" "$tmp/upload.lua"
 stats() { # wrk output -> "req/s p50 p99 errors"
   local rps p50 p99 bad
   rps=$(awk '/^Requests\/sec/{print $2}' <<<"$1")

@@ -140,21 +140,7 @@ echo "kitteh RSS under the serving load (peak): $(( $(cat "$tmp/peak") / 1024 ))
 
 echo
 echo "== upload load: 16 clients, ${UPLOAD_DURATION}s, $(stat -c %s "$tmp/photo1m.jpg") B JPEG"
-python3 - "$tmp/photo1m.jpg" "$tmp/upload.lua" <<'PY'
-import sys
-photo, out = sys.argv[1], sys.argv[2]
-data = open(photo, 'rb').read()
-boundary = 'kittehbench'
-body = (b'--' + boundary.encode() + b'\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\nContent-Type: image/jpeg\r\n\r\n' + data + b'\r\n--' + boundary.encode() + b'--\r\n')
-open(out + '.body', 'wb').write(body)
-open(out, 'w').write(f'''
-local f = io.open("{out}.body", "rb")
-wrk.method = "POST"
-wrk.body = f:read("*all")
-f:close()
-wrk.headers["Content-Type"] = "multipart/form-data; boundary={boundary}"
-''')
-PY
+python3 scripts/wrk-upload.py "$tmp/photo1m.jpg" "$tmp/upload.lua"
 echo 0 > "$tmp/peak"; peak_rss=0
 up=$(wrk -t2 -c16 -d"${UPLOAD_DURATION}s" --latency --timeout 30s -s "$tmp/upload.lua" "http://127.0.0.1:$kport/api/images")
 echo "$up" | grep -E 'Requests/sec|50%|99%|Non-2xx|Socket errors|requests in'

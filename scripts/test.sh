@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 # On a fresh machine, fetch what the suite runs against (as root only).
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -17,10 +18,10 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 
 fi
 # The S3 tests run against a real Garage; building it takes several minutes,
 # once.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 if ! command -v garage >/dev/null 2>&1 && [ -z "${TEST_S3_ENDPOINT:-}" ]; then
   echo "installing garage (cargo install garage --locked)" >&2
   cargo install garage --locked --quiet
-  export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 fi
 # shellcheck source=scripts/pg.sh
 . scripts/pg.sh

@@ -242,13 +242,13 @@ async fn storage_command(config: Config, action: StorageAction) -> Result<(), Fa
         BackendArg::S3 => (config::StorageBackend::Local, config::StorageBackend::S3),
         BackendArg::Local => (config::StorageBackend::S3, config::StorageBackend::Local),
     };
-    if to_backend == config::StorageBackend::S3 || from_backend == config::StorageBackend::S3 {
-        let s3 = &config.storage.s3;
-        if s3.bucket.is_empty() || s3.access_key_id.is_empty() || s3.secret_access_key.is_empty() {
-            return Err(Failure::config(
-                "storage.s3: bucket, access_key_id and secret_access_key must be set to copy to or from S3",
-            ));
-        }
+    // One side is always the bucket, whichever backend serving uses.
+    let missing = config.storage.s3.missing();
+    if !missing.is_empty() {
+        return Err(Failure::config(format!(
+            "storage.s3: {} must be set to copy to or from S3",
+            missing.join(", ")
+        )));
     }
     let open = |backend| {
         Storage::open_backend(&config.storage, backend)

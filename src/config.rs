@@ -156,6 +156,21 @@ pub struct S3Config {
     pub max_retries: u32,
 }
 
+impl S3Config {
+    /// The settings without which no bucket can be reached.
+    pub fn missing(&self) -> Vec<&'static str> {
+        [
+            ("bucket", &self.bucket),
+            ("access_key_id", &self.access_key_id),
+            ("secret_access_key", &self.secret_access_key),
+        ]
+        .into_iter()
+        .filter(|(_, value)| value.is_empty())
+        .map(|(key, _)| key)
+        .collect()
+    }
+}
+
 impl Default for S3Config {
     fn default() -> Self {
         Self {
@@ -800,17 +815,10 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     if config.storage.backend == StorageBackend::S3 {
-        let s3 = &config.storage.s3;
-        for (key, value) in [
-            ("bucket", &s3.bucket),
-            ("access_key_id", &s3.access_key_id),
-            ("secret_access_key", &s3.secret_access_key),
-        ] {
-            if value.is_empty() {
-                errors.push(format!(
-                    "storage.s3.{key}: required when storage.backend is \"s3\""
-                ));
-            }
+        for key in config.storage.s3.missing() {
+            errors.push(format!(
+                "storage.s3.{key}: required when storage.backend is \"s3\""
+            ));
         }
     }
     for (key, value) in [

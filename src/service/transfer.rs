@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io;
 
 use futures_util::StreamExt;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
 
 use crate::db::entities::{images, variants};
 use crate::error::Result;
@@ -41,7 +41,10 @@ pub struct Summary {
 
 /// Every original and every finished size, oldest first.
 pub async fn inventory(db: &DatabaseConnection) -> Result<Vec<Object>> {
-    let originals = images::Entity::find().all(db).await?;
+    let originals = images::Entity::find()
+        .order_by_asc(images::Column::Id)
+        .all(db)
+        .await?;
     let types: HashMap<i64, String> = originals
         .iter()
         .map(|i| (i.id, i.content_type.clone()))
@@ -54,7 +57,11 @@ pub async fn inventory(db: &DatabaseConnection) -> Result<Vec<Object>> {
             content_type: i.content_type,
         })
         .collect();
-    for v in variants::Entity::find().all(db).await? {
+    let sizes = variants::Entity::find()
+        .order_by_asc(variants::Column::Id)
+        .all(db)
+        .await?;
+    for v in sizes {
         // A size has its original's format; a row whose image vanished
         // between the two reads is left for the cascade.
         if let Some(content_type) = types.get(&v.image_id) {

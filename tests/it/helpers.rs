@@ -58,16 +58,7 @@ impl Sandbox {
     pub fn stored_names(&self) -> Vec<String> {
         match &self.bucket {
             Some(bucket) => bucket.names(),
-            None => {
-                let mut names: Vec<String> = std::fs::read_dir(self.uploads())
-                    .map(|rd| {
-                        rd.map(|e| e.unwrap().file_name().into_string().unwrap())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                names.sort();
-                names
-            }
+            None => files_in(&self.uploads()),
         }
     }
 
@@ -141,6 +132,18 @@ impl Sandbox {
         std::fs::write(&path, contents).expect("write file");
         path
     }
+}
+
+/// The file names in a folder, sorted; none when it does not exist.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// `kitteh` run in `dir` with no KITTEH_ or conventional variables inherited.

@@ -6,8 +6,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::fixtures::{self, multipart};
-use crate::helpers::{Sandbox, Server, free_port, http};
-use crate::uploads::{api_upload, count_rows, files_in, get, originals};
+use crate::helpers::{Sandbox, Server, files_in, free_port, http};
+use crate::uploads::{api_upload, count_rows, get, originals};
 
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -133,22 +133,18 @@ fn an_unreachable_bucket_is_a_503_that_stores_nothing() {
     let Some(sb) = Sandbox::sqlite_s3() else {
         return;
     };
-    let mut cmd = sb.kitteh();
     // Nothing listens there: every call fails fast, and is retried once.
     let dead = format!("http://127.0.0.1:{}", crate::helpers::free_port());
-    cmd.env("KITTEH_STORAGE__S3__ENDPOINT", &dead)
-        .env("KITTEH_STORAGE__S3__TIMEOUT_SECONDS", "2")
-        .env("KITTEH_STORAGE__S3__MAX_RETRIES", "1")
-        .env("KITTEH_VARIANTS__WORKERS", "0")
-        .arg("migrate");
-    assert!(cmd.status().unwrap().success());
-
-    let mut cmd = sb.kitteh();
-    cmd.env("KITTEH_STORAGE__S3__ENDPOINT", &dead)
-        .env("KITTEH_STORAGE__S3__TIMEOUT_SECONDS", "2")
-        .env("KITTEH_STORAGE__S3__MAX_RETRIES", "1")
-        .env("KITTEH_VARIANTS__WORKERS", "0");
-    let server = Server::start_unready(cmd, &[]);
+    let kitteh = || {
+        let mut cmd = sb.kitteh();
+        cmd.env("KITTEH_STORAGE__S3__ENDPOINT", &dead)
+            .env("KITTEH_STORAGE__S3__TIMEOUT_SECONDS", "2")
+            .env("KITTEH_STORAGE__S3__MAX_RETRIES", "1")
+            .env("KITTEH_VARIANTS__WORKERS", "0");
+        cmd
+    };
+    assert!(kitteh().arg("migrate").status().unwrap().success());
+    let server = Server::start_unready(kitteh(), &[]);
     let ready = get(&server.url("/readyz"), &[]);
     assert_eq!(ready.status, 503);
     let body = ready.json();

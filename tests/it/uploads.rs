@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use sea_orm::{ConnectionTrait, Database, Statement};
 
 use crate::fixtures::{self, multipart};
-use crate::helpers::{Sandbox, Server, block_on, http};
+use crate::helpers::{Sandbox, Server, block_on, files_in, http};
 
 pub struct Reply {
     pub status: u16,
@@ -105,17 +105,6 @@ pub fn count_rows(database_url: &str) -> i64 {
             .unwrap();
         row.try_get::<i64>("", "n").unwrap()
     })
-}
-
-pub fn files_in(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().into_string().unwrap())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 /// Stored originals only: variants (`{token}-{size}.{ext}`) are made in
@@ -270,7 +259,7 @@ pub fn happy_path(sb: &Sandbox, label: &str, mime: &str, bytes: &[u8], w: u32, h
     sb.assert_eventually_empty();
 }
 
-pub fn ext(mime: &str) -> &'static str {
+fn ext(mime: &str) -> &'static str {
     match mime {
         "image/jpeg" => "jpg",
         "image/png" => "png",

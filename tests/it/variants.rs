@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use sea_orm::{ConnectionTrait, Database, Statement};
 
 use crate::fixtures;
-use crate::helpers::{Sandbox, Server, block_on};
-use crate::uploads::{api_upload, files_in, get};
+use crate::helpers::{Sandbox, Server, block_on, files_in};
+use crate::uploads::{api_upload, get};
 
 /// Polls the API until every size is `ready` (or `failed`), within 60 s.
 pub fn wait_sizes(server: &Server, token: &str, until: &str) -> serde_json::Value {
