@@ -103,7 +103,15 @@ for _ in $(seq 200); do
   case "$state" in *pending*|*running*) sleep 0.1 ;; *) break ;; esac
 done
 echo "sizes: $state"
-case "$state" in *failed*|*pending*|*running*) echo "FAIL: sizes not made" >&2; cat "$root.log" >&2; exit 1 ;; esac
+# Every configured size, each ready: an empty or partial list fails too.
+if [ "$state" != "tiny=ready large=ready monstrous=ready" ]; then
+  echo "FAIL: expected tiny, large and monstrous ready, got [$state]" >&2
+  cat "$root.log" >&2
+  exit 1
+fi
+for size in tiny large monstrous; do
+  [ -s "$root/data/uploads/$token-$size.png" ] || { echo "FAIL: $token-$size.png was not written" >&2; exit 1; }
+done
 ls -l "$root/data/uploads" | sed 's/^/  /'
 echo "== SIGTERM"
 kill -TERM "$pid"

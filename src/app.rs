@@ -127,6 +127,7 @@ pub fn build_rocket(
         storage,
         limits,
         Arc::clone(&variants),
+        std::time::Duration::from_secs(config.storage.sweep_min_age_seconds),
     ));
     rocket::custom(rocket_config(&config))
         .manage(config)

@@ -170,8 +170,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
         let images = Arc::clone(images);
         tokio::spawn(async move {
             match images.sweep().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "swept leftover objects from storage"),
+                Ok(n) => tracing::info!(removed = n, "storage sweep finished"),
                 Err(e) => tracing::warn!("could not sweep storage: {e}"),
             }
         });
@@ -207,6 +206,7 @@ async fn serve(config: Config) -> Result<(), Failure> {
     let shutdown = rocket.shutdown();
     tokio::spawn(async move {
         shutdown.await;
+        tracing::info!("shutdown requested: no new connections, finishing requests in flight");
         let _ = stop.send(true);
         if let Some(metrics) = metrics_shutdown {
             metrics.notify();

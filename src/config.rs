@@ -101,6 +101,10 @@ pub struct StorageConfig {
     pub backend: StorageBackend,
     /// Folder holding uploaded originals and their variants (backend `local`).
     pub uploads_dir: PathBuf,
+    /// Seconds an object without a row must have existed before the sweep
+    /// removes it: an upload or a resize writes its object just before it
+    /// commits the row that claims it.
+    pub sweep_min_age_seconds: u64,
     pub s3: S3Config,
 }
 
@@ -109,6 +113,7 @@ impl Default for StorageConfig {
         Self {
             backend: StorageBackend::Local,
             uploads_dir: PathBuf::from("data/uploads"),
+            sweep_min_age_seconds: 600,
             s3: S3Config::default(),
         }
     }
@@ -271,6 +276,9 @@ pub struct VariantsConfig {
     /// Milliseconds each job waits before working. For tests that must
     /// catch a job mid-flight; keep it 0.
     pub work_delay_ms: u64,
+    /// Milliseconds a job waits after storing each size. For tests that
+    /// must catch a job with some sizes written; keep it 0.
+    pub write_delay_ms: u64,
 }
 
 impl Default for VariantsConfig {
@@ -287,6 +295,7 @@ impl Default for VariantsConfig {
             lease_seconds: 60,
             poll_interval_ms: 1000,
             work_delay_ms: 0,
+            write_delay_ms: 0,
         }
     }
 }

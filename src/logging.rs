@@ -114,6 +114,9 @@ impl Fairing for RequestLogger {
             .filter(|id| accept_incoming(id))
             .map(str::to_string)
             .unwrap_or_else(new_request_id);
+        // At debug level only: a line before the body is read lets an
+        // operator (and the shutdown tests) see a request in flight.
+        tracing::debug!(request_id = %id, method = %req.method(), path = %req.uri().path(), "request started");
         req.local_cache(|| RequestStart {
             id: RequestId(id),
             at: Instant::now(),

@@ -70,6 +70,20 @@ async fn readyz(
         }
     }
 
+    // A replica that cannot hear deletions made elsewhere could serve a
+    // deleted image until its cache expires; it is ready once it listens.
+    if let Some(hears) = images.cache.hears_deletions(db) {
+        if hears {
+            checks.insert("notifications".into(), json!({ "ok": true }));
+        } else {
+            checks.insert(
+                "notifications".into(),
+                json!({ "ok": false, "error": "not yet subscribed to deletion notices" }),
+            );
+            failed.push("notifications");
+        }
+    }
+
     // A load balancer's probe must get an answer in time even when the
     // bucket hangs; retries inside the client stay within this bound.
     let writable = tokio::time::timeout(STORAGE_PROBE_TIMEOUT, images.storage.check_writable())

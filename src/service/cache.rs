@@ -9,6 +9,7 @@
 //! so a rebuilt variant can never be served from a stale entry.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -34,6 +35,8 @@ pub struct ImageCache {
     /// Files larger than this are streamed, not cached: one big file must
     /// not flush the many small hot ones.
     max_entry: u64,
+    /// Whether this replica currently hears other replicas' deletions.
+    listening: AtomicBool,
 }
 
 impl ImageCache {
@@ -56,6 +59,7 @@ impl ImageCache {
             meta,
             bytes,
             max_entry: budget / 8,
+            listening: AtomicBool::new(false),
         }
     }
 
@@ -85,6 +89,16 @@ impl ImageCache {
         {
             cache.insert(sha256.to_string(), bytes);
         }
+    }
+
+    /// Whether deletions elsewhere reach this cache at once: false on
+    /// PostgreSQL (with the metadata cache on) until the listener has
+    /// subscribed, and while it reconnects. None when there is nothing to
+    /// hear (SQLite, or no metadata cache): then the TTL alone bounds
+    /// staleness.
+    pub fn hears_deletions(&self, db: &DatabaseConnection) -> Option<bool> {
+        (db.get_database_backend() == DbBackend::Postgres && self.meta.is_some())
+            .then(|| self.listening.load(Ordering::Acquire))
     }
 
     /// Tells every replica (PostgreSQL only) that a token changed or went.
@@ -119,6 +133,11 @@ impl ImageCache {
                         if let Err(e) = listener.listen(CHANNEL).await {
                             tracing::warn!("cache listener: {e}");
                         } else {
+                            this.listening.store(true, Ordering::Release);
+                            tracing::info!(
+                                channel = CHANNEL,
+                                "listening for other replicas' deletions"
+                            );
                             loop {
                                 match listener.recv().await {
                                     Ok(n) => this.forget(n.payload()),
@@ -132,6 +151,7 @@ impl ImageCache {
                     }
                     Err(e) => tracing::warn!("cache listener cannot connect: {e}"),
                 }
+                this.listening.store(false, Ordering::Release);
                 // Whatever was announced while disconnected may be stale.
                 if let Some(meta) = &this.meta {
                     meta.invalidate_all();

@@ -28,10 +28,6 @@ const MAX_ORIGINAL_NAME: usize = 255;
 /// unique index makes them possible to detect; this bounds the retries.
 const NAME_ATTEMPTS: usize = 16;
 
-/// Objects younger than this are never swept: an upload or a resize may be
-/// about to commit the row that claims them.
-const SWEEP_MIN_AGE: Duration = Duration::from_secs(600);
-
 /// Everything the image operations need, shared by all requests.
 pub struct Images {
     pub db: DatabaseConnection,
@@ -42,6 +38,9 @@ pub struct Images {
     names: NameGenerator,
     /// Bounds how many images are decoded at once, and so peak memory.
     decoders: Semaphore,
+    /// Objects younger than this are never swept: an upload or a resize may
+    /// be about to commit the row that claims them.
+    sweep_min_age: Duration,
 }
 
 /// The outcome of an accepted upload. The delete token exists only here:
@@ -58,6 +57,7 @@ impl Images {
         storage: Storage,
         limits: Limits,
         variants: Arc<Variants>,
+        sweep_min_age: Duration,
     ) -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         let cache = Arc::clone(&variants.cache);
@@ -69,6 +69,7 @@ impl Images {
             cache,
             names: NameGenerator::default(),
             decoders: Semaphore::new(cpus),
+            sweep_min_age,
         }
     }
 
@@ -352,7 +353,7 @@ impl Images {
                 .modified
                 .and_then(|m| now.duration_since(m).ok())
                 .unwrap_or_default();
-            if age < SWEEP_MIN_AGE || known.contains(&entry.name) {
+            if age < self.sweep_min_age || known.contains(&entry.name) {
                 continue;
             }
             match self.storage.delete(&entry.name).await {

@@ -283,6 +283,9 @@ impl Variants {
                 .await
                 .map_err(|e| Error::Internal(format!("writing {name}: {e}")))?;
             written.push((r.name, r.width, r.height, bytes.len(), name, sha256));
+            if self.config.write_delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(self.config.write_delay_ms)).await;
+            }
         }
 
         let txn = self.db.begin().await?;

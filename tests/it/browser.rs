@@ -19,8 +19,8 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 fn browser_available() -> bool {
     let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
     if !present {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but chromium/chromedriver are missing: .ci/run must install them");
+        if crate::helpers::in_ci() {
+            panic!("CI is set but chromium/chromedriver are missing: .ci/run must install them");
         }
         eprintln!(
             "chromium or chromedriver missing: skipping a browser test (apt-get install chromium chromium-driver)"
@@ -150,18 +150,18 @@ impl Driver {
     }
 
     /// Browser console entries at SEVERE level (errors, CSP violations).
+    /// A driver that cannot hand over its log fails the test: an empty
+    /// list must mean "no errors", never "could not look".
     fn severe_logs(&self) -> Vec<String> {
         let v = post_json(&self.url("/se/log"), &json!({ "type": "browser" }));
-        v["value"]
+        let entries = v["value"]
             .as_array()
-            .map(|entries| {
-                entries
-                    .iter()
-                    .filter(|e| e["level"] == "SEVERE")
-                    .map(|e| e["message"].as_str().unwrap_or_default().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
+            .unwrap_or_else(|| panic!("the driver's log endpoint answered {v}"));
+        entries
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 }
 
@@ -359,7 +359,15 @@ fn the_upload_page_works_in_a_real_browser() {
     driver.wait_for("the upload form", "document.getElementById('upload-form')");
     driver.screenshot("07-upload-page-phone");
 
+    // The refused PDF is the one error the console should hold; seeing it
+    // proves the log is really collected, so its silence elsewhere counts.
     let severe = driver.severe_logs();
+    assert!(
+        severe
+            .iter()
+            .any(|m| m.contains("/api/images") && m.contains("415")),
+        "the refused upload is missing from the console log: {severe:?}"
+    );
     assert!(
         severe
             .iter()

@@ -1,6 +1,8 @@
 //! Every subcommand as a real process: exit codes and output for success and misuse.
 
-use crate::helpers::{Sandbox, bare_kitteh};
+use crate::fixtures;
+use crate::helpers::{Sandbox, Server, bare_kitteh};
+use crate::uploads::{api_upload, count_rows};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -58,21 +60,50 @@ fn version_json_is_parseable_and_complete() {
 #[test]
 fn every_subcommand_has_help() {
     let sb = Sandbox::sqlite();
-    for cmd in ["serve", "migrate", "version", "config", "healthcheck"] {
-        let out = sb.kitteh().args([cmd, "--help"]).output().unwrap();
-        assert!(out.status.success(), "{cmd} --help failed");
+    let commands: &[&[&str]] = &[
+        &["serve"],
+        &["migrate"],
+        &["migrate", "up"],
+        &["migrate", "status"],
+        &["migrate", "down"],
+        &["migrate", "fresh"],
+        &["variants"],
+        &["variants", "status"],
+        &["variants", "rebuild"],
+        &["storage"],
+        &["storage", "check"],
+        &["storage", "migrate"],
+        &["version"],
+        &["config"],
+        &["healthcheck"],
+    ];
+    for cmd in commands {
+        let out = sb.kitteh().args(*cmd).arg("--help").output().unwrap();
+        let label = cmd.join(" ");
         assert!(
-            stdout(&out).contains("Usage: kitteh"),
-            "{cmd}: {}",
-            stdout(&out)
+            out.status.success(),
+            "{label} --help failed: {}",
+            stderr(&out)
+        );
+        let text = stdout(&out);
+        assert!(
+            text.contains(&format!("Usage: kitteh {label}")),
+            "{label}: {text}"
         );
     }
-    let out = sb
-        .kitteh()
-        .args(["migrate", "down", "--help"])
-        .output()
-        .unwrap();
-    assert!(stdout(&out).contains("--steps"));
+    let flags: &[(&[&str], &str)] = &[
+        (&["migrate", "down"], "--steps"),
+        (&["migrate", "fresh"], "--yes"),
+        (&["variants", "rebuild"], "--failed"),
+        (&["storage", "migrate"], "--jobs"),
+        (&["version"], "--json"),
+        (&["config"], "--check"),
+    ];
+    for (cmd, flag) in flags {
+        let out = sb.kitteh().args(*cmd).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{cmd:?} --help failed");
+        assert!(stdout(&out).contains(flag), "{cmd:?} lacks {flag}");
+    }
 }
 
 #[test]
@@ -123,12 +154,27 @@ fn a_missing_config_file_given_explicitly_is_an_error() {
 #[test]
 fn migrate_fresh_refuses_without_yes_and_keeps_the_data() {
     let sb = Sandbox::sqlite();
-    assert!(sb.kitteh().arg("migrate").status().unwrap().success());
+    {
+        let server = Server::start(&sb, &["--migrate"]);
+        let res = api_upload(&server, "keep.png", "image/png", &fixtures::png(8, 8));
+        assert_eq!(res.status, 201, "{}", res.text());
+    }
+    assert_eq!(count_rows(&sb.database_url), 1);
     let out = sb.kitteh().args(["migrate", "fresh"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+
+    // Nothing was dropped: every migration is still applied, and the row
+    // is still there.
     let status = sb.kitteh().args(["migrate", "status"]).output().unwrap();
-    assert!(!stdout(&status).contains("pending"), "{}", stdout(&status));
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    let lines: Vec<String> = stdout(&status).lines().map(str::to_string).collect();
+    let expected: Vec<String> = crate::migrations::migration_names()
+        .into_iter()
+        .map(|name| format!("applied  {name}"))
+        .collect();
+    assert_eq!(lines, expected);
+    assert_eq!(count_rows(&sb.database_url), 1);
 }
 
 #[test]

@@ -22,6 +22,10 @@ pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
     encode(&rgb(w, h), ImageFormat::Jpeg)
 }
 
+pub fn jpeg_of(img: &DynamicImage) -> Vec<u8> {
+    encode(img, ImageFormat::Jpeg)
+}
+
 pub fn png(w: u32, h: u32) -> Vec<u8> {
     encode(&rgb(w, h), ImageFormat::Png)
 }
@@ -29,6 +33,72 @@ pub fn png(w: u32, h: u32) -> Vec<u8> {
 pub fn webp(w: u32, h: u32) -> Vec<u8> {
     let rgba = DynamicImage::ImageRgba8(rgb(w, h).to_rgba8());
     encode(&rgba, ImageFormat::WebP)
+}
+
+/// A stand-in colour profile: what matters is that its bytes survive.
+pub fn icc_profile() -> Vec<u8> {
+    let mut icc = b"kitteh-test-icc-profile:".to_vec();
+    icc.extend((0..600u32).map(|i| (i % 251) as u8));
+    icc
+}
+
+/// A picture in `format` carrying `icc` as its colour profile.
+pub fn with_icc(w: u32, h: u32, format: ImageFormat, icc: &[u8]) -> Vec<u8> {
+    use image::ImageEncoder;
+    use image::codecs::jpeg::JpegEncoder;
+    use image::codecs::png::PngEncoder;
+    use image::codecs::webp::WebPEncoder;
+    let img = rgb(w, h).to_rgb8();
+    let mut out = Vec::new();
+    match format {
+        ImageFormat::Jpeg => {
+            let mut enc = JpegEncoder::new_with_quality(&mut out, 90);
+            enc.set_icc_profile(icc.to_vec()).unwrap();
+            enc.write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+                .unwrap();
+        }
+        ImageFormat::Png => {
+            let mut enc = PngEncoder::new(&mut out);
+            enc.set_icc_profile(icc.to_vec()).unwrap();
+            enc.write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+                .unwrap();
+        }
+        ImageFormat::WebP => {
+            let mut enc = WebPEncoder::new_lossless(&mut out);
+            enc.set_icc_profile(icc.to_vec()).unwrap();
+            enc.write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+                .unwrap();
+        }
+        other => panic!("no ICC fixture for {other:?}"),
+    }
+    out
+}
+
+/// The colour profile a file carries, read by the image crate's decoder.
+pub fn icc_of(bytes: &[u8]) -> Option<Vec<u8>> {
+    use image::ImageDecoder;
+    let mut decoder = image::ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .unwrap()
+        .into_decoder()
+        .unwrap();
+    decoder.icc_profile().unwrap()
+}
+
+/// The sum of the first quantisation table of a JPEG: larger means
+/// coarser, lower quality.
+pub fn jpeg_quantisation_sum(bytes: &[u8]) -> u32 {
+    let at = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xDB])
+        .expect("a DQT segment");
+    // Marker (2), length (2), precision and table id (1), 64 entries.
+    let precision = bytes[at + 4] >> 4;
+    assert_eq!(precision, 0, "8-bit table");
+    bytes[at + 5..at + 5 + 64]
+        .iter()
+        .map(|&b| u32::from(b))
+        .sum()
 }
 
 /// An animated GIF with two frames.
@@ -53,9 +123,97 @@ pub fn gif(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
+/// `gif` with a comment and an XMP application block (both carrying
+/// `secret-location`) inserted before its first frame: what stripping must
+/// remove, leaving every other byte as it was.
+pub fn with_gif_metadata(gif: &[u8]) -> Vec<u8> {
+    let packed = gif[10];
+    let table = if packed & 0x80 != 0 {
+        6usize << (packed & 0x07)
+    } else {
+        0
+    };
+    let screen_end = 13 + table;
+    let mut out = gif[..screen_end].to_vec();
+    // Comment extension: one sub-block of text.
+    let comment = b"secret-location 52.31N";
+    out.extend([0x21, 0xFE, comment.len() as u8]);
+    out.extend(comment);
+    out.push(0);
+    // XMP application extension, as Photoshop writes it.
+    let xmp = b"<x:xmpmeta>secret-location</x:xmpmeta>";
+    out.extend([0x21, 0xFF, 11]);
+    out.extend(b"XMP DataXMP");
+    out.push(xmp.len() as u8);
+    out.extend(xmp);
+    out.push(0);
+    out.extend(&gif[screen_end..]);
+    out
+}
+
+/// A blue picture with a red block in its top-left corner, so that where
+/// the block ends up shows how the picture was turned.
+pub fn marked(w: u32, h: u32) -> DynamicImage {
+    DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+        if x < w / 4 && y < h / 4 {
+            Rgb([230, 30, 30])
+        } else {
+            Rgb([40, 90, 200])
+        }
+    }))
+}
+
+/// A corner of a picture, named as a person looking at it would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corner {
+    TopLeft,
+    TopRight,
+    BottomRight,
+    BottomLeft,
+}
+
+/// The corner where the red block of [`marked`] is, judged by the mean
+/// colour of a small patch in each corner (JPEG blurs edges, not patches).
+pub fn red_corner(img: &DynamicImage) -> Corner {
+    let rgb = img.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    let (pw, ph) = ((w / 10).max(1), (h / 10).max(1));
+    let mean = |x0: u32, y0: u32| {
+        let mut sum = [0u64; 3];
+        for y in y0..y0 + ph {
+            for x in x0..x0 + pw {
+                let p = rgb.get_pixel(x, y);
+                for c in 0..3 {
+                    sum[c] += u64::from(p[c]);
+                }
+            }
+        }
+        let n = u64::from(pw * ph);
+        [sum[0] / n, sum[1] / n, sum[2] / n]
+    };
+    let corners = [
+        (Corner::TopLeft, mean(0, 0)),
+        (Corner::TopRight, mean(w - pw, 0)),
+        (Corner::BottomRight, mean(w - pw, h - ph)),
+        (Corner::BottomLeft, mean(0, h - ph)),
+    ];
+    let red: Vec<Corner> = corners
+        .iter()
+        .filter(|(_, [r, _, b])| *r > 150 && *b < 100)
+        .map(|(c, _)| *c)
+        .collect();
+    assert_eq!(red.len(), 1, "expected one red corner: {corners:?}");
+    red[0]
+}
+
 /// A JPEG carrying an EXIF block with Orientation, an Artist and a GPS position.
 pub fn jpeg_with_exif(w: u32, h: u32, orientation: u16, artist: &str) -> Vec<u8> {
-    let jpeg = jpeg(w, h);
+    with_exif(&jpeg(w, h), orientation, artist)
+}
+
+/// `jpeg` with an EXIF block (Orientation, Artist, GPS position) inserted
+/// after its SOI marker.
+pub fn with_exif(jpeg: &[u8], orientation: u16, artist: &str) -> Vec<u8> {
     // Little-endian TIFF: IFD0 with Orientation, Artist, GPS pointer.
     let mut tiff: Vec<u8> = b"II*\0".to_vec();
     tiff.extend(8u32.to_le_bytes());
@@ -137,6 +295,67 @@ pub fn png_bomb(w: u32, h: u32) -> Vec<u8> {
     }
     png_chunk(&mut out, b"IDAT", &z.finish().unwrap());
     png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// A PNG with a sound header and checksums whose compressed pixel data is
+/// garbage: only decoding it can tell.
+pub fn png_with_garbage_pixels(w: u32, h: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    // A zlib header followed by an invalid deflate block type (0b11).
+    let mut idat = vec![0x78, 0x9C, 0xFF, 0xFF, 0xFF];
+    idat.extend(random_bytes(64));
+    png_chunk(&mut out, b"IDAT", &idat);
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// A WebP whose RIFF container is sound but whose VP8L bitstream is noise.
+pub fn webp_with_garbage_pixels() -> Vec<u8> {
+    let mut chunk = b"VP8L".to_vec();
+    // Signature, then a 64×64 header, then noise.
+    let mut data = vec![0x2F, 0x3F, 0xC0, 0x0F, 0x00];
+    data.extend(std::iter::repeat_n(0xFFu8, 200));
+    chunk.extend((data.len() as u32).to_le_bytes());
+    chunk.extend(&data);
+    let mut out = b"RIFF".to_vec();
+    out.extend(((4 + chunk.len()) as u32).to_le_bytes());
+    out.extend(b"WEBP");
+    out.extend(chunk);
+    out
+}
+
+/// A two-frame GIF whose first frame is fine and whose second frame's
+/// compressed data is garbage inside well-formed blocks: the container is
+/// sound, so only a decoder that reads every frame notices.
+pub fn gif_with_bad_second_frame() -> Vec<u8> {
+    let gif = gif(64, 64);
+    let descriptors: Vec<usize> = gif
+        .windows(10)
+        .enumerate()
+        .filter(|(_, w)| w[0] == 0x2C && w[1..5] == [0, 0, 0, 0] && w[5..9] == [64, 0, 64, 0])
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(descriptors.len(), 2, "two image descriptors");
+    // Descriptor (10), its local colour table, the LZW minimum code size
+    // (1), then one sub-block of codes that name table entries not yet
+    // defined, its terminator and the trailer.
+    let packed = gif[descriptors[1] + 9];
+    let local_table = if packed & 0x80 != 0 {
+        6usize << (packed & 0x07)
+    } else {
+        0
+    };
+    let start = descriptors[1] + 10 + local_table + 1;
+    let mut out = gif[..start].to_vec();
+    out.extend([
+        0x08, 0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x3B,
+    ]);
     out
 }
 

@@ -163,8 +163,8 @@ pub fn bare_kitteh(dir: &Path) -> Command {
 pub fn postgres_admin_url() -> Option<String> {
     match std::env::var("TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but TEST_POSTGRES_URL is not set: PostgreSQL tests must run in CI")
+        _ if in_ci() => {
+            panic!("CI is set but TEST_POSTGRES_URL is not: PostgreSQL tests must run in CI")
         }
         _ => {
             eprintln!(
@@ -172,6 +172,47 @@ pub fn postgres_admin_url() -> Option<String> {
             );
             None
         }
+    }
+}
+
+/// Whether this is a CI run, where a missing server or browser fails a test
+/// instead of skipping it. Runners spell it `CI=true`, `CI=1` or
+/// `CI=yes`; anything but empty, `false` or `0` counts, so no spelling can
+/// bring back silent skips.
+pub fn in_ci() -> bool {
+    ci_value_means_ci(std::env::var("CI").ok().as_deref())
+}
+
+fn ci_value_means_ci(value: Option<&str>) -> bool {
+    match value.map(str::trim) {
+        None | Some("") => false,
+        Some(v) => !(v.eq_ignore_ascii_case("false") || v == "0"),
+    }
+}
+
+#[test]
+fn any_ci_value_but_false_or_0_means_ci() {
+    for yes in ["true", "1", "yes", "TRUE", "woodpecker"] {
+        assert!(ci_value_means_ci(Some(yes)), "{yes}");
+    }
+    for no in [
+        None,
+        Some(""),
+        Some("false"),
+        Some("FALSE"),
+        Some("0"),
+        Some(" "),
+    ] {
+        assert!(!ci_value_means_ci(no), "{no:?}");
+    }
+}
+
+/// Waits (up to 30 s) until `ok` holds, polling.
+pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -265,6 +306,24 @@ impl Server {
         panic!("kitteh serve did not become ready within 30 s");
     }
 
+    /// Waits (up to 30 s) until the server's log satisfies `ok`, and
+    /// returns the log. Logs are written as things happen, so this waits
+    /// on the event itself rather than on a guess of how long it takes.
+    pub fn wait_for_log(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log_text();
+            if ok(&log) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
@@ -303,8 +362,8 @@ impl Bucket {
     pub fn create() -> Option<Self> {
         let endpoint = match std::env::var("TEST_S3_ENDPOINT") {
             Ok(e) if !e.is_empty() => e,
-            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                panic!("CI=true but TEST_S3_ENDPOINT is not set: S3 tests must run in CI")
+            _ if in_ci() => {
+                panic!("CI is set but TEST_S3_ENDPOINT is not: S3 tests must run in CI")
             }
             _ => {
                 eprintln!("TEST_S3_ENDPOINT not set: skipping an S3 test (run scripts/test.sh)");
@@ -363,6 +422,21 @@ impl Bucket {
                 "KITTEH_STORAGE__S3__SECRET_ACCESS_KEY",
                 &c.secret_access_key,
             );
+    }
+
+    /// The bucket through object_store directly, to see what Kitteh's
+    /// storage interface does not show (ETags, object attributes).
+    pub fn raw(&self) -> object_store::aws::AmazonS3 {
+        let c = &self.config;
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&c.endpoint)
+            .with_bucket_name(&c.bucket)
+            .with_region(&c.region)
+            .with_access_key_id(&c.access_key_id)
+            .with_secret_access_key(&c.secret_access_key)
+            .with_allow_http(true)
+            .build()
+            .unwrap()
     }
 
     pub fn store(&self) -> kitteh::storage::Storage {

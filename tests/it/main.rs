@@ -13,5 +13,6 @@ mod migrations;
 mod operations;
 mod s3;
 mod serve;
+mod storage;
 mod uploads;
 mod variants;

@@ -2,61 +2,96 @@
 
 use crate::helpers::Sandbox;
 
-fn run(sb: &Sandbox, args: &[&str]) -> (i32, String, String) {
+/// Runs `kitteh` with `args` and returns its stdout, failing the test
+/// unless it exits 0.
+fn run(sb: &Sandbox, args: &[&str]) -> String {
     let out = sb.kitteh().args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "kitteh {args:?}:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+/// `migrate status` as (state, name) pairs, one per migration this build
+/// knows, in order: an empty or partial listing fails here.
+fn status(sb: &Sandbox) -> Vec<(String, String)> {
+    let out = run(sb, &["migrate", "status"]);
+    let rows: Vec<(String, String)> = out
+        .lines()
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let state = words.next().unwrap_or_default().to_string();
+            let name = words.next().unwrap_or_default().to_string();
+            assert_eq!(words.next(), None, "{l}");
+            (state, name)
+        })
+        .collect();
+    let names: Vec<String> = rows.iter().map(|(_, n)| n.clone()).collect();
+    assert_eq!(names, migration_names(), "{out}");
+    rows
+}
+
+fn states(sb: &Sandbox) -> Vec<String> {
+    status(sb).into_iter().map(|(s, _)| s).collect()
+}
+
+fn all(state: &str) -> Vec<String> {
+    vec![state.to_string(); migration_names().len()]
 }
 
 fn round_trip(sb: &Sandbox) {
-    let newest = migration_names().last().cloned().unwrap();
+    let names = migration_names();
+    let newest = names.last().cloned().unwrap();
 
-    let (code, out, err) = run(sb, &["migrate", "status"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.lines().all(|l| l.starts_with("pending")), "{out}");
-    assert_eq!(out.lines().count(), migration_names().len());
+    assert_eq!(states(sb), all("pending"));
 
-    let (code, out, err) = run(sb, &["migrate"]);
-    assert_eq!(code, 0, "{err}");
-    for name in migration_names() {
-        assert!(out.contains(&format!("applied {name}")), "{out}");
-    }
+    let out = run(sb, &["migrate"]);
+    let expected: Vec<String> = names
+        .iter()
+        .map(|n| format!("applied {n}"))
+        .chain(std::iter::once(format!(
+            "{} migration(s) applied",
+            names.len()
+        )))
+        .collect();
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
 
-    let (code, out, _) = run(sb, &["migrate", "up"]);
-    assert_eq!(code, 0);
+    let out = run(sb, &["migrate", "up"]);
     assert!(out.contains("nothing to do"), "{out}");
+    assert!(out.contains(&newest), "{out}");
+    assert_eq!(states(sb), all("applied"));
 
-    let (_, out, _) = run(sb, &["migrate", "status"]);
-    assert!(out.lines().all(|l| l.starts_with("applied")), "{out}");
-
-    let (code, out, err) = run(sb, &["migrate", "down"]);
-    assert_eq!(code, 0, "{err}");
+    let out = run(sb, &["migrate", "down"]);
     assert_eq!(out.trim(), format!("rolled back {newest}"));
+    let mut expected = all("applied");
+    *expected.last_mut().unwrap() = "pending".into();
+    assert_eq!(states(sb), expected);
 
-    let (_, out, _) = run(sb, &["migrate", "status"]);
-    assert!(out.contains(&format!("pending  {newest}")), "{out}");
-
-    let (code, out, err) = run(sb, &["migrate", "up"]);
-    assert_eq!(code, 0, "{err}");
+    let out = run(sb, &["migrate", "up"]);
     assert!(out.contains(&format!("applied {newest}")), "{out}");
+    assert_eq!(states(sb), all("applied"));
 
-    // Everything down, then everything up again: every `down` works.
-    let n = migration_names().len().to_string();
-    let (code, out, err) = run(sb, &["migrate", "down", "-n", &n]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().count(), migration_names().len(), "{out}");
-    let (_, out, _) = run(sb, &["migrate", "status"]);
-    assert!(out.lines().all(|l| l.starts_with("pending")), "{out}");
-    let (code, _, err) = run(sb, &["migrate", "fresh", "--yes"]);
-    assert_eq!(code, 0, "{err}");
-    let (_, out, _) = run(sb, &["migrate", "status"]);
-    assert!(out.lines().all(|l| l.starts_with("applied")), "{out}");
+    // Everything down, newest first, then everything up again: every
+    // `down` works.
+    let n = names.len().to_string();
+    let out = run(sb, &["migrate", "down", "-n", &n]);
+    let expected: Vec<String> = names
+        .iter()
+        .rev()
+        .map(|n| format!("rolled back {n}"))
+        .collect();
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected, "{out}");
+    assert_eq!(states(sb), all("pending"));
+    let out = run(sb, &["migrate", "fresh", "--yes"]);
+    assert_eq!(out.lines().count(), names.len(), "{out}");
+    assert_eq!(states(sb), all("applied"));
 }
 
-fn migration_names() -> Vec<String> {
+pub fn migration_names() -> Vec<String> {
     use migration::MigratorTrait;
     migration::Migrator::migrations()
         .iter()

@@ -6,16 +6,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::fixtures::{self, multipart};
-use crate::helpers::{Sandbox, Server, files_in, free_port, http};
+use crate::helpers::{Sandbox, Server, files_in, free_port, http, wait_until};
 use crate::uploads::{api_upload, count_rows, get, originals};
-
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn metrics_are_off_by_default() {
@@ -120,8 +112,9 @@ fn json_logs_carry_the_request_id_and_the_token() {
     let res = api_upload(&server, "a.png", "image/png", &fixtures::png(8, 8));
     let token = res.json()["token"].as_str().unwrap().to_string();
     let request_id = res.header("x-request-id").unwrap().to_string();
-    std::thread::sleep(Duration::from_millis(200));
-    let log = server.log_text();
+    let log = server.wait_for_log("the upload's request line", |log| {
+        log.contains(&format!("\"request_id\":\"{request_id}\""))
+    });
     let line = log
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -139,11 +132,21 @@ fn sigterm(server: &Server) {
     assert!(status.success());
 }
 
-#[test]
-fn sigterm_during_a_slow_upload_finishes_it_and_exits_0() {
-    let sb = Sandbox::sqlite();
-    let mut server = Server::start(&sb, &["--migrate"]);
-    let (content_type, body) = multipart("file", "slow.png", "image/png", &fixtures::png(300, 300));
+/// A server that logs each request as it starts (debug level), so tests
+/// can see a request in flight.
+fn verbose_server(sb: &Sandbox, extra: &[(&str, &str)]) -> Server {
+    let mut cmd = sb.kitteh();
+    cmd.env("KITTEH_LOG__LEVEL", "info,kitteh=debug");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    Server::start_with(cmd, &["--migrate"])
+}
+
+/// Sends the headers and the first half of an upload, and waits until the
+/// server has begun reading it. Returns the connection and the rest.
+fn half_sent_upload(server: &Server, name: &str) -> (TcpStream, Vec<u8>) {
+    let (content_type, body) = multipart("file", name, "image/png", &fixtures::png(300, 300));
     let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -156,16 +159,43 @@ fn sigterm_during_a_slow_upload_finishes_it_and_exits_0() {
     .unwrap();
     let half = body.len() / 2;
     stream.write_all(&body[..half]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    // Shutdown begins with the upload half sent.
+    server.wait_for_log("the upload to start", |log| {
+        log.lines()
+            .any(|l| l.contains("request started") && l.contains("/api/images"))
+    });
+    (stream, body[half..].to_vec())
+}
+
+/// Position of the first log line containing every one of `words`.
+fn line_of(log: &str, words: &[&str]) -> usize {
+    log.lines()
+        .position(|l| words.iter().all(|w| l.contains(w)))
+        .unwrap_or_else(|| panic!("no line with {words:?} in:\n{log}"))
+}
+
+#[test]
+fn sigterm_during_a_slow_upload_finishes_it_and_exits_0() {
+    let sb = Sandbox::sqlite();
+    let mut server = verbose_server(&sb, &[]);
+    let (mut stream, rest) = half_sent_upload(&server, "slow.png");
     sigterm(&server);
-    std::thread::sleep(Duration::from_millis(500));
-    stream.write_all(&body[half..]).unwrap();
+    server.wait_for_log("the shutdown to begin", |log| {
+        log.contains("shutdown requested")
+    });
+    // Shutdown has begun with the upload half sent: now send the rest.
+    stream.write_all(&rest).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 201"), "{response}");
     let status = server.child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+    let log = server.log_text();
+    assert_eq!(status.code(), Some(0), "{log}");
+    // The order the log proves: the upload started, then the signal came,
+    // then the upload was answered.
+    let started = line_of(&log, &["request started", "/api/images"]);
+    let signal = line_of(&log, &["shutdown requested"]);
+    let answered = line_of(&log, &["/api/images", "201"]);
+    assert!(started < signal && signal < answered, "{log}");
     // The upload is whole: its row and its file.
     assert_eq!(count_rows(&sb.database_url), 1);
     assert_eq!(originals(&sb.uploads()).len(), 1);
@@ -177,22 +207,76 @@ fn sigterm_during_a_slow_upload_finishes_it_and_exits_0() {
 }
 
 #[test]
+fn after_sigterm_no_connection_is_accepted_and_no_job_is_taken() {
+    let sb = Sandbox::sqlite();
+    let mut server = verbose_server(&sb, &[("KITTEH_VARIANTS__POLL_INTERVAL_MS", "50")]);
+    let done = api_upload(&server, "a.png", "image/png", &fixtures::png(200, 100));
+    let token = done.json()["token"].as_str().unwrap().to_string();
+    crate::variants::wait_sizes(&server, &token, "ready");
+    // An upload in flight keeps the server in its grace period.
+    let (mut stream, rest) = half_sent_upload(&server, "slow.png");
+    sigterm(&server);
+    server.wait_for_log("the shutdown to begin", |log| {
+        log.contains("shutdown requested")
+    });
+
+    // New connections are refused (or closed unanswered).
+    let refused = match TcpStream::connect(("127.0.0.1", server.port)) {
+        Err(_) => true,
+        Ok(mut late) => {
+            late.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = late.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+            let mut answer = Vec::new();
+            let _ = late.read_to_end(&mut answer);
+            answer.is_empty()
+        }
+    };
+    assert!(refused, "a connection made after SIGTERM was served");
+
+    // A job queued now is not taken: workers stopped with the signal. Its
+    // workers poll every 50 ms, so a second of `pending` is twenty missed
+    // chances to take it.
+    let queued = sb
+        .kitteh()
+        .args(["variants", "rebuild", &token])
+        .output()
+        .unwrap();
+    assert!(
+        queued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&queued.stderr)
+    );
+    let state = || {
+        crate::variants::sql_text(
+            &sb.database_url,
+            &format!(
+                "SELECT j.state FROM variant_jobs j JOIN images i ON i.id = j.image_id WHERE i.token = '{token}'"
+            ),
+        )
+    };
+    let watch_until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < watch_until {
+        assert_eq!(state(), vec!["pending".to_string()]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server was still up while the job sat there"
+    );
+    stream.write_all(&rest).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", server.log_text());
+    assert_eq!(state(), vec!["pending".to_string()]);
+}
+
+#[test]
 fn an_upload_cut_off_by_shutdown_leaves_nothing_behind() {
     let sb = Sandbox::sqlite();
-    let mut cmd = sb.kitteh();
-    cmd.env("KITTEH_SERVER__SHUTDOWN_GRACE", "1");
-    let mut server = Server::start_with(cmd, &["--migrate"]);
-    let (content_type, body) =
-        multipart("file", "never.png", "image/png", &fixtures::png(300, 300));
-    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    write!(
-        stream,
-        "POST /api/images HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    stream.write_all(&body[..body.len() / 2]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut server = verbose_server(&sb, &[("KITTEH_SERVER__SHUTDOWN_GRACE", "1")]);
+    let (_stream, _never_sent) = half_sent_upload(&server, "never.png");
     // The client never finishes; the grace period runs out.
     sigterm(&server);
     let deadline = Instant::now() + Duration::from_secs(20);

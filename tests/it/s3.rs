@@ -109,16 +109,7 @@ fn a_large_upload_goes_up_in_parts_and_comes_back_whole() {
     assert_eq!(served.status, 200);
     assert_eq!(served.body, stored);
     // A multipart object's ETag is `<md5 of the part md5s>-<part count>`.
-    let c = &sb.bucket.as_ref().unwrap().config;
-    let raw = object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(&c.endpoint)
-        .with_bucket_name(&c.bucket)
-        .with_region(&c.region)
-        .with_access_key_id(&c.access_key_id)
-        .with_secret_access_key(&c.secret_access_key)
-        .with_allow_http(true)
-        .build()
-        .unwrap();
+    let raw = sb.bucket.as_ref().unwrap().raw();
     let meta = crate::helpers::block_on(object_store::ObjectStoreExt::head(
         &raw,
         &object_store::path::Path::from(format!("{token}.png")),
@@ -305,6 +296,9 @@ fn two_replicas_share_postgres_and_a_bucket() {
     };
     let mut a_cmd = sb.kitteh();
     lease(&mut a_cmd);
+    // A long cache lifetime on A: only B's notice can make A forget a
+    // deleted image within the few seconds the check below allows.
+    a_cmd.env("KITTEH_CACHE__METADATA_TTL_MS", "10000");
     let a = Server::start_with(a_cmd, &["--migrate"]);
     let mut b_cmd = sb.kitteh();
     lease(&mut b_cmd);
@@ -315,17 +309,19 @@ fn two_replicas_share_postgres_and_a_bucket() {
     let png = fixtures::png(640, 400);
     let mut created = Vec::new();
     for i in 0..10 {
-        let res = api_upload(&a, &format!("{i}.png"), "image/png", &png);
+        let through = if i % 2 == 0 { &a } else { &b };
+        let res = api_upload(through, &format!("{i}.png"), "image/png", &png);
         assert_eq!(res.status, 201, "{}", res.text());
         created.push(res.json());
     }
-    for v in &created {
+    for (i, v) in created.iter().enumerate() {
         let token = v["token"].as_str().unwrap();
-        // Uploaded through A, fetched through B.
-        let via_b = get(&b.url(&format!("/img/{token}")), &[]);
-        assert_eq!(via_b.status, 200);
-        assert_eq!(Some(via_b.body), sb.stored(&format!("{token}.png")));
-        wait_sizes(&b, token, "ready");
+        // Uploaded through one replica, fetched through the other.
+        let other = if i % 2 == 0 { &b } else { &a };
+        let fetched = get(&other.url(&format!("/img/{token}")), &[]);
+        assert_eq!(fetched.status, 200);
+        assert_eq!(Some(fetched.body), sb.stored(&format!("{token}.png")));
+        wait_sizes(other, token, "ready");
     }
     assert_eq!(
         sql_i64(
@@ -337,6 +333,14 @@ fn two_replicas_share_postgres_and_a_bucket() {
     );
     let worked = |s: &Server| s.log_text().matches("variants done").count();
     assert_eq!(worked(&a) + worked(&b), 10, "every job was done once");
+    // Each replica's workers are woken by its own uploads, so both share
+    // the work.
+    assert!(
+        worked(&a) > 0 && worked(&b) > 0,
+        "A did {}, B did {}",
+        worked(&a),
+        worked(&b)
+    );
     assert_eq!(sb.stored_names().len(), 40);
     assert!(!sb.uploads().exists(), "replica A wrote to its disk");
     assert!(
@@ -347,6 +351,11 @@ fn two_replicas_share_postgres_and_a_bucket() {
     // Delete through B: the row, the original and every size leave the bucket.
     let first = &created[0];
     let token = first["token"].as_str().unwrap();
+    // A serves it from its cache first, so that after the delete A's answer
+    // can change only because B told it, not because A asked the database.
+    for _ in 0..3 {
+        assert_eq!(get(&a.url(&format!("/img/{token}")), &[]).status, 200);
+    }
     let gone = http()
         .delete(b.url(&format!("/api/images/{token}")))
         .header("X-Delete-Token", first["delete_token"].as_str().unwrap())
@@ -386,8 +395,6 @@ fn two_replicas_share_postgres_and_a_bucket() {
     let mut other = sb.kitteh();
     lease(&mut other);
     let other = Server::start_with(other, &[]);
-    // The job is held: the other replica does not take it while A lives.
-    std::thread::sleep(Duration::from_secs(3));
     let job = |token: &str| {
         sql_i64(
             &sb.database_url,
@@ -396,7 +403,24 @@ fn two_replicas_share_postgres_and_a_bucket() {
             ),
         )
     };
-    assert_eq!(job(&token), vec![1], "the live holder keeps its lease");
+    let lease_until = |token: &str| {
+        sql_i64(
+            &sb.database_url,
+            &format!(
+                "SELECT j.lease_until FROM variant_jobs j JOIN images i ON i.id = j.image_id WHERE i.token = '{token}'"
+            ),
+        )[0]
+    };
+    // The job is held: the holder renews its lease by heartbeats, so the
+    // other replica never finds it expired. Watch three renewals (each
+    // pushes the lease forward) rather than trusting a sleep to land
+    // between them.
+    let mut seen = lease_until(&token);
+    for _ in 0..3 {
+        crate::helpers::wait_until("a heartbeat", || lease_until(&token) > seen);
+        seen = lease_until(&token);
+        assert_eq!(job(&token), vec![1], "the live holder keeps its lease");
+    }
     slow.child.kill().unwrap();
     slow.child.wait().unwrap();
     let v = wait_sizes(&other, &token, "ready");
@@ -412,5 +436,180 @@ fn two_replicas_share_postgres_and_a_bucket() {
             sb.stored(&format!("{token}-{size}.png")).is_some(),
             "{size}"
         );
+    }
+}
+
+#[test]
+fn objects_in_the_bucket_carry_their_content_type_and_cache_control() {
+    let Some(sb) = Sandbox::sqlite_s3() else {
+        return;
+    };
+    let server = Server::start(&sb, &["--migrate"]);
+    let res = api_upload(&server, "a.webp", "image/webp", &fixtures::webp(400, 300));
+    assert_eq!(res.status, 201, "{}", res.text());
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    wait_sizes(&server, &token, "ready");
+    let raw = sb.bucket.as_ref().unwrap().raw();
+    for name in [format!("{token}.webp"), format!("{token}-tiny.webp")] {
+        let got = crate::helpers::block_on(object_store::ObjectStoreExt::get(
+            &raw,
+            &object_store::path::Path::from(name.as_str()),
+        ))
+        .unwrap();
+        let attribute = |a: &object_store::Attribute| {
+            got.attributes
+                .get(a)
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| panic!("{name} has no {a:?}"))
+        };
+        assert_eq!(
+            attribute(&object_store::Attribute::ContentType),
+            "image/webp",
+            "{name}"
+        );
+        assert_eq!(
+            attribute(&object_store::Attribute::CacheControl),
+            "public, max-age=31536000, immutable",
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn storage_check_reports_a_working_and_a_dead_bucket() {
+    let Some(sb) = Sandbox::sqlite_s3() else {
+        return;
+    };
+    let out = sb.kitteh().args(["storage", "check"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bucket = &sb.bucket.as_ref().unwrap().config.bucket;
+    assert!(
+        text.starts_with(&format!("ok: s3 bucket {bucket}"))
+            && text.contains("readable and writable"),
+        "{text}"
+    );
+    assert!(sb.stored_names().is_empty(), "the probe object is removed");
+
+    let dead = format!("http://127.0.0.1:{}", crate::helpers::free_port());
+    let out = sb
+        .kitteh()
+        .env("KITTEH_STORAGE__S3__ENDPOINT", &dead)
+        .env("KITTEH_STORAGE__S3__TIMEOUT_SECONDS", "2")
+        .env("KITTEH_STORAGE__S3__MAX_RETRIES", "0")
+        .args(["storage", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not writable") && err.contains(&dead),
+        "{err}"
+    );
+}
+
+#[test]
+fn storage_migrate_to_local_copies_the_bucket_back_with_several_jobs() {
+    let Some(sb) = Sandbox::sqlite_s3() else {
+        return;
+    };
+    let server = Server::start(&sb, &["--migrate"]);
+    let mut tokens = Vec::new();
+    for i in 0..6u32 {
+        let res = api_upload(
+            &server,
+            &format!("{i}.png"),
+            "image/png",
+            &fixtures::png(300 + i, 200),
+        );
+        assert_eq!(res.status, 201, "{}", res.text());
+        let token = res.json()["token"].as_str().unwrap().to_string();
+        wait_sizes(&server, &token, "ready");
+        tokens.push(token);
+    }
+    drop(server);
+    let in_bucket = sb.stored_names();
+    assert_eq!(in_bucket.len(), 24);
+
+    // Still configured for the bucket: the copy runs before the switch.
+    let out = sb
+        .kitteh()
+        .args(["storage", "migrate", "--to", "local", "--jobs", "3"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("copied 24, skipped 0 (already there, SHA-256 verified), failed 0"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("storage.backend = \"local\""), "{stderr}");
+    assert_eq!(crate::helpers::files_in(&sb.uploads()), in_bucket);
+    for name in &in_bucket {
+        assert_eq!(
+            std::fs::read(sb.uploads().join(name)).ok(),
+            sb.stored(name),
+            "{name}"
+        );
+    }
+    // Switched to the folder, with the bucket emptied, everything is served.
+    for name in &in_bucket {
+        sb.bucket.as_ref().unwrap().delete(name);
+    }
+    let local = Sandbox {
+        dir: sb.dir,
+        database_url: sb.database_url,
+        bucket: None,
+    };
+    let server = Server::start(&local, &[]);
+    for token in &tokens {
+        for prefix in ["", "tiny"] {
+            let res = get(&server.url(&format!("/img/{prefix}{token}")), &[]);
+            assert_eq!(res.status, 200, "{prefix}{token}");
+        }
+    }
+}
+
+#[test]
+fn the_sweep_removes_old_orphans_from_the_bucket_and_keeps_what_rows_claim() {
+    let Some(sb) = Sandbox::sqlite_s3() else {
+        return;
+    };
+    let token = {
+        let server = Server::start(&sb, &["--migrate"]);
+        let res = api_upload(&server, "a.png", "image/png", &fixtures::png(200, 100));
+        let token = res.json()["token"].as_str().unwrap().to_string();
+        wait_sizes(&server, &token, "ready");
+        token
+    };
+    let bucket = sb.bucket.as_ref().unwrap();
+    bucket.put("orphanedsleepykitten.png", b"left behind by a crash");
+    let claimed = sb.stored_names();
+    assert_eq!(claimed.len(), 5);
+
+    // Bucket objects cannot be back-dated: a minimum age of an hour spares
+    // the orphan, and a minimum age of zero removes it.
+    for (min_age, orphan_kept) in [("3600", true), ("0", false)] {
+        let mut cmd = sb.kitteh();
+        cmd.env("KITTEH_STORAGE__SWEEP_MIN_AGE_SECONDS", min_age);
+        let server = Server::start_with(cmd, &[]);
+        server.wait_for_log("the sweep", |log| log.contains("storage sweep finished"));
+        let names = sb.stored_names();
+        assert_eq!(
+            names.contains(&"orphanedsleepykitten.png".to_string()),
+            orphan_kept,
+            "min age {min_age}: {names:?}"
+        );
+        for name in &claimed {
+            if name != "orphanedsleepykitten.png" {
+                assert!(names.contains(name), "min age {min_age}: {name} was swept");
+            }
+        }
+        assert_eq!(get(&server.url(&format!("/img/{token}")), &[]).status, 200);
     }
 }

@@ -172,11 +172,22 @@ fn json_logs_are_one_object_per_line_with_request_fields() {
     let server = Server::start_with(cmd, &["--migrate"]);
     let res = http().get(server.url("/healthz")).call().unwrap();
     assert_eq!(res.status(), 200);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let log = server.log_text();
-    let line = log
+    let log = server.wait_for_log("the /healthz request line", |log| {
+        log.contains("\"path\":\"/healthz\"")
+    });
+    // Every line, startup included, is one JSON object: a collector that
+    // parses line by line must never meet anything else.
+    let lines: Vec<serde_json::Value> = log
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("not a JSON object ({e}): {l}"))
+        })
+        .collect();
+    assert!(lines.iter().all(serde_json::Value::is_object));
+    let line = lines
+        .iter()
         .find(|v| v["path"] == "/healthz")
         .unwrap_or_else(|| panic!("no JSON request line in {log}"));
     assert_eq!(line["method"], "GET");

@@ -329,18 +329,32 @@ fn an_animated_gif_is_kept_as_it_is_apart_from_metadata() {
     let sb = Sandbox::sqlite();
     let server = Server::start(&sb, &["--migrate"]);
     let gif = fixtures::gif(16, 16);
-    let v = api_upload(&server, "a.gif", "image/gif", &gif).json();
+    let with_metadata = fixtures::with_gif_metadata(&gif);
+    assert!(with_metadata.windows(15).any(|w| w == b"secret-location"));
+    let res = api_upload(&server, "a.gif", "image/gif", &with_metadata);
+    assert_eq!(res.status, 201, "{}", res.text());
+    let v = res.json();
     let served = get(
         &server.url(&format!("/img/{}", v["token"].as_str().unwrap())),
         &[],
     );
+    // Byte for byte the GIF without its comment and XMP: every frame, delay,
+    // palette and the looping block untouched, nothing re-encoded.
+    assert_eq!(served.body, gif);
     use image::AnimationDecoder;
-    let frames = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(&served.body))
-        .unwrap()
-        .into_frames()
-        .collect_frames()
-        .unwrap();
-    assert_eq!(frames.len(), 2);
+    let frames = |bytes: &[u8]| {
+        image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes.to_vec()))
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap()
+    };
+    let (sent, got) = (frames(&with_metadata), frames(&served.body));
+    assert_eq!(got.len(), 2);
+    for (a, b) in sent.iter().zip(&got) {
+        assert_eq!(a.buffer(), b.buffer());
+        assert_eq!(a.delay(), b.delay());
+    }
 }
 
 #[test]
@@ -480,6 +494,67 @@ fn bad_cases() -> Vec<BadCase> {
         ("bomb.png", fixtures::png_bomb(50_000, 50_000), 422, "dimensions_too_large", &["50000×50000", "16384×16384"]),
         ("liar.jpg", fixtures::jpeg_claiming(65_500, 65_500), 422, "dimensions_too_large", &["65500×65500"]),
         ("screen.gif", fixtures::gif_claiming_huge_screen(), 422, "dimensions_too_large", &["65535×65535"]),
+        ("square.png", fixtures::png_bomb(10_000, 10_000), 422, "too_many_pixels", &["100000000", "60000000"]),
+        ("cut.png", truncated(fixtures::png(200, 200)), 422, "corrupt_image", &["corrupt"]),
+        ("noise.png", fixtures::png_with_garbage_pixels(64, 64), 422, "corrupt_image", &["corrupt"]),
+        ("cut.gif", truncated(fixtures::gif(64, 64)), 422, "corrupt_image", &["corrupt"]),
+        ("second.gif", fixtures::gif_with_bad_second_frame(), 422, "corrupt_image", &["corrupt"]),
+        ("cut.webp", truncated(fixtures::webp(200, 200)), 422, "corrupt_image", &["corrupt"]),
+        ("noise.webp", fixtures::webp_with_garbage_pixels(), 422, "corrupt_image", &["corrupt"]),
+    ]
+}
+
+fn truncated(mut bytes: Vec<u8>) -> Vec<u8> {
+    bytes.truncate(bytes.len() / 2);
+    bytes
+}
+
+/// Requests that are not the upload form at all:
+/// (label, content type, body, expected status, expected code, words).
+type FormCase = (
+    &'static str,
+    String,
+    Vec<u8>,
+    u16,
+    &'static str,
+    &'static [&'static str],
+);
+
+fn bad_forms() -> Vec<FormCase> {
+    let (other_field, body) = multipart("avatar", "a.png", "image/png", &fixtures::png(8, 8));
+    vec![
+        (
+            "no file field",
+            other_field,
+            body,
+            400,
+            "missing_file",
+            &["`file`"],
+        ),
+        (
+            "JSON body",
+            "application/json".into(),
+            br#"{"file": "a.png"}"#.to_vec(),
+            400,
+            "bad_form",
+            &["multipart/form-data"],
+        ),
+        (
+            "no boundary",
+            "multipart/form-data".into(),
+            b"--x\r\n".to_vec(),
+            400,
+            "bad_form",
+            &["boundary"],
+        ),
+        (
+            "no body",
+            "multipart/form-data; boundary=x".into(),
+            Vec::new(),
+            400,
+            "bad_form",
+            &["multipart"],
+        ),
     ]
 }
 
@@ -492,6 +567,24 @@ pub fn bad_uploads(sb: &Sandbox) {
     let server = Server::start(sb, &["--migrate"]);
     for (label, bytes, status, code, words) in bad_cases() {
         let res = api_upload(&server, label, "image/jpeg", &bytes);
+        assert_eq!(res.status, status, "{label}: {}", res.text());
+        let err = &res.json()["error"];
+        assert_eq!(err["code"], code, "{label}: {err}");
+        let message = err["message"].as_str().unwrap();
+        for word in words {
+            assert!(
+                message.contains(word),
+                "{label}: {message:?} lacks {word:?}"
+            );
+        }
+    }
+    for (label, content_type, body, status, code, words) in bad_forms() {
+        let res = reply(
+            http()
+                .post(server.url("/api/images"))
+                .header("Content-Type", &content_type)
+                .send(&body[..]),
+        );
         assert_eq!(res.status, status, "{label}: {}", res.text());
         let err = &res.json()["error"];
         assert_eq!(err["code"], code, "{label}: {err}");
@@ -601,10 +694,26 @@ fn the_format_comes_from_the_bytes_not_the_name_or_content_type() {
 
 #[test]
 fn exif_personal_data_is_removed_and_orientation_applied() {
+    use fixtures::Corner::*;
     let sb = Sandbox::sqlite();
     let server = Server::start(&sb, &["--migrate"]);
-    for (orientation, w, h) in [(6u16, 60u32, 40u32), (8, 60, 40), (1, 60, 40)] {
-        let jpeg = fixtures::jpeg_with_exif(w, h, orientation, "Jane Photographer");
+    let (w, h) = (120u32, 80u32);
+    let marked = fixtures::jpeg_of(&fixtures::marked(w, h));
+    // Where the red block (top left in the stored pixels) must appear once
+    // the picture is turned as each EXIF orientation says, and whether
+    // width and height swap. Every orientation gives a different pair.
+    let cases = [
+        (1u16, TopLeft, false),
+        (2, TopRight, false),
+        (3, BottomRight, false),
+        (4, BottomLeft, false),
+        (5, TopLeft, true),
+        (6, TopRight, true),
+        (7, BottomRight, true),
+        (8, BottomLeft, true),
+    ];
+    for (orientation, corner, swapped) in cases {
+        let jpeg = fixtures::with_exif(&marked, orientation, "Jane Photographer");
         assert!(jpeg.windows(4).any(|x| x == b"Jane"));
         let res = api_upload(&server, "exif.jpg", "image/jpeg", &jpeg);
         assert_eq!(res.status, 201, "{}", res.text());
@@ -623,10 +732,15 @@ fn exif_personal_data_is_removed_and_orientation_applied() {
             "EXIF survived (orientation {orientation})"
         );
         let decoded = image::load_from_memory(&served).unwrap();
-        let expected = if orientation == 1 { (w, h) } else { (h, w) };
+        let expected = if swapped { (h, w) } else { (w, h) };
         assert_eq!(
             (decoded.width(), decoded.height()),
             expected,
+            "orientation {orientation}"
+        );
+        assert_eq!(
+            fixtures::red_corner(&decoded),
+            corner,
             "orientation {orientation}"
         );
         assert_eq!(
@@ -707,28 +821,90 @@ fn a_decompression_bomb_does_not_grow_the_server_memory() {
     assert!(grown < 8 * 1024, "RSS grew by {grown} KiB");
 }
 
+/// Every `http://` or `https://` URL in a text: attribute values, srcset
+/// entries and snippets alike.
+pub fn absolute_urls(text: &str) -> Vec<String> {
+    let mut urls = Vec::new();
+    for (i, _) in text.match_indices("http") {
+        let rest = &text[i..];
+        if !(rest.starts_with("http://") || rest.starts_with("https://")) {
+            continue;
+        }
+        let end = rest
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | ')' | '[' | ']' | '&')
+            })
+            .unwrap_or(rest.len());
+        urls.push(rest[..end].to_string());
+    }
+    urls
+}
+
 #[test]
 fn every_url_handed_out_is_absolute_and_uses_the_public_url() {
     let sb = Sandbox::sqlite();
     let mut cmd = sb.kitteh();
     cmd.env("KITTEH_SERVER__PUBLIC_URL", "https://kitteh.example/");
     let server = Server::start_with(cmd, &["--migrate"]);
-    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(4, 4));
+    let public = |url: &str, what: &str| {
+        assert!(url.starts_with("https://kitteh.example/"), "{what}: {url}");
+        assert!(
+            !url.starts_with("https://kitteh.example//"),
+            "{what}: {url}"
+        );
+    };
+    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(400, 300));
     let v = res.json();
     for key in ["page_url", "image_url", "api_url", "delete_url"] {
-        let url = v[key].as_str().unwrap();
-        assert!(url.starts_with("https://kitteh.example/"), "{key}: {url}");
-        assert!(!url.starts_with("https://kitteh.example//"), "{key}: {url}");
+        public(v[key].as_str().unwrap(), key);
     }
-    assert!(
-        res.header("location")
-            .unwrap()
-            .starts_with("https://kitteh.example/")
+    let sizes = v["sizes"].as_array().unwrap();
+    assert_eq!(sizes.len(), 3);
+    for size in sizes {
+        public(size["url"].as_str().unwrap(), "sizes[].url");
+        public(size["page_url"].as_str().unwrap(), "sizes[].page_url");
+    }
+    public(res.header("location").unwrap(), "Location");
+    // The metadata endpoint hands out the same URLs.
+    let token = v["token"].as_str().unwrap();
+    let meta = get(&server.url(&format!("/api/images/{token}")), &[]).json();
+    for url in absolute_urls(&meta.to_string()) {
+        public(&url, "GET /api/images");
+    }
+
+    // The browser form: its redirect, then every absolute URL on the show
+    // page (links, image sources, srcset, share snippets, the delete link).
+    let form = form_upload(&server, "b.png", &fixtures::png(400, 300));
+    let location = form.header("location").unwrap().to_string();
+    public(&location, "form redirect");
+    let cookie = form
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let path = location.trim_start_matches("https://kitteh.example");
+    let page = get(
+        &server.url(path),
+        &[("Accept", "text/html"), ("Cookie", &cookie)],
     );
-    let form = form_upload(&server, "b.png", &fixtures::png(4, 4));
-    assert!(
-        form.header("location")
-            .unwrap()
-            .starts_with("https://kitteh.example/")
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(html.contains("/delete?token="), "the delete link is shown");
+    let urls = absolute_urls(&html);
+    assert!(urls.len() >= 8, "{urls:?}");
+    for url in &urls {
+        public(url, "show page");
+    }
+    assert!(!html.contains("127.0.0.1"), "{html}");
+    // A size's own page too.
+    let size_page = get(
+        &server.url(&format!("/Tiny{}", path.trim_start_matches('/'))),
+        &[("Accept", "text/html")],
     );
+    assert_eq!(size_page.status, 200);
+    for url in absolute_urls(&size_page.text()) {
+        public(&url, "size page");
+    }
 }

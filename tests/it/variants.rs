@@ -45,6 +45,19 @@ fn dims_of(v: &serde_json::Value) -> Vec<(String, u64, u64)> {
         .collect()
 }
 
+/// The first column of every row of `query`, as text.
+pub fn sql_text(database_url: &str, query: &str) -> Vec<String> {
+    block_on(async {
+        let db = Database::connect(database_url).await.unwrap();
+        db.query_all_raw(Statement::from_string(db.get_database_backend(), query))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get_by_index::<String>(0).unwrap())
+            .collect()
+    })
+}
+
 pub fn sql_i64(database_url: &str, query: &str) -> Vec<i64> {
     block_on(async {
         let db = Database::connect(database_url).await.unwrap();
@@ -149,6 +162,17 @@ fn sizes_keep_aspect_ratio_never_upscale_and_keep_the_format() {
                 .collect_frames()
                 .unwrap();
             assert_eq!(frames.len(), 1, "a GIF's variants are stills");
+            // The still is the first frame (shade 40), not the second (200).
+            let pixel = frames[0].buffer().get_pixel(10, 10).0;
+            assert!(
+                pixel[0].abs_diff(40) < 8 && pixel[1].abs_diff(100) < 8,
+                "{pixel:?}"
+            );
+        }
+        if mime == "image/webp" {
+            // Sizes of a WebP are lossless, as its original may be.
+            let tiny = get(&server.url(&format!("/img/tiny{token}")), &[]).body;
+            assert_eq!(&tiny[12..16], b"VP8L", "a lossless bitstream");
         }
     }
 }
@@ -297,6 +321,181 @@ fn a_job_killed_mid_resize_is_finished_after_a_restart() {
 }
 
 #[test]
+fn a_job_killed_after_writing_some_sizes_is_finished_after_a_restart() {
+    let sb = Sandbox::sqlite();
+    let mut slow = sb.kitteh();
+    slow.env("KITTEH_VARIANTS__WRITE_DELAY_MS", "60000")
+        .env("KITTEH_VARIANTS__LEASE_SECONDS", "2");
+    let mut server = Server::start_with(slow, &["--migrate"]);
+    let res = api_upload(&server, "a.jpg", "image/jpeg", &fixtures::jpeg(640, 480));
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    // Sizes are written largest first; the job then waits after the first.
+    let first = format!("{token}-monstrous.jpg");
+    crate::helpers::wait_until("the first size to be written", || {
+        files_in(&sb.uploads()).contains(&first)
+    });
+    server.stop();
+    assert_eq!(
+        files_in(&sb.uploads()),
+        vec![first.clone(), format!("{token}.jpg")],
+        "killed with one size written"
+    );
+    assert_eq!(
+        sql_i64(&sb.database_url, "SELECT COUNT(*) FROM variants"),
+        vec![0],
+        "nothing was recorded for the half-done job"
+    );
+
+    let mut fast = sb.kitteh();
+    fast.env("KITTEH_VARIANTS__LEASE_SECONDS", "2");
+    let server = Server::start_with(fast, &[]);
+    let v = wait_sizes(&server, &token, "ready");
+    assert_eq!(
+        dims_of(&v),
+        vec![
+            ("tiny".to_string(), 90, 68),
+            ("large".to_string(), 300, 225),
+            ("monstrous".to_string(), 600, 450)
+        ]
+    );
+    assert_eq!(
+        sql_i64(&sb.database_url, "SELECT attempts FROM variant_jobs"),
+        vec![2]
+    );
+    // Every size is whole and recorded once; no temp file is left.
+    assert_eq!(
+        files_in(&sb.uploads()).len(),
+        4,
+        "{:?}",
+        files_in(&sb.uploads())
+    );
+    for (size, w) in [("tiny", 90), ("large", 300), ("monstrous", 600)] {
+        let img = get(&server.url(&format!("/img/{size}{token}")), &[]);
+        assert_eq!(img.status, 200);
+        assert_eq!(image::load_from_memory(&img.body).unwrap().width(), w);
+    }
+    assert_eq!(
+        sql_i64(&sb.database_url, "SELECT COUNT(*) FROM variants"),
+        vec![3]
+    );
+}
+
+#[test]
+fn jpeg_quality_sets_the_quantisation_of_sizes() {
+    let photo = fixtures::jpeg(800, 600);
+    let coarseness = |quality: Option<&str>| {
+        let sb = Sandbox::sqlite();
+        let mut cmd = sb.kitteh();
+        if let Some(q) = quality {
+            cmd.env("KITTEH_VARIANTS__JPEG_QUALITY", q);
+        }
+        let server = Server::start_with(cmd, &["--migrate"]);
+        let v = upload_and_wait(&server, "q.jpg", "image/jpeg", &photo);
+        let token = v["token"].as_str().unwrap();
+        let large = get(&server.url(&format!("/img/large{token}")), &[]).body;
+        (fixtures::jpeg_quantisation_sum(&large), large.len())
+    };
+    let (low, low_bytes) = coarseness(Some("30"));
+    let (default, default_bytes) = coarseness(None);
+    let (high, high_bytes) = coarseness(Some("95"));
+    assert!(low > default && default > high, "{low} {default} {high}");
+    assert!(
+        low_bytes < default_bytes && default_bytes < high_bytes,
+        "{low_bytes} {default_bytes} {high_bytes}"
+    );
+}
+
+#[test]
+fn the_colour_profile_is_kept_in_originals_and_sizes() {
+    let sb = Sandbox::sqlite();
+    let server = Server::start(&sb, &["--migrate"]);
+    let icc = fixtures::icc_profile();
+    for (name, mime, format) in [
+        ("icc.jpg", "image/jpeg", image::ImageFormat::Jpeg),
+        ("icc.png", "image/png", image::ImageFormat::Png),
+        ("icc.webp", "image/webp", image::ImageFormat::WebP),
+    ] {
+        let bytes = fixtures::with_icc(700, 400, format, &icc);
+        assert_eq!(
+            fixtures::icc_of(&bytes).as_ref(),
+            Some(&icc),
+            "{name} fixture"
+        );
+        let v = upload_and_wait(&server, name, mime, &bytes);
+        let token = v["token"].as_str().unwrap();
+        for prefix in ["", "tiny", "large", "monstrous"] {
+            let served = get(&server.url(&format!("/img/{prefix}{token}")), &[]);
+            assert_eq!(served.status, 200);
+            assert_eq!(
+                fixtures::icc_of(&served.body).as_ref(),
+                Some(&icc),
+                "{name} {prefix}"
+            );
+        }
+    }
+}
+
+#[test]
+fn rebuild_of_one_token_redoes_that_image_only() {
+    let sb = Sandbox::sqlite();
+    let tokens: Vec<String> = {
+        let server = Server::start(&sb, &["--migrate"]);
+        (0..2)
+            .map(|i| {
+                let res = api_upload(
+                    &server,
+                    &format!("{i}.png"),
+                    "image/png",
+                    &fixtures::png(300, 200),
+                );
+                let token = res.json()["token"].as_str().unwrap().to_string();
+                wait_sizes(&server, &token, "ready");
+                token
+            })
+            .collect()
+    };
+    let tiny = sb.uploads().join(format!("{}-tiny.png", tokens[0]));
+    std::fs::remove_file(&tiny).unwrap();
+    let out = sb
+        .kitteh()
+        .args([
+            "variants",
+            "rebuild",
+            &tokens[0].to_ascii_uppercase(),
+            "--now",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("queued 1 job(s)"), "{text}");
+    assert!(tiny.is_file(), "the lost size was made again");
+    assert_eq!(
+        sql_i64(
+            &sb.database_url,
+            "SELECT CAST(attempts AS BIGINT) FROM variant_jobs ORDER BY image_id"
+        ),
+        vec![1, 1],
+        "the rebuilt job started over; the other was not touched"
+    );
+    let unknown = sb
+        .kitteh()
+        .args(["variants", "rebuild", "nosuchkitten"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("nosuchkitten"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+}
+
+#[test]
 fn a_job_that_always_fails_ends_failed_with_its_error_and_the_server_keeps_serving() {
     let sb = Sandbox::sqlite();
     let mut idle = sb.kitteh();
@@ -438,4 +637,8 @@ fn two_replicas_on_postgres_share_the_work_and_do_each_job_once() {
         worked(&b)
     );
     assert_eq!(worked(&a) + worked(&b), 20);
+    assert!(
+        worked(&a) > 0 && worked(&b) > 0,
+        "each replica takes a share of the work"
+    );
 }
