@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kitteh::imaging::variants::{SizeSpec, render};
+use kitteh::imaging::resize::{SizeSpec, render};
 use kitteh::imaging::{Format, Limits, sniff};
 
 const WIDTHS: [(&str, u32); 3] = [("tiny", 90), ("large", 300), ("monstrous", 600)];

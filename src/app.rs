@@ -1,26 +1,203 @@
-//! Builds the Rocket instance from Kitteh's configuration. `serve` and the
-//! tests use the same builder, so the tests run the real application.
+//! Assembling Kitteh: [`Services`] are built once from the configuration;
+//! [`build_rocket`] mounts the routes over them (`serve` and the tests use
+//! the same builder, so the tests run the real application); [`serve`]
+//! owns the runtime around the server: schema check, sweep, workers, cache
+//! listener, metrics listener and shutdown.
 
 use std::collections::HashSet;
+use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rocket::config::{Ident, LogLevel, Shutdown, Sig};
 use rocket::data::Limits;
 use rocket::fairing::AdHoc;
 use rocket::shield::Shield;
-use rocket::{Build, Ignite, Rocket};
-use sea_orm::DatabaseConnection;
+use rocket::{Build, Rocket};
+use sea_orm::{DatabaseConnection, DbErr};
+use tokio::sync::watch;
 
 use crate::assets::Assets;
-use crate::config::Config;
+use crate::config::{Config, StorageBackend};
+use crate::db::{self, DbError};
 use crate::imaging::Limits as ImageLimits;
-use crate::logging::RequestLogger;
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::routes::request_log::RequestLogger;
 use crate::service::cache::ImageCache;
+use crate::service::health::Health;
 use crate::service::images::Images;
-use crate::service::variants::Variants;
+use crate::service::sizes::Sizes;
+use crate::service::sweep;
 use crate::storage::Storage;
+
+/// Why Kitteh could not be assembled or started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// Migrations are pending and nobody asked to apply them.
+    #[error("{0}")]
+    StaleSchema(String),
+    #[error("applying migrations")]
+    Migrate(#[source] DbErr),
+    #[error("cannot create the uploads folder {path}")]
+    UploadsDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The `[storage.s3]` settings do not describe a usable bucket.
+    #[error("storage.s3")]
+    S3Settings(#[source] io::Error),
+    #[error("cannot read assets.dir {dir}")]
+    Assets {
+        dir: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start the server")]
+    Server(#[source] Box<rocket::Error>),
+    #[error("cannot start the metrics listener on {addr}")]
+    MetricsListener {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: Box<rocket::Error>,
+    },
+}
+
+impl StartError {
+    /// Whether the operator must fix the configuration (exit status 2)
+    /// rather than something in the environment (exit status 1).
+    pub fn is_config(&self) -> bool {
+        matches!(self, Self::S3Settings(_))
+    }
+}
+
+/// The limits every decode is held to, from `[uploads]`.
+pub fn image_limits(config: &Config) -> ImageLimits {
+    ImageLimits {
+        max_width: config.uploads.max_width,
+        max_height: config.uploads.max_height,
+        max_pixels: config.uploads.max_pixels,
+    }
+}
+
+/// Opens the configured storage backend.
+pub fn open_storage(config: &Config) -> Result<Storage, StartError> {
+    open_backend(config, config.storage.backend)
+}
+
+/// Opens one backend with the settings in `config`, whichever is active.
+pub fn open_backend(config: &Config, backend: StorageBackend) -> Result<Storage, StartError> {
+    Storage::open_backend(&config.storage, backend).map_err(|source| match backend {
+        StorageBackend::Local => StartError::UploadsDir {
+            path: config.storage.uploads_dir.clone(),
+            source,
+        },
+        StorageBackend::S3 => StartError::S3Settings(source),
+    })
+}
+
+/// Everything Kitteh does, built once from the configuration and shared by
+/// the server, its workers and the commands.
+pub struct Services {
+    config: Config,
+    db: DatabaseConnection,
+    storage: Storage,
+    assets: Assets,
+    metrics: Arc<Metrics>,
+    cache: Arc<ImageCache>,
+    sizes: Arc<Sizes>,
+    images: Arc<Images>,
+    health: Arc<Health>,
+}
+
+impl Services {
+    /// Connects to the database, refuses a schema this build does not
+    /// expect, and builds every service.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let db = db::connect(&config.database).await?;
+        let state = db::schema_state(&db).await.map_err(DbError::from)?;
+        if !state.is_current() {
+            return Err(StartError::StaleSchema(state.stale_message()));
+        }
+        Self::assemble(config, db)
+    }
+
+    /// Builds every service over an open database.
+    pub fn assemble(config: Config, db: DatabaseConnection) -> Result<Self, StartError> {
+        let storage = open_storage(&config)?;
+        let assets = if config.assets.dir.is_empty() {
+            Assets::embedded()
+        } else {
+            Assets::from_dir(std::path::Path::new(&config.assets.dir)).map_err(|source| {
+                StartError::Assets {
+                    dir: config.assets.dir.clone(),
+                    source,
+                }
+            })?
+        };
+        let limits = image_limits(&config);
+        let metrics = Arc::new(Metrics::default());
+        let cache = Arc::new(ImageCache::new(&config.cache));
+        let sizes = Arc::new(Sizes::new(
+            db.clone(),
+            storage.clone(),
+            config.variants.clone(),
+            limits,
+            Arc::clone(&metrics),
+            Arc::clone(&cache),
+        ));
+        let images = Arc::new(Images::new(
+            db.clone(),
+            storage.clone(),
+            limits,
+            Arc::clone(&sizes),
+            Arc::clone(&cache),
+            Arc::clone(&metrics),
+        ));
+        let health = Arc::new(Health::new(
+            db.clone(),
+            storage.clone(),
+            Arc::clone(&cache),
+            Arc::clone(&sizes),
+            Arc::clone(&metrics),
+        ));
+        Ok(Self {
+            config,
+            db,
+            storage,
+            assets,
+            metrics,
+            cache,
+            sizes,
+            images,
+            health,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// For commands that work on the data as a whole (`storage migrate`).
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn sizes(&self) -> &Arc<Sizes> {
+        &self.sizes
+    }
+
+    pub fn images(&self) -> &Arc<Images> {
+        &self.images
+    }
+}
 
 /// Rocket's own configuration, derived entirely from ours: operators never
 /// need a Rocket.toml or `ROCKET_` variables, and those are not read.
@@ -73,73 +250,22 @@ fn page_headers() -> AdHoc {
     })
 }
 
-/// A second, private listener that serves only `/metrics`, sharing the
-/// main server's state.
-pub fn build_metrics_rocket(main: &Rocket<Ignite>, addr: std::net::SocketAddr) -> Rocket<Build> {
-    let config = rocket::Config {
-        address: addr.ip(),
-        port: addr.port(),
-        log_level: LogLevel::Off,
-        cli_colors: false,
-        ..rocket::Config::release_default()
-    };
-    let mut metrics = rocket::custom(config).mount("/", routes::metrics::routes());
-    if let Some(m) = main.state::<Arc<Metrics>>() {
-        metrics = metrics.manage(Arc::clone(m));
-    }
-    if let Some(db) = main.state::<DatabaseConnection>() {
-        metrics = metrics.manage(db.clone());
-    }
-    if let Some(v) = main.state::<Arc<Variants>>() {
-        metrics = metrics.manage(Arc::clone(v));
-    }
-    metrics
-}
-
-pub fn image_limits(config: &Config) -> ImageLimits {
-    ImageLimits {
-        max_width: config.uploads.max_width,
-        max_height: config.uploads.max_height,
-        max_pixels: config.uploads.max_pixels,
-    }
-}
-
-pub fn build_rocket(
-    config: Config,
-    db: DatabaseConnection,
-    storage: Storage,
-    assets: Assets,
-) -> Rocket<Build> {
+/// The web application over `services`.
+pub fn build_rocket(services: &Services) -> Rocket<Build> {
+    let config = &services.config;
     let listen = format!("http://{}:{}", config.server.address, config.server.port);
-    let limits = image_limits(&config);
-    let metrics = Arc::new(Metrics::default());
-    let variants = Arc::new(Variants::new(
-        db.clone(),
-        storage.clone(),
-        config.variants.clone(),
-        limits,
-        Arc::clone(&metrics),
-        Arc::new(ImageCache::new(&config.cache)),
-    ));
-    let serve_metrics = config.metrics.enabled && config.metrics.listen.is_empty();
-    let images = Arc::new(Images::new(
-        db.clone(),
-        storage,
-        limits,
-        Arc::clone(&variants),
-        std::time::Duration::from_secs(config.storage.sweep_min_age_seconds),
-    ));
-    rocket::custom(rocket_config(&config))
-        .manage(config)
-        .manage(db)
-        .manage(images)
-        .manage(variants)
-        .manage(assets)
-        .manage(Arc::clone(&metrics))
+    let metrics_here = config.metrics.enabled && config.metrics.listen.is_empty();
+    rocket::custom(rocket_config(config))
+        .manage(config.clone())
+        .manage(Arc::clone(&services.images))
+        .manage(Arc::clone(&services.health))
+        .manage(services.assets.clone())
         // Rocket's default Shield would set its own X-Frame-Options; ours are
         // stricter and set above, so it gets no policies.
         .attach(Shield::new())
-        .attach(RequestLogger { metrics })
+        .attach(RequestLogger {
+            metrics: Arc::clone(&services.metrics),
+        })
         .attach(page_headers())
         .attach(AdHoc::on_liftoff("announce", move |rocket| {
             Box::pin(async move {
@@ -149,16 +275,126 @@ pub fn build_rocket(
         }))
         .mount("/", routes::health::routes())
         .mount("/", routes::pages::routes())
-        .mount("/", routes::images::routes())
-        .mount("/", routes::api::routes())
+        .mount("/", routes::files::routes())
         .mount("/", routes::assets::routes())
+        .mount("/api", routes::api::routes())
         .mount(
             "/",
-            if serve_metrics {
+            if metrics_here {
                 routes::metrics::routes()
             } else {
                 Vec::new()
             },
         )
-        .register("/", crate::error::catchers())
+        .register("/", routes::error::page_catchers())
+        .register("/api", routes::error::api_catchers())
+}
+
+/// A second, private listener that serves only `/metrics`.
+fn build_metrics_rocket(services: &Services, addr: std::net::SocketAddr) -> Rocket<Build> {
+    let config = rocket::Config {
+        address: addr.ip(),
+        port: addr.port(),
+        log_level: LogLevel::Off,
+        cli_colors: false,
+        ..rocket::Config::release_default()
+    };
+    rocket::custom(config)
+        .manage(Arc::clone(&services.health))
+        .mount("/", routes::metrics::routes())
+}
+
+/// Connects, checks the schema (applying pending migrations only when
+/// `database.auto_migrate` says so), and runs the server with everything
+/// around it until SIGTERM or SIGINT.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let db = db::connect(&config.database).await?;
+    let state = db::schema_state(&db).await.map_err(DbError::from)?;
+    if !state.is_current() {
+        if !config.database.auto_migrate {
+            return Err(StartError::StaleSchema(state.stale_message()));
+        }
+        tracing::info!(pending = state.pending.len(), "applying pending migrations");
+        db::apply_pending(&db, &state.pending, |name| {
+            tracing::info!(migration = name, "applied migration");
+        })
+        .await
+        .map_err(StartError::Migrate)?;
+    }
+    let services = Services::assemble(config, db)?;
+    tracing::info!(storage = %services.storage.describe(), "storage opened");
+    let rocket = build_rocket(&services)
+        .ignite()
+        .await
+        .map_err(|e| StartError::Server(Box::new(e)))?;
+
+    // Listing a large bucket takes a while; serving need not wait.
+    {
+        let (db, storage) = (services.db.clone(), services.storage.clone());
+        let min_age = Duration::from_secs(services.config.storage.sweep_min_age_seconds);
+        tokio::spawn(async move {
+            match sweep::sweep(&db, &storage, min_age).await {
+                Ok(n) => tracing::info!(removed = n, "storage sweep finished"),
+                Err(e) => tracing::warn!("could not sweep storage: {}", e.chain()),
+            }
+        });
+    }
+
+    // Workers stop taking jobs as soon as shutdown begins; a job cut short
+    // keeps its lease and is taken over once the lease runs out.
+    let (stop, stopped) = watch::channel(false);
+    services.cache.spawn_listener(&services.db);
+    let workers = services.config.variants.worker_count();
+    services.sizes.spawn_workers(workers, stopped);
+    tracing::info!(workers, "variant workers started");
+
+    let metrics_listen = services
+        .config
+        .metrics
+        .enabled
+        .then(|| {
+            services
+                .config
+                .metrics
+                .listen
+                .parse::<std::net::SocketAddr>()
+                .ok()
+        })
+        .flatten();
+    let metrics_shutdown = match metrics_listen {
+        Some(addr) => {
+            let server = build_metrics_rocket(&services, addr)
+                .ignite()
+                .await
+                .map_err(|e| StartError::MetricsListener {
+                    addr,
+                    source: Box::new(e),
+                })?;
+            let shutdown = server.shutdown();
+            tracing::info!(%addr, "metrics listener starting");
+            tokio::spawn(async move {
+                if let Err(e) = server.launch().await {
+                    tracing::error!("metrics listener failed: {e}");
+                }
+            });
+            Some(shutdown)
+        }
+        None => None,
+    };
+
+    let shutdown = rocket.shutdown();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: no new connections, finishing requests in flight");
+        let _ = stop.send(true);
+        if let Some(metrics) = metrics_shutdown {
+            metrics.notify();
+        }
+    });
+    rocket
+        .launch()
+        .await
+        .map_err(|e| StartError::Server(Box::new(e)))?;
+    tracing::info!("kitteh stopped");
+    Ok(())
 }

@@ -182,17 +182,26 @@ pub struct HealthcheckArgs {
 }
 
 impl Cli {
+    /// The configuration keys the global flags set. Each flag's name is
+    /// written here once, next to its key, and `kitteh config` reports it
+    /// from here as the origin of the value.
     pub fn overrides(&self) -> Overrides {
-        let auto_migrate = match &self.command {
-            Command::Serve(args) if args.migrate => Some(true),
-            _ => None,
-        };
-        Overrides {
-            address: self.global.address,
-            port: self.global.port,
-            database_url: self.global.database_url.clone(),
-            log_level: self.global.log_level.clone(),
-            auto_migrate,
-        }
+        let g = &self.global;
+        let mut o = Overrides::default();
+        o.set(
+            "server.address",
+            "--address",
+            g.address.map(|a| a.to_string()),
+        );
+        o.set("server.port", "--port", g.port);
+        o.set("database.url", "--database-url", g.database_url.clone());
+        o.set("log.level", "--log-level", g.log_level.clone());
+        let migrate = matches!(&self.command, Command::Serve(args) if args.migrate);
+        o.set(
+            "database.auto_migrate",
+            "--migrate",
+            migrate.then_some(true),
+        );
+        o
     }
 }

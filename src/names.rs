@@ -3,6 +3,9 @@
 //! names, far beyond the 2^32 needed to make guessing image URLs impractical
 //! (the original app's 358,904 could be walked in minutes).
 
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
@@ -28,6 +31,9 @@ pub struct Name {
 /// Draws names from the four lists, loaded once.
 pub struct NameGenerator {
     slots: [Vec<&'static str>; 4],
+    /// Names handed out before any random one: lets a test make the
+    /// generator repeat itself, which chance never will.
+    scripted: Mutex<VecDeque<Name>>,
 }
 
 impl Default for NameGenerator {
@@ -39,12 +45,29 @@ impl Default for NameGenerator {
                 words(COLOURS),
                 words(BREEDS),
             ],
+            scripted: Mutex::new(VecDeque::new()),
         }
     }
 }
 
 impl NameGenerator {
+    /// A generator that first hands out `names` (CamelCase words), in
+    /// order, then random ones.
+    pub fn scripted(names: &[&str]) -> Self {
+        let generator = Self::default();
+        if let Ok(mut queue) = generator.scripted.lock() {
+            queue.extend(names.iter().map(|n| Name {
+                generated: n.to_string(),
+                token: n.to_ascii_lowercase(),
+            }));
+        }
+        generator
+    }
+
     pub fn generate(&self, rng: &mut impl Rng) -> Name {
+        if let Some(name) = self.scripted.lock().ok().and_then(|mut q| q.pop_front()) {
+            return name;
+        }
         let mut generated = String::with_capacity(48);
         for slot in &self.slots {
             if let Some(word) = slot.choose(rng) {
@@ -58,6 +81,15 @@ impl NameGenerator {
     /// How many distinct word combinations there are.
     pub fn combinations(&self) -> u128 {
         self.slots.iter().map(|s| s.len() as u128).product()
+    }
+}
+
+/// `tiny` → `Tiny`, for names like `TinySublimeDandelionBengalKitty`.
+pub fn capitalise(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => String::new(),
     }
 }
 

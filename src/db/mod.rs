@@ -2,6 +2,7 @@
 //! comparing the database's schema with the migrations compiled in.
 
 pub mod entities;
+pub mod queue;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -142,4 +143,34 @@ pub fn newest_migration() -> String {
         .last()
         .map(|m| m.name().to_string())
         .unwrap_or_else(|| "none".into())
+}
+
+/// Bytes of every original and finished size the database records: the
+/// same total whichever replica asks.
+pub async fn stored_bytes(db: &DatabaseConnection) -> Result<i64, DbErr> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(COALESCE((SELECT SUM(size) FROM images), 0) AS BIGINT) \
+             + CAST(COALESCE((SELECT SUM(size) FROM variants), 0) AS BIGINT) AS n",
+        ))
+        .await?;
+    match row {
+        Some(row) => row.try_get::<i64>("", "n"),
+        None => Ok(0),
+    }
+}
+
+/// Applies migrations one at a time so each can be reported as it lands.
+pub async fn apply_pending(
+    db: &DatabaseConnection,
+    pending: &[String],
+    mut report: impl FnMut(&str),
+) -> Result<(), DbErr> {
+    for name in pending {
+        Migrator::up(db, Some(1)).await?;
+        report(name);
+    }
+    Ok(())
 }

@@ -4,8 +4,8 @@
 //! orientation, and remove personal metadata. Knows nothing of HTTP or the
 //! database; callers run it off the async runtime.
 
+pub mod resize;
 pub mod strip;
-pub mod variants;
 
 use std::io::Cursor;
 
@@ -111,6 +111,19 @@ pub enum ImagingError {
     },
     #[error("the image is corrupt or truncated: {0}")]
     Corrupt(String),
+}
+
+impl ImagingError {
+    /// A stable machine-readable name for the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty_file",
+            Self::Unsupported { .. } => "unsupported_format",
+            Self::TooLarge { .. } => "dimensions_too_large",
+            Self::TooManyPixels { .. } => "too_many_pixels",
+            Self::Corrupt(_) => "corrupt_image",
+        }
+    }
 }
 
 /// An accepted image, ready to store.

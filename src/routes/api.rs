@@ -1,4 +1,4 @@
-//! The JSON API for scripts (curl, ShareX).
+//! The JSON API for scripts (curl, ShareX), mounted under `/api`.
 
 use std::sync::Arc;
 
@@ -8,21 +8,22 @@ use rocket::response::status::Created;
 use rocket::serde::json::{Json, Value, json};
 use rocket::{Route, State, delete, get, post, routes};
 
-use crate::db::entities::images;
-use crate::error::{Error, Result};
-use crate::logging::LogToken;
-use crate::metrics::Metrics;
+use crate::routes::error::ApiError;
 use crate::routes::links::BaseUrl;
-use crate::routes::upload::UploadBody;
-use crate::service::images::{Images, SizeStatus, Uploaded};
+use crate::routes::request_log::LogToken;
+use crate::routes::upload_form::UploadBody;
+use crate::service::Error;
+use crate::service::images::Images;
+use crate::service::model::{ImageInfo, SizeInfo};
 
+/// Mounted at `/api`.
 pub fn routes() -> Vec<Route> {
     routes![create, show, remove]
 }
 
 fn describe(
-    image: &images::Model,
-    sizes: &[SizeStatus],
+    image: &ImageInfo,
+    sizes: &[SizeInfo],
     base: &BaseUrl,
     delete_token: Option<&str>,
 ) -> Value {
@@ -35,30 +36,30 @@ fn describe(
                 "page_url": base.size_page(image, &s.name),
                 "width": s.width,
                 "height": s.height,
-                "state": s.state,
+                "state": s.state.as_str(),
             });
             if let Some(error) = &s.error {
                 v["error"] = json!(error);
             }
-            if let Some(variant) = &s.variant {
-                v["bytes"] = json!(variant.size);
+            if let Some(bytes) = s.bytes {
+                v["bytes"] = json!(bytes);
             }
             v
         })
         .collect();
     let mut v = json!({
-        "name": format!("{}{}", image.generated_name, image.kind),
+        "name": image.name,
         "token": image.token,
         "page_url": base.page(image),
         "image_url": base.image(image),
         "api_url": base.api(image),
         "width": image.width,
         "height": image.height,
-        "bytes": image.size,
+        "bytes": image.bytes,
         "content_type": image.content_type,
-        "sha256": image.sha256,
+        "sha256": image.sha256(),
         "original_name": image.original_name,
-        "created_at": image.inserted_at.to_rfc3339(),
+        "created_at": image.created_at.to_rfc3339(),
         "sizes": sizes,
     });
     if let Some(token) = delete_token {
@@ -69,50 +70,34 @@ fn describe(
 }
 
 /// `201 Created` with the image's description and a `Location` header.
-#[post("/api/images", data = "<body>")]
+#[post("/images", data = "<body>")]
 async fn create(
     body: Result<UploadBody, Error>,
     base: BaseUrl,
     images: &State<Arc<Images>>,
-    metrics: &State<Arc<Metrics>>,
     log: &LogToken,
-) -> Result<Created<Json<Value>>> {
-    let uploaded = upload(images, metrics, body).await?;
+) -> Result<Created<Json<Value>>, ApiError> {
+    let upload = body.map_err(|e| images.rejected(e))?;
+    let uploaded = images.upload(upload.0).await?;
     log.set(&uploaded.image.token);
     let location = base.api(&uploaded.image);
-    let sizes = images.sizes(&uploaded.image).await?;
     Ok(Created::new(location).body(Json(describe(
         &uploaded.image,
-        &sizes,
+        &uploaded.sizes,
         &base,
         Some(&uploaded.delete_token),
     ))))
 }
 
-/// Stores an upload and counts it as accepted or rejected (by reason).
-pub async fn upload(
-    images: &Arc<Images>,
-    metrics: &Metrics,
-    body: Result<UploadBody, Error>,
-) -> Result<Uploaded> {
-    let result = match body {
-        Ok(body) => images.upload(body.bytes, body.file_name.as_deref()).await,
-        Err(e) => Err(e),
-    };
-    metrics.record_upload(result.as_ref().map(|_| ()).map_err(Error::code));
-    result
-}
-
-#[get("/api/images/<token>")]
+#[get("/images/<token>")]
 async fn show(
     token: &str,
     base: BaseUrl,
     images: &State<Arc<Images>>,
     log: &LogToken,
-) -> Result<Json<Value>> {
+) -> Result<Json<Value>, ApiError> {
     log.set(token);
-    let image = images.get(token).await?;
-    let sizes = images.sizes(&image).await?;
+    let (image, sizes) = images.describe(token).await?;
     Ok(Json(describe(&image, &sizes, &base, None)))
 }
 
@@ -130,14 +115,14 @@ impl<'r> FromRequest<'r> for DeleteTokenHeader {
     }
 }
 
-#[delete("/api/images/<token>?<delete_token>")]
+#[delete("/images/<token>?<delete_token>")]
 async fn remove(
     token: &str,
     delete_token: Option<&str>,
     header: DeleteTokenHeader,
     images: &State<Arc<Images>>,
     log: &LogToken,
-) -> Result<Status> {
+) -> Result<Status, ApiError> {
     log.set(token);
     let presented = header.0.as_deref().or(delete_token);
     images.delete(token, presented).await?;

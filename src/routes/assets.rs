@@ -9,7 +9,10 @@ use rocket::response::{self, Responder, Response};
 use rocket::{Route, State, get, routes};
 
 use crate::assets::{Asset, Assets};
-use crate::error::{Error, Result};
+use crate::routes::error::PageError;
+use crate::service::Error;
+
+type Result<T, E = PageError> = std::result::Result<T, E>;
 
 pub fn routes() -> Vec<Route> {
     routes![asset, favicon, robots]
@@ -89,7 +92,7 @@ impl<'r> Responder<'r, 'static> for AssetResponse {
         }
         let len = body.len();
         res.sized_body(len, Cursor::new(body))
-            .max_chunk_size(crate::routes::images::chunk_size(len))
+            .max_chunk_size(crate::routes::files::chunk_size(len))
             .ok()
     }
 }
@@ -103,7 +106,7 @@ fn serve(
     let asset = assets
         .get(name)
         .cloned()
-        .ok_or_else(|| Error::NotFound(format!("asset {name}")))?;
+        .ok_or_else(|| PageError::from(Error::NotFound(format!("asset {name}"))))?;
     Ok(AssetResponse {
         asset,
         negotiation,

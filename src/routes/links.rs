@@ -5,7 +5,8 @@ use rocket::State;
 use rocket::request::{FromRequest, Outcome, Request};
 
 use crate::config::Config;
-use crate::db::entities::images;
+use crate::names::capitalise;
+use crate::service::model::ImageInfo;
 
 /// The site's base URL, without a trailing slash.
 pub struct BaseUrl(pub String);
@@ -38,42 +39,38 @@ impl<'r> FromRequest<'r> for BaseUrl {
 }
 
 impl BaseUrl {
-    pub fn page(&self, image: &images::Model) -> String {
-        format!("{}/{}{}", self.0, image.generated_name, image.kind)
+    pub fn page(&self, image: &ImageInfo) -> String {
+        format!("{}/{}", self.0, image.name)
     }
 
-    pub fn image(&self, image: &images::Model) -> String {
-        format!("{}/img/{}", self.0, image.token)
+    pub fn image(&self, image: &ImageInfo) -> String {
+        self.original(&image.token)
     }
 
-    /// `/img/tiny{token}`: the original app's variant URL.
-    pub fn size_image(&self, image: &images::Model, size: &str) -> String {
+    /// `/img/{token}`: an original's bytes.
+    pub fn original(&self, token: &str) -> String {
+        format!("{}/img/{token}", self.0)
+    }
+
+    /// `/img/tiny{token}`: the variant URL of the Phoenix app Kitteh replaces.
+    pub fn size_image(&self, image: &ImageInfo, size: &str) -> String {
         format!("{}/img/{size}{}", self.0, image.token)
     }
 
-    /// `/Tiny{Name}Kitty`: the original app's variant page.
-    pub fn size_page(&self, image: &images::Model, size: &str) -> String {
-        format!(
-            "{}/{}{}{}",
-            self.0,
-            crate::routes::images::capitalise(size),
-            image.generated_name,
-            image.kind
-        )
+    /// `/Tiny{Name}Kitty`: a size's own page.
+    pub fn size_page(&self, image: &ImageInfo, size: &str) -> String {
+        format!("{}/{}{}", self.0, capitalise(size), image.name)
     }
 
-    pub fn download(&self, image: &images::Model) -> String {
+    pub fn download(&self, image: &ImageInfo) -> String {
         format!("{}/img/{}?download", self.0, image.token)
     }
 
-    pub fn delete_page(&self, image: &images::Model, delete_token: &str) -> String {
-        format!(
-            "{}/{}{}/delete?token={delete_token}",
-            self.0, image.generated_name, image.kind
-        )
+    pub fn delete_page(&self, image: &ImageInfo, delete_token: &str) -> String {
+        format!("{}/{}/delete?token={delete_token}", self.0, image.name)
     }
 
-    pub fn api(&self, image: &images::Model) -> String {
+    pub fn api(&self, image: &ImageInfo) -> String {
         format!("{}/api/images/{}", self.0, image.token)
     }
 }

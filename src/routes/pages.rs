@@ -9,14 +9,13 @@ use rocket::response::{Flash, Redirect};
 use rocket::{Route, State, get, post, routes};
 
 use crate::assets::Assets;
-use crate::error::{Error, Result};
-use crate::logging::LogToken;
-use crate::metrics::Metrics;
-use crate::names::token_from_path;
-use crate::pages::{self, Page, ShowLinks, SizeLink};
-use crate::routes::images::capitalise;
+use crate::names::{capitalise, token_from_path};
+use crate::routes::error::{FormError, PageError};
 use crate::routes::links::BaseUrl;
-use crate::routes::upload::UploadBody;
+use crate::routes::request_log::LogToken;
+use crate::routes::upload_form::UploadBody;
+use crate::routes::views::{self, Page, ShowLinks, SizeLink};
+use crate::service::Error;
 use crate::service::images::Images;
 
 pub fn routes() -> Vec<Route> {
@@ -28,20 +27,21 @@ const CREATED: &str = "created";
 
 #[get("/")]
 fn index(assets: &State<Assets>) -> Page {
-    pages::upload_page(assets, None)
+    views::upload_page(assets, None)
 }
 
 /// The plain form POST: works with JavaScript off. On success the browser
-/// goes to the show page, which displays the delete link this once.
+/// goes to the show page, which displays the delete link this once; on
+/// failure it gets the upload page again, with the error.
 #[post("/upload", data = "<body>")]
 async fn upload(
     body: Result<UploadBody, Error>,
     base: BaseUrl,
     images: &State<Arc<Images>>,
-    metrics: &State<Arc<Metrics>>,
     log: &LogToken,
-) -> Result<Flash<Redirect>> {
-    let uploaded = crate::routes::api::upload(images, metrics, body).await?;
+) -> Result<Flash<Redirect>, FormError> {
+    let upload = body.map_err(|e| images.rejected(e))?;
+    let uploaded = images.upload(upload.0).await?;
     log.set(&uploaded.image.token);
     let image = &uploaded.image;
     let location = base.page(image);
@@ -50,7 +50,7 @@ async fn upload(
     Ok(Flash::new(Redirect::to(location), CREATED, message))
 }
 
-fn lookup_token(name: &str) -> Result<String> {
+fn lookup_token(name: &str) -> Result<String, Error> {
     token_from_path(name).ok_or_else(|| Error::NotFound(name.to_string()))
 }
 
@@ -61,7 +61,7 @@ async fn show(
     base: BaseUrl,
     images: &State<Arc<Images>>,
     assets: &State<Assets>,
-) -> Result<Page> {
+) -> Result<Page, PageError> {
     let token = lookup_token(name)?;
     let (resolved, focus) = images
         .lookup(&token)
@@ -71,15 +71,14 @@ async fn show(
     let sizes: Vec<SizeLink> = resolved
         .sizes
         .iter()
-        .cloned()
         .map(|s| SizeLink {
             label: capitalise(&s.name),
             image_url: base.size_image(image, &s.name),
             page_url: base.size_page(image, &s.name),
             width: s.width,
             height: s.height,
-            state: s.state,
-            name: s.name,
+            state: s.state.as_str().to_string(),
+            name: s.name.clone(),
         })
         .collect();
     let focus = focus.and_then(|f| sizes.iter().find(|s| s.name == f));
@@ -91,7 +90,7 @@ async fn show(
     let page_url = base.page(image);
     let image_url = base.image(image);
     let download_url = base.download(image);
-    Ok(pages::show_page(
+    Ok(views::show_page(
         assets,
         image,
         &ShowLinks {
@@ -112,10 +111,12 @@ async fn delete_confirm(
     origin: &Origin<'_>,
     images: &State<Arc<Images>>,
     assets: &State<Assets>,
-) -> Result<Page> {
+) -> Result<Page, PageError> {
     let image = images.get(&lookup_token(name)?).await?;
-    let token = token.filter(|t| !t.is_empty()).ok_or(Error::Forbidden)?;
-    Ok(pages::delete_confirm_page(
+    let token = token
+        .filter(|t| !t.is_empty())
+        .ok_or(Error::WrongDeleteToken)?;
+    Ok(views::delete_confirm_page(
         assets,
         &image,
         token,
@@ -134,12 +135,8 @@ async fn delete(
     form: Form<DeleteForm<'_>>,
     images: &State<Arc<Images>>,
     assets: &State<Assets>,
-) -> Result<Page> {
+) -> Result<Page, PageError> {
     let token = lookup_token(name)?;
-    let image = images.get(&token).await?;
-    images.delete(&token, Some(form.token)).await?;
-    Ok(pages::deleted_page(
-        assets,
-        &format!("{}{}", image.generated_name, image.kind),
-    ))
+    let image = images.delete(&token, Some(form.token)).await?;
+    Ok(views::deleted_page(assets, &image.name))
 }

@@ -16,8 +16,7 @@ use moka::sync::Cache;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::config::CacheConfig;
-use crate::db::entities::images;
-use crate::service::images::SizeStatus;
+use crate::service::model::{ImageInfo, SizeInfo};
 
 /// The notification channel replicas use to tell each other a token changed.
 pub const CHANNEL: &str = "kitteh_images";
@@ -25,8 +24,8 @@ pub const CHANNEL: &str = "kitteh_images";
 /// What a token resolves to: the image and the state of each size.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    pub image: images::Model,
-    pub sizes: Vec<SizeStatus>,
+    pub image: ImageInfo,
+    pub sizes: Vec<SizeInfo>,
 }
 
 pub struct ImageCache {

@@ -1,24 +1,28 @@
-//! Uploading, finding and deleting images: plain async functions over the
-//! database, the storage folder and the imaging pipeline. No HTTP here.
+//! Uploading, finding, serving and deleting images: plain async functions
+//! over the database, storage and the imaging pipeline. No HTTP here: each
+//! call returns everything its caller needs, in the caller-neutral types
+//! of `service::model`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QuerySelect, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set, SqlErr, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::db::entities::{images, variants};
-use crate::error::{Error, Result};
+use crate::db::queue;
 use crate::imaging::{self, Limits, Processed};
-use crate::names::{DEFAULT_TYPE, NameGenerator};
+use crate::metrics::Metrics;
+use crate::names::{DEFAULT_TYPE, NameGenerator, capitalise};
 use crate::service::cache::{ImageCache, Resolved};
-use crate::service::variants::Variants;
+use crate::service::error::{Error, Result};
+use crate::service::model::{ImageInfo, SizeInfo, StoredObject};
+use crate::service::sizes::Sizes;
 use crate::storage::Storage;
 
 /// Longest client file name kept for display, in characters.
@@ -30,25 +34,54 @@ const NAME_ATTEMPTS: usize = 16;
 
 /// Everything the image operations need, shared by all requests.
 pub struct Images {
-    pub db: DatabaseConnection,
-    pub storage: Storage,
-    pub limits: Limits,
-    pub variants: Arc<Variants>,
-    pub cache: Arc<ImageCache>,
+    db: DatabaseConnection,
+    storage: Storage,
+    limits: Limits,
+    sizes: Arc<Sizes>,
+    cache: Arc<ImageCache>,
+    metrics: Arc<Metrics>,
     names: NameGenerator,
     /// Bounds how many images are decoded at once, and so peak memory.
     decoders: Semaphore,
-    /// Objects younger than this are never swept: an upload or a resize may
-    /// be about to commit the row that claims them.
-    sweep_min_age: Duration,
+}
+
+/// An upload as it arrived: the file's bytes and the name the client gave.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    pub bytes: Vec<u8>,
+    pub file_name: Option<String>,
 }
 
 /// The outcome of an accepted upload. The delete token exists only here:
 /// the database keeps its hash.
 #[derive(Debug, Clone)]
 pub struct Uploaded {
-    pub image: images::Model,
+    pub image: ImageInfo,
+    pub sizes: Vec<SizeInfo>,
     pub delete_token: String,
+}
+
+/// Which object answers a request for an image or one of its sizes.
+#[derive(Debug, Clone)]
+pub enum Served {
+    /// The stored bytes.
+    Object(Object),
+    /// The size exists in the configuration but is not made yet; the
+    /// original (this token) stands in.
+    NotReady { token: String },
+    /// The object is public at the bucket or a CDN (`storage.s3.public_url`).
+    Elsewhere(String),
+}
+
+/// A stored object, ready to send.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub content_type: String,
+    /// Lower-case hex SHA-256 of `bytes`: a strong validator.
+    pub sha256: String,
+    pub bytes: Arc<[u8]>,
+    /// The file name a download should get, when one was asked for.
+    pub download_name: Option<String>,
 }
 
 impl Images {
@@ -56,25 +89,60 @@ impl Images {
         db: DatabaseConnection,
         storage: Storage,
         limits: Limits,
-        variants: Arc<Variants>,
-        sweep_min_age: Duration,
+        sizes: Arc<Sizes>,
+        cache: Arc<ImageCache>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self::with_names(
+            db,
+            storage,
+            limits,
+            sizes,
+            cache,
+            metrics,
+            NameGenerator::default(),
+        )
+    }
+
+    /// As `new`, drawing names from `names` (tests script collisions).
+    pub fn with_names(
+        db: DatabaseConnection,
+        storage: Storage,
+        limits: Limits,
+        sizes: Arc<Sizes>,
+        cache: Arc<ImageCache>,
+        metrics: Arc<Metrics>,
+        names: NameGenerator,
     ) -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let cache = Arc::clone(&variants.cache);
         Self {
             db,
             storage,
             limits,
-            variants,
+            sizes,
             cache,
-            names: NameGenerator::default(),
+            metrics,
+            names,
             decoders: Semaphore::new(cpus),
-            sweep_min_age,
         }
     }
 
-    /// Validates, cleans and stores an upload, then records it.
-    ///
+    /// Counts an upload refused before it reached `upload` (a malformed
+    /// form, a body over the limit) and hands the error back.
+    pub fn rejected(&self, error: Error) -> Error {
+        self.metrics.record_upload(Err(error.code()));
+        error
+    }
+
+    /// Validates, cleans and stores an upload, records it and queues its
+    /// sizes; counts it as accepted or rejected.
+    pub async fn upload(&self, upload: NewUpload) -> Result<Uploaded> {
+        let result = self.store(upload).await;
+        self.metrics
+            .record_upload(result.as_ref().map(|_| ()).map_err(Error::code));
+        result
+    }
+
     /// The rows are inserted first, inside a transaction that stays open
     /// while the bytes are written and commits only once they are stored.
     /// The unique index on the token thus reserves the object's name before
@@ -84,13 +152,9 @@ impl Images {
     /// the commit leaves an object without a row, which the sweep removes.
     /// The same holds on both backends, so no backend needs a conditional
     /// write.
-    pub async fn upload(
-        self: &Arc<Self>,
-        bytes: Vec<u8>,
-        original_name: Option<&str>,
-    ) -> Result<Uploaded> {
-        let processed = self.process(bytes).await?;
-        let original_name = clean_original_name(original_name);
+    async fn store(&self, upload: NewUpload) -> Result<Uploaded> {
+        let processed = self.process(upload.bytes).await?;
+        let original_name = clean_original_name(upload.file_name.as_deref());
         let delete_token = hex::encode(rand::random::<[u8; 24]>());
         let delete_token_hash = hash_token(&delete_token);
         let body = bytes::Bytes::from(processed.bytes);
@@ -121,9 +185,7 @@ impl Images {
             // exist or neither does.
             let reserved = async {
                 let image = row.insert(&txn).await?;
-                Variants::enqueue(&txn, image.id)
-                    .await
-                    .map_err(|e| DbErr::Custom(e.to_string()))?;
+                queue::enqueue(&txn, image.id).await?;
                 Ok::<_, DbErr>(image)
             }
             .await;
@@ -132,6 +194,7 @@ impl Images {
                 Err(e) => {
                     let _ = txn.rollback().await;
                     if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
+                        tracing::warn!(token = %name.token, "name already taken; drawing another");
                         continue;
                     }
                     return Err(e.into());
@@ -145,7 +208,7 @@ impl Images {
                 let _ = txn.rollback().await;
                 // A write that failed half-way may still have landed.
                 let _ = self.storage.delete(&file_name).await;
-                return Err(Error::StorageUnavailable(e.to_string()));
+                return Err(Error::StorageUnavailable(e));
             }
             if let Err(e) = txn.commit().await {
                 // The object must not outlive a row that was never written.
@@ -153,21 +216,24 @@ impl Images {
                 return Err(e.into());
             }
             tracing::info!(token = %image.token, bytes = image.size, content_type = %image.content_type, "upload stored");
-            self.variants.wake.notify_one();
+            self.sizes.wake();
+            let image = ImageInfo::from(image);
+            let sizes = self.sizes_of(&image).await?;
             return Ok(Uploaded {
                 image,
+                sizes,
                 delete_token,
             });
         }
-        Err(Error::internal(format!(
-            "no free name after {NAME_ATTEMPTS} attempts"
-        )))
+        Err(Error::NoFreeName(NAME_ATTEMPTS))
     }
 
     /// Runs the imaging pipeline on a blocking thread, at most one per core.
     /// A panic inside a decoder is caught here and refused as a bad image.
     async fn process(&self, bytes: Vec<u8>) -> Result<Processed> {
-        let _permit = self.decoders.acquire().await.map_err(Error::internal)?;
+        // The semaphore is never closed, so acquiring cannot fail; a
+        // closed one would only mean running without the bound.
+        let _permit = self.decoders.acquire().await.ok();
         let limits = self.limits;
         match tokio::task::spawn_blocking(move || imaging::process(&bytes, &limits)).await {
             Ok(result) => Ok(result?),
@@ -175,26 +241,27 @@ impl Images {
                 tracing::error!("image decoder panicked: {e}");
                 Err(imaging::ImagingError::Corrupt("the image could not be decoded".into()).into())
             }
-            Err(e) => Err(Error::internal(e)),
+            Err(e) => Err(Error::Task(e)),
         }
     }
 
-    pub async fn find(&self, token: &str) -> Result<Option<images::Model>> {
+    async fn find(&self, token: &str) -> Result<Option<ImageInfo>> {
         Ok(images::Entity::find()
             .filter(images::Column::Token.eq(token.to_ascii_lowercase()))
             .one(&self.db)
-            .await?)
+            .await?
+            .map(ImageInfo::from))
     }
 
     /// Finds an image by token, or by a size name followed by a token
-    /// (`tinysublimedandelionbengal`), as the original app's variant URLs
-    /// were written. An exact token always wins over a size prefix.
-    pub async fn resolve(&self, token: &str) -> Result<Option<(images::Model, Option<String>)>> {
+    /// (`tinysublimedandelionbengal`), as variant URLs are written. An exact
+    /// token always wins over a size prefix.
+    async fn resolve(&self, token: &str) -> Result<Option<(ImageInfo, Option<String>)>> {
         let token = token.to_ascii_lowercase();
         if let Some(image) = self.find(&token).await? {
             return Ok(Some((image, None)));
         }
-        for size in &self.variants.config.sizes {
+        for size in self.sizes.configured() {
             if let Some(rest) = token.strip_prefix(size.name.as_str())
                 && !rest.is_empty()
                 && let Some(image) = self.find(rest).await?
@@ -213,7 +280,7 @@ impl Images {
         if let Some(hit) = self.cache.resolved(&requested) {
             return Ok(Some((hit, None)));
         }
-        for size in &self.variants.config.sizes {
+        for size in self.sizes.configured() {
             if let Some(rest) = requested.strip_prefix(size.name.as_str())
                 && let Some(hit) = self.cache.resolved(rest)
             {
@@ -223,84 +290,150 @@ impl Images {
         let Some((image, size)) = self.resolve(&requested).await? else {
             return Ok(None);
         };
-        let sizes = self.sizes(&image).await?;
+        let sizes = self.sizes_of(&image).await?;
         let resolved = Arc::new(Resolved { image, sizes });
         self.cache.remember(Arc::clone(&resolved));
         Ok(Some((resolved, size)))
     }
 
-    /// A stored file's bytes, from memory when hot. `sha256` is the cache
-    /// key, so replaced content is never served from a stale entry.
-    pub async fn bytes(self: &Arc<Self>, path: &str, sha256: &str) -> Result<Arc<[u8]>> {
-        if let Some(hit) = self.cache.bytes(sha256) {
+    /// Decides which object answers `/img/{requested}` (with `size` from
+    /// the query, which wins over a size prefix in the name): the original,
+    /// a size, a stand-in while the size is made, or a public URL.
+    pub async fn open(
+        &self,
+        requested: &str,
+        size: Option<&str>,
+        download: bool,
+    ) -> Result<Served> {
+        let (resolved, prefixed) = self
+            .lookup(requested)
+            .await?
+            .ok_or_else(|| Error::NotFound(requested.to_string()))?;
+        let image = &resolved.image;
+        let wanted = match size.filter(|s| !s.is_empty()) {
+            Some(s) => Some(s.to_ascii_lowercase()),
+            None => prefixed,
+        };
+        let (object, label) = match wanted {
+            None => (image.object.clone(), String::new()),
+            Some(name) => {
+                let sizes = &resolved.sizes;
+                let status = sizes.iter().find(|s| s.name == name).ok_or_else(|| {
+                    let known: Vec<&str> = sizes.iter().map(|s| s.name.as_str()).collect();
+                    Error::NotFound(format!(
+                        "{requested} in size {name} (sizes: {})",
+                        known.join(", ")
+                    ))
+                })?;
+                match &status.object {
+                    Some(object) => (object.clone(), capitalise(&name)),
+                    None => {
+                        return Ok(Served::NotReady {
+                            token: image.token.clone(),
+                        });
+                    }
+                }
+            }
+        };
+        // Downloads still pass through here: only we can name the file.
+        if !download && let Some(url) = self.storage.public_url(&object.path) {
+            return Ok(Served::Elsewhere(url));
+        }
+        let download_name =
+            download.then(|| format!("{label}{}.{}", image.name, image.extension()));
+        let bytes = self.bytes(&object).await?;
+        Ok(Served::Object(Object {
+            content_type: image.content_type.clone(),
+            sha256: object.sha256,
+            bytes,
+            download_name,
+        }))
+    }
+
+    /// A stored object's bytes, from memory when hot. The SHA-256 is the
+    /// cache key, so replaced content is never served from a stale entry.
+    async fn bytes(&self, object: &StoredObject) -> Result<Arc<[u8]>> {
+        if let Some(hit) = self.cache.bytes(&object.sha256) {
             return Ok(hit);
         }
-        let bytes: Arc<[u8]> = Arc::from(self.read(path).await?.as_ref());
-        self.cache.keep_bytes(sha256, Arc::clone(&bytes));
+        let bytes: Arc<[u8]> = Arc::from(self.read(&object.path).await?.as_ref());
+        self.cache.keep_bytes(&object.sha256, Arc::clone(&bytes));
         Ok(bytes)
     }
 
-    /// Each configured size of an image: finished, or the state of its job.
-    pub async fn sizes(&self, image: &images::Model) -> Result<Vec<SizeStatus>> {
-        let (job, done) = self.variants.of_image(image.id).await?;
-        let (w, h) = (image.width.max(1) as u32, image.height.max(1) as u32);
-        Ok(self
-            .variants
-            .config
-            .sizes
-            .iter()
-            .map(|size| match done.iter().find(|v| v.name == size.name) {
-                Some(v) => SizeStatus {
-                    name: size.name.clone(),
-                    width: v.width as u32,
-                    height: v.height as u32,
-                    state: "ready".into(),
-                    error: None,
-                    variant: Some(v.clone()),
-                },
-                None => {
-                    let (tw, th) = crate::imaging::variants::target_size(w, h, size.width);
-                    SizeStatus {
-                        name: size.name.clone(),
-                        width: tw,
-                        height: th,
-                        state: job.as_ref().map_or("pending".into(), |j| j.state.clone()),
-                        error: job.as_ref().and_then(|j| j.last_error.clone()),
-                        variant: None,
-                    }
-                }
-            })
-            .collect())
-    }
-
-    pub async fn get(&self, token: &str) -> Result<images::Model> {
-        self.find(token)
-            .await?
-            .ok_or_else(|| Error::NotFound(token.to_string()))
-    }
-
-    /// Reads a stored object's bytes.
-    pub async fn read(&self, path: &str) -> Result<bytes::Bytes> {
+    async fn read(&self, path: &str) -> Result<bytes::Bytes> {
         self.storage.get(path).await.map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                // A row whose object is gone is our fault, not the client's.
-                Error::internal(format!("storage: {e}"))
+                Error::ObjectMissing {
+                    name: path.to_string(),
+                    source: e,
+                }
             } else {
-                Error::StorageUnavailable(e.to_string())
+                Error::StorageUnavailable(e)
             }
         })
     }
 
-    /// Deletes an image when `delete_token` matches. The row goes first, then
-    /// the file: a crash in between leaves an orphan file (swept at startup),
-    /// never a row without its file.
-    pub async fn delete(&self, token: &str, delete_token: Option<&str>) -> Result<()> {
+    /// Each configured size of an image: finished, or the state of its job.
+    async fn sizes_of(&self, image: &ImageInfo) -> Result<Vec<SizeInfo>> {
+        let job = queue::of_image(&self.db, image.id).await?;
+        let done = variants::Entity::find()
+            .filter(variants::Column::ImageId.eq(image.id))
+            .order_by_asc(variants::Column::Width)
+            .all(&self.db)
+            .await?;
+        Ok(SizeInfo::for_image(
+            image,
+            self.sizes.configured(),
+            job.as_ref(),
+            &done,
+        ))
+    }
+
+    /// An image and its sizes by exact token, straight from the database:
+    /// what the API reports, never a cached answer.
+    pub async fn describe(&self, token: &str) -> Result<(ImageInfo, Vec<SizeInfo>)> {
         let image = self.get(token).await?;
-        let presented = delete_token.unwrap_or_default();
-        if presented.is_empty() || !token_matches(presented, &image.delete_token_hash) {
-            return Err(Error::Forbidden);
+        let sizes = self.sizes_of(&image).await?;
+        Ok((image, sizes))
+    }
+
+    /// An image by exact token.
+    pub async fn get(&self, token: &str) -> Result<ImageInfo> {
+        self.row(token).await.map(ImageInfo::from)
+    }
+
+    /// The image a delete link names, if `delete_token` is its token.
+    pub async fn check_delete_token(&self, token: &str, delete_token: &str) -> Result<ImageInfo> {
+        let row = self.row(token).await?;
+        if delete_token.is_empty() || !token_matches(delete_token, &row.delete_token_hash) {
+            return Err(Error::WrongDeleteToken);
         }
-        let (_, recorded) = self.variants.of_image(image.id).await?;
+        Ok(ImageInfo::from(row))
+    }
+
+    async fn row(&self, token: &str) -> Result<images::Model> {
+        images::Entity::find()
+            .filter(images::Column::Token.eq(token.to_ascii_lowercase()))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::NotFound(token.to_string()))
+    }
+
+    /// Deletes an image when `delete_token` matches, and returns what was
+    /// deleted. The rows go first, then the objects: a crash in between
+    /// leaves orphan objects (swept later), never a row without its object.
+    pub async fn delete(&self, token: &str, delete_token: Option<&str>) -> Result<ImageInfo> {
+        let image = self
+            .check_delete_token(token, delete_token.unwrap_or_default())
+            .await?;
+        let recorded: Vec<String> = variants::Entity::find()
+            .filter(variants::Column::ImageId.eq(image.id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|v| v.path)
+            .collect();
         // Variant and job rows go with the image (ON DELETE CASCADE).
         images::Entity::delete_by_id(image.id)
             .exec(&self.db)
@@ -308,9 +441,9 @@ impl Images {
         // Variant files are named from the token, so the configured names
         // catch one a worker finished after we read the rows; the rows catch
         // sizes since removed from the configuration.
-        let mut paths: Vec<String> = self.variants.file_names(&image.path);
-        paths.push(image.path.clone());
-        paths.extend(recorded.into_iter().map(|v| v.path));
+        let mut paths: Vec<String> = self.sizes.file_names(&image.object.path);
+        paths.push(image.object.path.clone());
+        paths.extend(recorded);
         paths.sort();
         paths.dedup();
         for path in &paths {
@@ -321,60 +454,8 @@ impl Images {
         // Deletion wins over caching: here at once, elsewhere by notification.
         self.cache.announce(&self.db, &image.token).await;
         tracing::info!(token = %image.token, "image deleted");
-        Ok(())
+        Ok(image)
     }
-
-    /// Removes objects no row refers to (a crash between writing an object
-    /// and committing its row, or between deleting a row and its objects)
-    /// and leftovers of interrupted writes. Returns how many went.
-    pub async fn sweep(&self) -> Result<usize> {
-        let known: std::collections::HashSet<String> = images::Entity::find()
-            .select_only()
-            .column(images::Column::Path)
-            .into_tuple::<String>()
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .chain(
-                variants::Entity::find()
-                    .select_only()
-                    .column(variants::Column::Path)
-                    .into_tuple::<String>()
-                    .all(&self.db)
-                    .await?,
-            )
-            .collect();
-        let now = std::time::SystemTime::now();
-        let mut removed = 0;
-        for entry in self.storage.list().await? {
-            // Young objects are spared: an upload writes its object just
-            // before its row commits.
-            let age = entry
-                .modified
-                .and_then(|m| now.duration_since(m).ok())
-                .unwrap_or_default();
-            if age < self.sweep_min_age || known.contains(&entry.name) {
-                continue;
-            }
-            match self.storage.delete(&entry.name).await {
-                Ok(()) => removed += 1,
-                Err(e) => tracing::warn!("could not sweep {}: {e}", entry.name),
-            }
-        }
-        Ok(removed)
-    }
-}
-
-/// One size of one image, as pages and the API show it.
-#[derive(Debug, Clone)]
-pub struct SizeStatus {
-    pub name: String,
-    pub width: u32,
-    pub height: u32,
-    /// `ready`, or the job's `pending` / `running` / `failed`.
-    pub state: String,
-    pub error: Option<String>,
-    pub variant: Option<variants::Model>,
 }
 
 /// Only a hash of each delete token is stored, so a leaked database cannot

@@ -1,4 +1,16 @@
+//! What Kitteh does, without HTTP: uploading, finding, serving and deleting
+//! images (`images`), making their sizes in the background (`sizes`),
+//! readiness and stored gauges (`health`), the serving caches (`cache`),
+//! copying between storage backends (`transfer`) and the orphan sweep
+//! (`sweep`). Every call returns `service::Error` on failure.
+
 pub mod cache;
+pub mod error;
+pub mod health;
 pub mod images;
+pub mod model;
+pub mod sizes;
+pub mod sweep;
 pub mod transfer;
-pub mod variants;
+
+pub use error::{Error, Result};

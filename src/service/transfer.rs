@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
 
 use crate::db::entities::{images, variants};
-use crate::error::Result;
 use crate::imaging::sha256_hex;
+use crate::service::error::Result;
 use crate::storage::Storage;
 
 /// One object the database refers to.

@@ -6,7 +6,7 @@ use rocket::http::Status;
 use rocket::response::content::RawHtml;
 
 use crate::assets::Assets;
-use crate::db::entities::images;
+use crate::service::model::ImageInfo;
 
 pub type Page = RawHtml<String>;
 
@@ -111,8 +111,8 @@ fn copy_row(id: &str, label: &str, value: &str) -> Markup {
     }
 }
 
-pub fn show_page(assets: &Assets, image: &images::Model, links: &ShowLinks<'_>) -> Page {
-    let name = format!("{}{}", image.generated_name, image.kind);
+pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> Page {
+    let name = image.name.clone();
     let title = match links.focus {
         Some(size) => format!("{}{name}", size.label),
         None => name.clone(),
@@ -129,7 +129,7 @@ pub fn show_page(assets: &Assets, image: &images::Model, links: &ShowLinks<'_>) 
         .collect();
     let (main_src, main_w, main_h) = match links.focus {
         Some(size) => (size.image_url.as_str(), size.width, size.height),
-        None => (links.image_url, image.width as u32, image.height as u32),
+        None => (links.image_url, image.width, image.height),
     };
     let alt = format!("Uploaded picture {title}");
     let markdown = format!("[![{title}]({main_src})]({})", links.page_url);
@@ -153,10 +153,10 @@ pub fn show_page(assets: &Assets, image: &images::Model, links: &ShowLinks<'_>) 
                 }
                 figcaption {
                     (image.width) "×" (image.height) " pixels · "
-                    (human_bytes(image.size)) " · "
+                    (human_bytes(image.bytes)) " · "
                     (image.content_type) " · uploaded "
-                    time datetime=(image.inserted_at.to_rfc3339()) {
-                        (image.inserted_at.format("%Y-%m-%d %H:%M UTC"))
+                    time datetime=(image.created_at.to_rfc3339()) {
+                        (image.created_at.format("%Y-%m-%d %H:%M UTC"))
                     }
                 }
             }
@@ -195,13 +195,8 @@ pub fn show_page(assets: &Assets, image: &images::Model, links: &ShowLinks<'_>) 
     )
 }
 
-pub fn delete_confirm_page(
-    assets: &Assets,
-    image: &images::Model,
-    token: &str,
-    action: &str,
-) -> Page {
-    let title = format!("{}{}", image.generated_name, image.kind);
+pub fn delete_confirm_page(assets: &Assets, image: &ImageInfo, token: &str, action: &str) -> Page {
+    let title = image.name.clone();
     layout(
         assets,
         &format!("Delete {title}"),

@@ -9,9 +9,9 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
 use rocket::{Route, State, get, routes};
 
-use crate::error::{Error, Result};
+use crate::routes::error::PageError;
 use crate::routes::links::BaseUrl;
-use crate::service::images::Images;
+use crate::service::images::{Images, Served};
 
 pub fn routes() -> Vec<Route> {
     routes![image]
@@ -43,10 +43,10 @@ impl<'r> FromRequest<'r> for Conditions {
     }
 }
 
-/// What `/img/...` answers: stored bytes, or a temporary redirect to the
-/// original while a size is still being made.
+/// What `/img/...` answers besides the bytes themselves.
 pub enum ImageReply {
     Bytes(ImageResponse),
+    /// A temporary redirect to the original while a size is still made.
     NotReady(String),
     /// The object is public at the bucket or a CDN (`storage.s3.public_url`).
     Elsewhere(String),
@@ -74,6 +74,11 @@ impl<'r> Responder<'r, 'static> for ImageReply {
     }
 }
 
+/// `?download` asks for an attachment unless its value says no.
+fn wants_download(download: Option<&str>) -> bool {
+    download.is_some_and(|v| !matches!(v, "0" | "false" | "no" | "off"))
+}
+
 #[get("/img/<token>?<download>&<size>")]
 async fn image(
     token: &str,
@@ -82,52 +87,18 @@ async fn image(
     conditions: Conditions,
     base: BaseUrl,
     images: &State<Arc<Images>>,
-) -> Result<ImageReply> {
-    let (resolved, prefixed) = images
-        .lookup(token)
-        .await?
-        .ok_or_else(|| Error::NotFound(token.to_string()))?;
-    let image = &resolved.image;
-    let wanted = match size.filter(|s| !s.is_empty()) {
-        Some(s) => Some(s.to_ascii_lowercase()),
-        None => prefixed,
+) -> Result<ImageReply, PageError> {
+    let object = match images.open(token, size, wants_download(download)).await? {
+        Served::Object(object) => object,
+        Served::NotReady { token } => return Ok(ImageReply::NotReady(base.original(&token))),
+        Served::Elsewhere(url) => return Ok(ImageReply::Elsewhere(url)),
     };
-    let (path, sha256, label) = match wanted {
-        None => (image.path.clone(), image.sha256.clone(), String::new()),
-        Some(name) => {
-            let sizes = &resolved.sizes;
-            let status = sizes.iter().find(|s| s.name == name).ok_or_else(|| {
-                let known: Vec<&str> = sizes.iter().map(|s| s.name.as_str()).collect();
-                Error::NotFound(format!(
-                    "{token} in size {name} (sizes: {})",
-                    known.join(", ")
-                ))
-            })?;
-            match &status.variant {
-                Some(v) => (v.path.clone(), v.sha256.clone(), capitalise(&name)),
-                None => return Ok(ImageReply::NotReady(base.image(image))),
-            }
-        }
-    };
-    // Downloads still pass through here: only we can name the file.
-    if download.is_none()
-        && let Some(url) = images.storage.public_url(&path)
-    {
-        return Ok(ImageReply::Elsewhere(url));
-    }
-    let etag = format!("\"{sha256}\"");
-    let download_name = download
-        .filter(|v| !matches!(*v, "0" | "false" | "no" | "off"))
-        .map(|_| {
-            let ext = crate::imaging::Format::from_mime(&image.content_type)
-                .map_or("bin", |f| f.extension());
-            format!("{label}{}{}.{ext}", image.generated_name, image.kind)
-        });
+    let etag = format!("\"{}\"", object.sha256);
     let base = ImageResponse {
         status: Status::Ok,
-        content_type: image.content_type.clone(),
+        content_type: object.content_type,
         etag: etag.clone(),
-        download_name,
+        download_name: object.download_name,
         body: Arc::from(Vec::new()),
         content_range: None,
     };
@@ -141,11 +112,7 @@ async fn image(
             ..base
         }));
     }
-    let bytes = images.bytes(&path, &sha256).await.map_err(|e| match e {
-        // A row whose file is gone is our fault, not the client's.
-        Error::Internal(cause) => Error::Internal(format!("{cause} ({path})")),
-        other => other,
-    })?;
+    let bytes = object.bytes;
     let len = bytes.len() as u64;
     let reply = match conditions.range.as_deref().map(|r| parse_range(r, len)) {
         None | Some(RangeRequest::Full) => ImageResponse {
@@ -165,15 +132,6 @@ async fn image(
         },
     };
     Ok(ImageReply::Bytes(reply))
-}
-
-/// `tiny` → `Tiny`, for names like `TinySublimeDandelionBengalKitty`.
-pub fn capitalise(word: &str) -> String {
-    let mut chars = word.chars();
-    match chars.next() {
-        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
-        None => String::new(),
-    }
 }
 
 fn etag_matches(header: &str, etag: &str) -> bool {

@@ -7,20 +7,19 @@ use rocket::data::{ByteUnit, Data, FromData, Outcome};
 use rocket::request::Request;
 
 use crate::config::Config;
-use crate::error::Error;
+use crate::routes::error::Problem;
+use crate::service::Error;
+use crate::service::images::NewUpload;
 
 /// Multipart overhead allowed on top of the file itself (boundaries, headers).
 const FORM_SLACK: u64 = 64 * 1024;
 
-/// The field names read, in order of preference: the original app's form
-/// field, then the API's.
+/// The field names read, in order of preference: the form field of the
+/// Phoenix app Kitteh replaces (kept so old scripts work), then the API's.
 const FILE_FIELDS: &[&str] = &["image[file]", "file"];
 
 /// An uploaded file's bytes and the name the client gave it.
-pub struct UploadBody {
-    pub bytes: Vec<u8>,
-    pub file_name: Option<String>,
-}
+pub struct UploadBody(pub NewUpload);
 
 #[rocket::async_trait]
 impl<'r> FromData<'r> for UploadBody {
@@ -33,7 +32,7 @@ impl<'r> FromData<'r> for UploadBody {
         };
         match read(req, data, limit).await {
             Ok(body) => Outcome::Success(body),
-            Err(e) => Outcome::Error((e.status(), e)),
+            Err(e) => Outcome::Error((Problem::from(&e).status, e)),
         }
     }
 }
@@ -112,10 +111,10 @@ async fn read_form(
         {
             found = Some((
                 rank,
-                UploadBody {
+                UploadBody(NewUpload {
                     bytes: bytes.to_vec(),
                     file_name,
-                },
+                }),
             ));
         }
     }

@@ -1,0 +1,145 @@
+//! What each subcommand does, one file per subcommand. Exit codes: 0
+//! success, 1 runtime failure, 2 bad configuration or usage.
+
+mod config;
+mod healthcheck;
+mod migrate;
+mod storage;
+mod variants;
+mod version;
+
+use std::process::ExitCode;
+
+use crate::app::StartError;
+use crate::cli::{Cli, Command, MigrateAction};
+use crate::config::{ConfigSource, Loaded};
+use crate::service::error::chain;
+use crate::{app, db, logging};
+
+pub use version::{BUILD, BuildInfo};
+
+const EXIT_FAILURE: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+
+/// A command's failure: its message and exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    fn runtime(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_FAILURE,
+            message: message.into(),
+        }
+    }
+
+    fn config(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_CONFIG,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<db::DbError> for Failure {
+    fn from(e: db::DbError) -> Self {
+        Self::runtime(e.to_string())
+    }
+}
+
+impl From<sea_orm::DbErr> for Failure {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::runtime(format!("database error: {e}"))
+    }
+}
+
+impl From<StartError> for Failure {
+    fn from(e: StartError) -> Self {
+        let message = chain(&e);
+        if e.is_config() {
+            Self::config(message)
+        } else {
+            Self::runtime(message)
+        }
+    }
+}
+
+impl From<crate::service::Error> for Failure {
+    fn from(e: crate::service::Error) -> Self {
+        Self::runtime(e.chain())
+    }
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    // The healthcheck must exit 0 or 1 only (Docker reserves 2), and must work
+    // when handed a URL even if the config is broken.
+    if let Command::Healthcheck(args) = &cli.command {
+        return match healthcheck::healthcheck(&cli, args) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("kitteh healthcheck: {why}");
+                ExitCode::from(EXIT_FAILURE)
+            }
+        };
+    }
+    if let Command::Version(args) = &cli.command {
+        version::version(args);
+        return ExitCode::SUCCESS;
+    }
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn load(cli: &Cli) -> Result<Loaded, Failure> {
+    let source = ConfigSource::from_arg(cli.global.config.clone());
+    crate::config::load(&source, &cli.overrides()).map_err(|e| Failure::config(e.to_string()))
+}
+
+fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let loaded = load(&cli)?;
+    if let Command::Config(args) = &cli.command {
+        return config::show_config(&loaded, args);
+    }
+    let quiet = !matches!(cli.command, Command::Serve(_));
+    logging::init(&loaded.config.log, quiet);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(_) => Ok(app::serve(loaded.config).await?),
+            Command::Migrate(args) => {
+                let db = db::connect(&loaded.config.database).await?;
+                migrate::migrate(&db, args.action.unwrap_or(MigrateAction::Up)).await
+            }
+            Command::Variants(args) => variants::variants(loaded.config, args.action).await,
+            Command::Storage(args) => storage::storage(loaded.config, args.action).await,
+            // Handled before the runtime starts.
+            Command::Version(_) | Command::Config(_) | Command::Healthcheck(_) => Ok(()),
+        }
+    })
+}
+
+/// A progress bar on stderr for `len` things called `what`.
+fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {what} {{elapsed_precise}} {{msg}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}

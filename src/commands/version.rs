@@ -1,0 +1,50 @@
+//! `kitteh version`.
+
+use crate::assets::Assets;
+use crate::cli::VersionArgs;
+use crate::db;
+
+/// Build facts stamped by build.rs.
+pub struct BuildInfo {
+    pub version: &'static str,
+    pub commit: &'static str,
+    pub target: &'static str,
+    pub rustc: &'static str,
+    pub profile: &'static str,
+}
+
+pub const BUILD: BuildInfo = BuildInfo {
+    version: env!("CARGO_PKG_VERSION"),
+    commit: env!("KITTEH_GIT_COMMIT"),
+    target: env!("KITTEH_TARGET"),
+    rustc: env!("KITTEH_RUSTC_VERSION"),
+    profile: env!("KITTEH_PROFILE"),
+};
+
+pub(super) fn version(args: &VersionArgs) {
+    let newest = db::newest_migration();
+    let (asset_count, asset_bytes) = Assets::embedded().summary();
+    if args.json {
+        let value = serde_json::json!({
+            "name": "kitteh",
+            "version": BUILD.version,
+            "commit": BUILD.commit,
+            "target": BUILD.target,
+            "rustc": BUILD.rustc,
+            "profile": BUILD.profile,
+            "newest_migration": newest,
+            "assets": { "count": asset_count, "bytes": asset_bytes },
+        });
+        println!("{value}");
+        return;
+    }
+    println!("kitteh {}", BUILD.version);
+    if args.verbose {
+        println!("commit:           {}", BUILD.commit);
+        println!("target:           {}", BUILD.target);
+        println!("rustc:            {}", BUILD.rustc);
+        println!("profile:          {}", BUILD.profile);
+        println!("newest migration: {newest}");
+        println!("embedded assets:  {asset_count} files, {asset_bytes} bytes");
+    }
+}

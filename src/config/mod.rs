@@ -1,0 +1,423 @@
+//! Kitteh's configuration: typed structs with their defaults (here), the
+//! figment that layers defaults < TOML file < environment < command-line
+//! flags and remembers where each value came from (`load`), the checks
+//! serde cannot make (`validate`), and the annotated TOML that
+//! `kitteh config` prints (`render`).
+//!
+//! The same `Config` is loaded once by `main` and handed down as data; nothing
+//! reads the environment after this module is done.
+
+mod load;
+mod render;
+mod validate;
+
+pub use load::{ConfigError, ConfigSource, Loaded, Override, Overrides, load, load_from, origin};
+pub use render::{mask_url, render_annotated};
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+// The byte-size type Rocket itself uses (and re-exports), taken from its own
+// small crate so that configuration does not depend on the web framework.
+pub use ubyte::ByteUnit;
+
+/// The file read when `--config` / `KITTEH_CONFIG` is not given, if it exists.
+pub const DEFAULT_CONFIG_PATH: &str = "config/kitteh.toml";
+
+/// Prefix of every Kitteh environment variable (`KITTEH_SERVER__PORT`).
+pub const ENV_PREFIX: &str = "KITTEH_";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub storage: StorageConfig,
+    pub uploads: UploadsConfig,
+    pub variants: VariantsConfig,
+    pub assets: AssetsConfig,
+    pub metrics: MetricsConfig,
+    pub cache: CacheConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. `0.0.0.0` in containers.
+    pub address: IpAddr,
+    /// TCP port to listen on.
+    pub port: u16,
+    /// Absolute base URL used in every link Kitteh hands out (`https://kitteh.example`).
+    /// Empty means "derive from the request's Host header".
+    pub public_url: String,
+    /// Largest body accepted for anything that is not an image upload (forms, JSON).
+    #[serde(serialize_with = "bytes_as_text")]
+    pub body_limit: ByteUnit,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    pub shutdown_grace: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 4000,
+            public_url: String::new(),
+            body_limit: ByteUnit::Mebibyte(1),
+            shutdown_grace: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` or `postgres://user:pass@host/db`.
+    pub url: String,
+    /// Largest number of pooled connections.
+    pub pool_size: u32,
+    /// Seconds to wait for a connection before giving up.
+    pub connect_timeout: u64,
+    /// Apply pending migrations when `serve` starts. Off: migrations are an explicit step.
+    pub auto_migrate: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/kitteh.db".into(),
+            pool_size: 10,
+            connect_timeout: 5,
+            auto_migrate: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Where originals and their sizes live: `local` (the folder below) or
+    /// `s3` (the bucket in `[storage.s3]`, shared by every replica).
+    pub backend: StorageBackend,
+    /// Folder holding uploaded originals and their variants (backend `local`).
+    pub uploads_dir: PathBuf,
+    /// Seconds an object without a row must have existed before the sweep
+    /// removes it: an upload or a resize writes its object just before it
+    /// commits the row that claims it.
+    pub sweep_min_age_seconds: u64,
+    pub s3: S3Config,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: StorageBackend::Local,
+            uploads_dir: PathBuf::from("data/uploads"),
+            sweep_min_age_seconds: 600,
+            s3: S3Config::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    Local,
+    S3,
+}
+
+impl StorageBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::S3 => "s3",
+        }
+    }
+}
+
+/// An S3-compatible bucket: AWS S3, Garage, MinIO, Ceph RGW, Cloudflare R2.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// `http(s)://host:port` of the S3 API. Empty: AWS S3 in `region`.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// Also read from `KITTEH_STORAGE__S3__ACCESS_KEY_ID_FILE`.
+    pub access_key_id: String,
+    /// Also read from `KITTEH_STORAGE__S3__SECRET_ACCESS_KEY_FILE`.
+    pub secret_access_key: String,
+    /// `endpoint/bucket/key` URLs instead of `bucket.endpoint/key`: what
+    /// Garage, MinIO and most self-hosted servers expect.
+    pub path_style: bool,
+    /// Base URL where the bucket's objects are publicly readable (a bucket
+    /// website or a CDN). When set, image URLs redirect there instead of
+    /// streaming the bytes through Kitteh.
+    pub public_url: String,
+    /// Longest any single request to the bucket may take.
+    pub timeout_seconds: u32,
+    /// Retries of a failed request (network errors, 5xx, throttling), with
+    /// exponential backoff.
+    pub max_retries: u32,
+}
+
+impl S3Config {
+    /// The settings without which no bucket can be reached.
+    pub fn missing(&self) -> Vec<&'static str> {
+        [
+            ("bucket", &self.bucket),
+            ("access_key_id", &self.access_key_id),
+            ("secret_access_key", &self.secret_access_key),
+        ]
+        .into_iter()
+        .filter(|(_, value)| value.is_empty())
+        .map(|(key, _)| key)
+        .collect()
+    }
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            path_style: true,
+            public_url: String::new(),
+            timeout_seconds: 30,
+            max_retries: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// Largest upload accepted; enforced while the body streams in.
+    #[serde(serialize_with = "bytes_as_text")]
+    pub max_bytes: ByteUnit,
+    /// Widest image accepted, in pixels, read from the header before decoding.
+    pub max_width: u32,
+    /// Tallest image accepted, in pixels.
+    pub max_height: u32,
+    /// Most pixels (width × height) accepted: this bounds decode memory.
+    pub max_pixels: u64,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: ByteUnit::Mebibyte(25),
+            max_width: 16_384,
+            max_height: 16_384,
+            max_pixels: 60_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Memory for the bytes of hot images and sizes. 0 turns it off.
+    #[serde(serialize_with = "bytes_as_text")]
+    pub image_bytes: ByteUnit,
+    /// Milliseconds a token's lookup is reused before asking the database
+    /// again; also how long, at most, another replica without PostgreSQL
+    /// notifications keeps serving an image deleted elsewhere. 0 to 10000.
+    pub metadata_ttl_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            image_bytes: ByteUnit::Mebibyte(64),
+            metadata_ttl_ms: 5000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve Prometheus metrics at `/metrics`.
+    pub enabled: bool,
+    /// `address:port` of a separate listener for `/metrics`, kept off the
+    /// public port. Empty: served on the main listener.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AssetsConfig {
+    /// Serve CSS, JS and images from this folder instead of the copies
+    /// compiled into the binary, to restyle without a rebuild. Empty: embedded.
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VariantsConfig {
+    /// The resized copies made of every upload, by name and width.
+    pub sizes: Vec<SizeConfig>,
+    /// JPEG quality of resized copies, 1–100.
+    pub jpeg_quality: u8,
+    /// Resizing workers in this process: `"auto"` (one per CPU), a number,
+    /// or 0 for none (a replica that only serves).
+    pub workers: Workers,
+    /// Attempts before a job is marked failed.
+    pub max_attempts: u32,
+    /// Seconds a claimed job stays claimed without a heartbeat; after that
+    /// another worker (in this or another process) takes it over.
+    pub lease_seconds: u64,
+    /// Milliseconds between looks for work queued by other processes.
+    pub poll_interval_ms: u64,
+    /// Milliseconds each job waits before working. For tests that must
+    /// catch a job mid-flight; keep it 0.
+    pub work_delay_ms: u64,
+    /// Milliseconds a job waits after storing each size. For tests that
+    /// must catch a job with some sizes written; keep it 0.
+    pub write_delay_ms: u64,
+}
+
+impl Default for VariantsConfig {
+    fn default() -> Self {
+        Self {
+            sizes: vec![
+                SizeConfig::new("tiny", 90),
+                SizeConfig::new("large", 300),
+                SizeConfig::new("monstrous", 600),
+            ],
+            jpeg_quality: 82,
+            workers: Workers::Auto,
+            max_attempts: 3,
+            lease_seconds: 60,
+            poll_interval_ms: 1000,
+            work_delay_ms: 0,
+            write_delay_ms: 0,
+        }
+    }
+}
+
+impl VariantsConfig {
+    /// How many workers to run here.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            Workers::Auto => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            Workers::Count(n) => n,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SizeConfig {
+    /// Lower-case name used in URLs (`/img/tiny{token}`).
+    pub name: String,
+    /// Target width in pixels; images narrower than this keep their width.
+    pub width: u32,
+}
+
+impl SizeConfig {
+    fn new(name: &str, width: u32) -> Self {
+        Self {
+            name: name.into(),
+            width,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// One per CPU.
+    Auto,
+    Count(usize),
+}
+
+impl Serialize for Workers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::Count(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Workers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Workers;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"auto\" or a number of workers")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Workers, E> {
+                usize::try_from(n)
+                    .map(Workers::Count)
+                    .map_err(|_| E::custom("too many workers"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Workers, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::custom("workers cannot be negative"))
+                    .and_then(|n| self.visit_u64(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Workers, E> {
+                match s {
+                    "auto" => Ok(Workers::Auto),
+                    other => other
+                        .parse()
+                        .map(Workers::Count)
+                        .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `debug`, `kitteh=debug,sqlx=warn`, …
+    pub level: String,
+    /// `human` for terminals, `json` for log collectors (one object per line).
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Human,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Byte sizes are shown as operators write them (`25MiB`), not as 26214400.
+fn bytes_as_text<S: serde::Serializer>(value: &ByteUnit, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&value.to_string())
+}
+
+impl Config {
+    /// The URL `kitteh healthcheck` calls when given none: a wildcard listen
+    /// address is reached through loopback.
+    pub fn readiness_url(&self) -> String {
+        let host = match self.server.address {
+            IpAddr::V4(a) if a.is_unspecified() => "127.0.0.1".to_string(),
+            IpAddr::V6(a) if a.is_unspecified() => "[::1]".to_string(),
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        format!("http://{host}:{}/readyz", self.server.port)
+    }
+}

@@ -1,0 +1,122 @@
+//! Checks that serde cannot make: values that parse but make no sense.
+
+use super::{Config, ConfigError, StorageBackend, mask_url};
+
+/// Checks what serde cannot: values that parse but make no sense.
+pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
+    let mut errors = Vec::new();
+    let db = &config.database.url;
+    if !(db.starts_with("sqlite:")
+        || db.starts_with("postgres://")
+        || db.starts_with("postgresql://"))
+    {
+        errors.push(format!(
+            "database.url: expected a sqlite:// or postgres:// URL, found `{}`",
+            mask_url(db)
+        ));
+    }
+    if config.database.pool_size == 0 {
+        errors.push("database.pool_size: must be at least 1".into());
+    }
+    if !config.server.public_url.is_empty() {
+        match url::Url::parse(&config.server.public_url) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => errors.push(format!(
+                "server.public_url: expected an absolute http(s) URL, found `{}`",
+                config.server.public_url
+            )),
+        }
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
+        errors.push(format!(
+            "log.level: `{}` is not a valid filter ({e})",
+            config.log.level
+        ));
+    }
+    let u = &config.uploads;
+    if u.max_bytes.as_u64() == 0 || u.max_width == 0 || u.max_height == 0 || u.max_pixels == 0 {
+        errors.push(
+            "uploads: max_bytes, max_width, max_height and max_pixels must be above 0".into(),
+        );
+    }
+    if !config.metrics.listen.is_empty()
+        && config
+            .metrics
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+    {
+        errors.push(format!(
+            "metrics.listen: expected address:port such as 127.0.0.1:9464, found `{}`",
+            config.metrics.listen
+        ));
+    }
+    if config.storage.backend == StorageBackend::S3 {
+        for key in config.storage.s3.missing() {
+            errors.push(format!(
+                "storage.s3.{key}: required when storage.backend is \"s3\""
+            ));
+        }
+    }
+    for (key, value) in [
+        ("storage.s3.endpoint", &config.storage.s3.endpoint),
+        ("storage.s3.public_url", &config.storage.s3.public_url),
+    ] {
+        if !value.is_empty() {
+            match url::Url::parse(value) {
+                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                _ => errors.push(format!(
+                    "{key}: expected an absolute http(s) URL, found `{value}`"
+                )),
+            }
+        }
+    }
+    if config.storage.s3.timeout_seconds == 0 {
+        errors.push("storage.s3.timeout_seconds: must be at least 1".into());
+    }
+    if config.cache.metadata_ttl_ms > 10_000 {
+        errors.push(format!(
+            "cache.metadata_ttl_ms: at most 10000 (deleted images must stop being served within 10 s), found {}",
+            config.cache.metadata_ttl_ms
+        ));
+    }
+    let v = &config.variants;
+    let mut seen = std::collections::HashSet::new();
+    for size in &v.sizes {
+        if size.name.is_empty() || !size.name.bytes().all(|b| b.is_ascii_lowercase()) {
+            errors.push(format!(
+                "variants.sizes: name `{}` must be lower-case letters only",
+                size.name
+            ));
+        }
+        if !seen.insert(size.name.as_str()) {
+            errors.push(format!(
+                "variants.sizes: name `{}` appears twice",
+                size.name
+            ));
+        }
+        if size.width == 0 || size.width > 8192 {
+            errors.push(format!(
+                "variants.sizes: width of `{}` must be 1 to 8192, found {}",
+                size.name, size.width
+            ));
+        }
+    }
+    if !(1..=100).contains(&v.jpeg_quality) {
+        errors.push(format!(
+            "variants.jpeg_quality: must be 1 to 100, found {}",
+            v.jpeg_quality
+        ));
+    }
+    if v.max_attempts == 0 {
+        errors.push("variants.max_attempts: must be at least 1".into());
+    }
+    if v.lease_seconds == 0 {
+        errors.push("variants.lease_seconds: must be at least 1".into());
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(errors))
+    }
+}

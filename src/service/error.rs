@@ -1,0 +1,118 @@
+//! What can go wrong in a service, in the user's terms, with its cause kept.
+//! The HTTP side turns each variant into a status and a message in one
+//! place (`routes::error`); commands print it; the resize worker records
+//! the whole chain of causes as the job's error.
+
+use std::io;
+
+use sea_orm::DbErr;
+use ubyte::ByteUnit;
+
+use crate::imaging::ImagingError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The upload request carried no file in a field we read.
+    #[error(
+        "no file in the upload: send the image in the multipart field `file` (or `image[file]`)"
+    )]
+    MissingFile,
+    /// The upload request is not the multipart form we expect.
+    #[error("the upload is not a valid multipart form: {0}")]
+    BadForm(String),
+    /// The upload went past `uploads.max_bytes` while streaming in.
+    #[error("the upload is larger than the limit of {limit}")]
+    TooLarge { limit: ByteUnit },
+    /// The bytes are not an image we accept, or not a sound one.
+    #[error(transparent)]
+    Image(#[from] ImagingError),
+    /// No image by that name or token (or no such size of it).
+    #[error("no image is called {0}")]
+    NotFound(String),
+    /// The delete token is missing or wrong.
+    #[error("the delete token is missing or wrong; nothing was deleted")]
+    WrongDeleteToken,
+    /// The storage backend (a bucket, a disk) did not answer or refused a
+    /// write; the client may retry.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(#[source] io::Error),
+    /// A row points at an object that is not there: our fault, not the
+    /// client's.
+    #[error("the stored object {name} cannot be read")]
+    ObjectMissing {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("database error")]
+    Database(#[from] DbErr),
+    /// Every name drawn was taken: with 4.6 × 10^10 names, a sign that
+    /// something else is wrong.
+    #[error("no free name after {0} attempts")]
+    NoFreeName(usize),
+    /// A blocking task (decoding, resizing) could not be run or was lost.
+    #[error("a background task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+impl Error {
+    /// A stable machine-readable name for the error: the API's error code
+    /// and the label of rejected uploads in the metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingFile => "missing_file",
+            Self::BadForm(_) => "bad_form",
+            Self::TooLarge { .. } => "too_large",
+            Self::Image(e) => e.code(),
+            Self::NotFound(_) => "not_found",
+            Self::WrongDeleteToken => "forbidden",
+            Self::StorageUnavailable(_) => "storage_unavailable",
+            Self::ObjectMissing { .. }
+            | Self::Database(_)
+            | Self::NoFreeName(_)
+            | Self::Task(_) => "internal",
+        }
+    }
+
+    /// The message with every cause appended, for logs and job errors.
+    pub fn chain(&self) -> String {
+        chain(self)
+    }
+}
+
+/// `outer: inner: innermost`, from an error and its sources.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        // `#[error(transparent)]` and `{0}` messages repeat their cause.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_names_every_cause_once() {
+        let e = Error::ObjectMissing {
+            name: "a.png".into(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no such file"),
+        };
+        assert_eq!(
+            e.chain(),
+            "the stored object a.png cannot be read: no such file"
+        );
+        let e = Error::StorageUnavailable(io::Error::other("bucket says no"));
+        assert_eq!(e.chain(), "storage unavailable: bucket says no");
+    }
+}

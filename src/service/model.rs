@@ -1,0 +1,141 @@
+//! What services hand to their callers: plain data, not database rows, so
+//! that pages and the API never depend on how a table is laid out.
+
+use chrono::{DateTime, Utc};
+
+use crate::db::entities::{images, variants};
+use crate::db::queue::{Job, JobState};
+use crate::imaging::resize::target_size;
+
+/// One stored object: its name in storage and the SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub(crate) path: String,
+    pub sha256: String,
+}
+
+/// An uploaded image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub(crate) id: i64,
+    /// The name in lower case: what `/img/{token}` takes.
+    pub token: String,
+    /// The page name, `SublimeDandelionBengalKitty`.
+    pub name: String,
+    /// The client's file name, as display text only.
+    pub original_name: String,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+    /// Size of the stored (cleaned) file.
+    pub bytes: i64,
+    pub created_at: DateTime<Utc>,
+    pub object: StoredObject,
+}
+
+impl ImageInfo {
+    pub fn sha256(&self) -> &str {
+        &self.object.sha256
+    }
+
+    /// The file extension of its format (`jpg`), `bin` if unknown.
+    pub fn extension(&self) -> &'static str {
+        crate::imaging::Format::from_mime(&self.content_type).map_or("bin", |f| f.extension())
+    }
+}
+
+impl From<images::Model> for ImageInfo {
+    fn from(row: images::Model) -> Self {
+        Self {
+            id: row.id,
+            name: format!("{}{}", row.generated_name, row.kind),
+            token: row.token,
+            original_name: row.original_name,
+            content_type: row.content_type,
+            width: row.width.max(0) as u32,
+            height: row.height.max(0) as u32,
+            bytes: row.size,
+            created_at: row.inserted_at,
+            object: StoredObject {
+                path: row.path,
+                sha256: row.sha256,
+            },
+        }
+    }
+}
+
+/// Whether a size can be served yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeState {
+    Ready,
+    /// Not made (yet): the state of the image's resize job.
+    Waiting(JobState),
+}
+
+impl SizeState {
+    /// `ready`, or the job's `pending` / `running` / `done` / `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Waiting(job) => job.as_str(),
+        }
+    }
+}
+
+/// One configured size of one image: made, or the state of its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeInfo {
+    /// Lower-case size name (`tiny`).
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub state: SizeState,
+    /// Why the job failed, when it did.
+    pub error: Option<String>,
+    /// Byte size of the made file.
+    pub bytes: Option<i64>,
+    pub object: Option<StoredObject>,
+}
+
+impl SizeInfo {
+    /// Each configured size of `image`, from its finished variant rows and
+    /// its job: finished sizes with their real dimensions, the others with
+    /// the dimensions they will have.
+    pub(crate) fn for_image(
+        image: &ImageInfo,
+        configured: &[crate::config::SizeConfig],
+        job: Option<&Job>,
+        done: &[variants::Model],
+    ) -> Vec<Self> {
+        let (w, h) = (image.width.max(1), image.height.max(1));
+        configured
+            .iter()
+            .map(|size| match done.iter().find(|v| v.name == size.name) {
+                Some(v) => Self {
+                    name: size.name.clone(),
+                    width: v.width.max(0) as u32,
+                    height: v.height.max(0) as u32,
+                    state: SizeState::Ready,
+                    error: None,
+                    bytes: Some(v.size),
+                    object: Some(StoredObject {
+                        path: v.path.clone(),
+                        sha256: v.sha256.clone(),
+                    }),
+                },
+                None => {
+                    let (width, height) = target_size(w, h, size.width);
+                    Self {
+                        name: size.name.clone(),
+                        width,
+                        height,
+                        state: SizeState::Waiting(job.map_or(JobState::Pending, |j| j.state)),
+                        error: job.and_then(|j| j.last_error.clone()),
+                        bytes: None,
+                        object: None,
+                    }
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,212 @@
+//! One resize job: read the original, make every size on a blocking thread,
+//! store each, then record the sizes and mark the job done in one
+//! transaction, provided the job is still ours.
+
+use std::io;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+
+use super::{Sizes, variant_file_name};
+use crate::db::entities::{images, variants};
+use crate::db::queue::{self, Claim, JobState};
+use crate::imaging::resize::{Rendered, SizeSpec};
+use crate::imaging::{self, Format, ImagingError, Limits};
+
+/// The CPU-bound step: every size of an original, encoded. The job runs it
+/// on the blocking pool and turns a panic inside it into a failed attempt.
+pub type Render =
+    fn(&[u8], Format, &[SizeSpec], u8, &Limits) -> Result<Vec<Rendered>, ImagingError>;
+
+/// Why an attempt failed; recorded on the job with its causes.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("the original has a content type no decoder reads: {0}")]
+    UnknownType(String),
+    #[error("reading the original {name}")]
+    Read {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("making the sizes")]
+    Render(#[source] ImagingError),
+    #[error("the resizer panicked: {0}")]
+    Panicked(String),
+    #[error("writing {name}")]
+    Write {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("database")]
+    Database(#[from] DbErr),
+    #[error("the resize task was lost")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// A size written to storage, not yet recorded.
+struct Written {
+    size: String,
+    width: u32,
+    height: u32,
+    bytes: usize,
+    name: String,
+    sha256: String,
+}
+
+impl Sizes {
+    /// Does one claimed job. An `Ok` means the job needs nothing more from
+    /// this worker: done, or no longer ours, or its image is gone.
+    pub(super) async fn run(&self, claim: Claim) -> Result<(), JobError> {
+        let Some(image) = images::Entity::find_by_id(claim.image_id)
+            .one(&self.db)
+            .await?
+        else {
+            // Deleted since it was queued; the cascade removed the job too.
+            return Ok(());
+        };
+        if self.config.work_delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.config.work_delay_ms)).await;
+        }
+        let format = Format::from_mime(&image.content_type)
+            .ok_or_else(|| JobError::UnknownType(image.content_type.clone()))?;
+        let original = self
+            .storage
+            .get(&image.path)
+            .await
+            .map_err(|source| JobError::Read {
+                name: image.path.clone(),
+                source,
+            })?;
+        let rendered = self.render(original, format).await?;
+
+        // Sizes are derived, so a rewrite replaces them whole; each object
+        // appears atomically on either backend.
+        let mut written = Vec::with_capacity(rendered.len());
+        for r in rendered {
+            let name = variant_file_name(&image.path, &r.name);
+            let bytes = bytes::Bytes::from(r.bytes);
+            let sha256 = imaging::sha256_hex(&bytes);
+            self.storage
+                .put(&name, bytes.clone(), format.mime())
+                .await
+                .map_err(|source| JobError::Write {
+                    name: name.clone(),
+                    source,
+                })?;
+            written.push(Written {
+                size: r.name,
+                width: r.width,
+                height: r.height,
+                bytes: bytes.len(),
+                name,
+                sha256,
+            });
+            if self.config.write_delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(self.config.write_delay_ms)).await;
+            }
+        }
+        self.record(claim, &image, &written).await
+    }
+
+    /// Runs the CPU-bound step on the blocking pool; a panic in it is a
+    /// failed attempt, not a lost worker.
+    async fn render(
+        &self,
+        original: bytes::Bytes,
+        format: Format,
+    ) -> Result<Vec<Rendered>, JobError> {
+        let (render, sizes, quality, limits) = (
+            self.render,
+            self.specs(),
+            self.config.jpeg_quality,
+            self.limits,
+        );
+        match tokio::task::spawn_blocking(move || {
+            render(&original, format, &sizes, quality, &limits)
+        })
+        .await
+        {
+            Ok(Ok(rendered)) => Ok(rendered),
+            Ok(Err(e)) => Err(JobError::Render(e)),
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                Err(JobError::Panicked(message))
+            }
+            Err(e) => Err(JobError::Task(e)),
+        }
+    }
+
+    /// Records the written sizes and marks the job done in one transaction,
+    /// only while the job is still ours.
+    async fn record(
+        &self,
+        claim: Claim,
+        image: &images::Model,
+        written: &[Written],
+    ) -> Result<(), JobError> {
+        let txn = self.db.begin().await?;
+        if !queue::settle(&txn, claim, JobState::Done, None).await? {
+            txn.rollback().await?;
+            // Either the image was deleted while we worked (then our files
+            // belong to nothing and go now), or our lease was taken over
+            // (then the new holder writes the same names and records them).
+            let image_gone = images::Entity::find_by_id(image.id)
+                .one(&self.db)
+                .await?
+                .is_none();
+            if image_gone {
+                for w in written {
+                    let _ = self.storage.delete(&w.name).await;
+                }
+            }
+            tracing::info!(token = %image.token, attempt = claim.attempt, image_gone, "job no longer ours; nothing recorded");
+            return Ok(());
+        }
+        let old: Vec<variants::Model> = variants::Entity::find()
+            .filter(variants::Column::ImageId.eq(image.id))
+            .all(&txn)
+            .await?;
+        variants::Entity::delete_many()
+            .filter(variants::Column::ImageId.eq(image.id))
+            .exec(&txn)
+            .await?;
+        let now = Utc::now();
+        for w in written {
+            variants::ActiveModel {
+                image_id: Set(image.id),
+                name: Set(w.size.clone()),
+                width: Set(w.width as i32),
+                height: Set(w.height as i32),
+                path: Set(w.name.clone()),
+                size: Set(w.bytes as i64),
+                sha256: Set(w.sha256.clone()),
+                created_at: Set(now),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
+        }
+        txn.commit().await?;
+        // Pages and size URLs must see the new sizes now, not after a TTL.
+        self.cache.announce(&self.db, &image.token).await;
+        // Sizes dropped from the configuration leave their files behind.
+        for stale in old
+            .iter()
+            .filter(|o| !written.iter().any(|w| w.name == o.path))
+        {
+            let _ = self.storage.delete(&stale.path).await;
+        }
+        tracing::info!(token = %image.token, attempt = claim.attempt, sizes = written.len(), "variants done");
+        Ok(())
+    }
+}
