@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod fixtures;
 mod helpers;
+mod jobs;
 mod migrations;
 mod operations;
 mod s3;

@@ -220,18 +220,25 @@ fn after_sigterm_no_connection_is_accepted_and_no_job_is_taken() {
         log.contains("shutdown requested")
     });
 
-    // New connections are refused (or closed unanswered).
-    let refused = match TcpStream::connect(("127.0.0.1", server.port)) {
+    // New connections are refused (or closed unanswered) from the moment
+    // the listener notices the signal, which may take a beat after the log
+    // line above: wait for it rather than race it.
+    let refused = || match TcpStream::connect(("127.0.0.1", server.port)) {
         Err(_) => true,
         Ok(mut late) => {
             late.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let _ = late.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+            let _ =
+                late.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
             let mut answer = Vec::new();
             let _ = late.read_to_end(&mut answer);
             answer.is_empty()
         }
     };
-    assert!(refused, "a connection made after SIGTERM was served");
+    wait_until("new connections to be refused", refused);
+    assert!(
+        refused(),
+        "a connection was served after the listener closed"
+    );
 
     // A job queued now is not taken: workers stopped with the signal. Its
     // workers poll every 50 ms, so a second of `pending` is twenty missed

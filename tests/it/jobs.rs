@@ -1,0 +1,293 @@
+//! The services under conditions no HTTP request can arrange: a name drawn
+//! twice, a worker whose lease was taken over, a holder that vanished on
+//! the last attempt, a resizer that panics. They run the real services on a
+//! real SQLite file (and PostgreSQL) and a real folder; only the name
+//! generator and, in one test, the CPU step of a job are swapped, because
+//! chance will not repeat a name and no real decoder panics on demand.
+
+use std::sync::Arc;
+
+use kitteh::config::Config;
+use kitteh::db::queue::{self, JobState};
+use kitteh::imaging::resize::{Rendered, SizeSpec};
+use kitteh::imaging::{Format, ImagingError, Limits};
+use kitteh::metrics::Metrics;
+use kitteh::names::NameGenerator;
+use kitteh::service::Error;
+use kitteh::service::cache::ImageCache;
+use kitteh::service::images::{Images, NewUpload};
+use kitteh::service::sizes::{Render, Sizes};
+use kitteh::storage::Storage;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use crate::fixtures;
+use crate::helpers::{Sandbox, block_on, files_in};
+
+/// The services over a sandbox's database and folder, built by hand so
+/// that a test can swap one part.
+struct Rig {
+    db: DatabaseConnection,
+    sizes: Arc<Sizes>,
+    images: Images,
+}
+
+impl Rig {
+    async fn new(
+        sb: &Sandbox,
+        tune: impl FnOnce(&mut Config),
+        names: NameGenerator,
+        render: Option<Render>,
+    ) -> Self {
+        let mut config = Config::default();
+        config.database.url = sb.database_url.clone();
+        config.storage.uploads_dir = sb.uploads();
+        tune(&mut config);
+        let db = kitteh::db::connect(&config.database).await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        let storage = Storage::open(&config.storage).unwrap();
+        let limits = kitteh::app::image_limits(&config);
+        let metrics = Arc::new(Metrics::default());
+        let cache = Arc::new(ImageCache::new(&config.cache));
+        let mut sizes = Sizes::new(
+            db.clone(),
+            storage.clone(),
+            config.variants.clone(),
+            limits,
+            Arc::clone(&metrics),
+            Arc::clone(&cache),
+        );
+        if let Some(render) = render {
+            sizes = sizes.with_render(render);
+        }
+        let sizes = Arc::new(sizes);
+        let images = Images::with_names(
+            db.clone(),
+            storage.clone(),
+            limits,
+            Arc::clone(&sizes),
+            cache,
+            metrics,
+            names,
+        );
+        Self { db, sizes, images }
+    }
+
+    async fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<String, Error> {
+        let uploaded = self
+            .images
+            .upload(NewUpload {
+                bytes,
+                file_name: Some(name.into()),
+            })
+            .await?;
+        Ok(uploaded.image.token)
+    }
+
+    async fn sql(&self, statement: &str) {
+        self.db.execute_unprepared(statement).await.unwrap();
+    }
+
+    /// The first column of every row, as integers.
+    async fn ints(&self, query: &str) -> Vec<i64> {
+        self.rows(query)
+            .await
+            .iter()
+            .map(|r| r.try_get_by_index::<i64>(0).unwrap())
+            .collect()
+    }
+
+    /// The first column of every row, as text.
+    async fn texts(&self, query: &str) -> Vec<String> {
+        self.rows(query)
+            .await
+            .iter()
+            .map(|r| r.try_get_by_index::<String>(0).unwrap())
+            .collect()
+    }
+
+    async fn rows(&self, query: &str) -> Vec<sea_orm::QueryResult> {
+        let stmt = sea_orm::Statement::from_string(self.db.get_database_backend(), query);
+        self.db.query_all_raw(stmt).await.unwrap()
+    }
+}
+
+fn sandboxes() -> Vec<Sandbox> {
+    let mut all = vec![Sandbox::sqlite()];
+    all.extend(Sandbox::postgres());
+    all
+}
+
+#[test]
+fn a_name_drawn_twice_is_drawn_again_and_never_overwrites() {
+    for sb in sandboxes() {
+        block_on(async {
+            let mut names = vec!["SameSleepyTabby"; 2];
+            names.push("OtherSleepyTabby");
+            names.extend(["SameSleepyTabby"; 16]);
+            let rig = Rig::new(&sb, |_| {}, NameGenerator::scripted(&names), None).await;
+            let first = fixtures::png(10, 10);
+            assert_eq!(
+                rig.upload("a.png", first.clone()).await.unwrap(),
+                "samesleepytabby"
+            );
+            // The second upload draws the same name, is refused by the
+            // unique index before anything is written, and draws again.
+            let second = fixtures::png(20, 20);
+            assert_eq!(
+                rig.upload("b.png", second.clone()).await.unwrap(),
+                "othersleepytabby"
+            );
+            let stored = |name: &str| std::fs::read(sb.uploads().join(name)).unwrap();
+            assert_eq!(
+                image::load_from_memory(&stored("samesleepytabby.png"))
+                    .unwrap()
+                    .width(),
+                10
+            );
+            assert_eq!(
+                image::load_from_memory(&stored("othersleepytabby.png"))
+                    .unwrap()
+                    .width(),
+                20
+            );
+            // Sixteen taken names in a row: refused, nothing stored.
+            let err = rig
+                .upload("c.png", fixtures::png(30, 30))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::NoFreeName(16)), "{err:?}");
+            assert_eq!(
+                files_in(&sb.uploads()),
+                vec![
+                    "othersleepytabby.png".to_string(),
+                    "samesleepytabby.png".to_string()
+                ]
+            );
+            assert_eq!(rig.ints("SELECT COUNT(*) FROM images").await, vec![2]);
+            assert_eq!(rig.ints("SELECT COUNT(*) FROM variant_jobs").await, vec![2]);
+        });
+    }
+}
+
+#[test]
+fn a_worker_whose_lease_was_taken_over_records_nothing() {
+    for sb in sandboxes() {
+        block_on(async {
+            let rig = Rig::new(&sb, |_| {}, NameGenerator::default(), None).await;
+            let token = rig.upload("a.jpg", fixtures::jpeg(640, 480)).await.unwrap();
+            let stale = rig.sizes.claim().await.unwrap().expect("a job");
+            assert_eq!(stale.attempt, 1);
+            // The holder stalls past its lease; another worker takes over.
+            rig.sql("UPDATE variant_jobs SET lease_until = 0").await;
+            let fresh = rig.sizes.claim().await.unwrap().expect("the expired job");
+            assert_eq!((fresh.job_id, fresh.attempt), (stale.job_id, 2));
+
+            // The stale worker finishes its work: nothing is recorded, the
+            // job stays with the new holder, and its files are left for it.
+            rig.sizes.work(stale).await.unwrap();
+            assert_eq!(rig.ints("SELECT COUNT(*) FROM variants").await, vec![0]);
+            assert_eq!(
+                rig.texts("SELECT state FROM variant_jobs").await,
+                vec!["running"]
+            );
+            assert!(
+                !rig.sizes.heartbeat(stale).await.unwrap(),
+                "the stale claim cannot renew"
+            );
+            assert!(rig.sizes.heartbeat(fresh).await.unwrap());
+
+            rig.sizes.work(fresh).await.unwrap();
+            assert_eq!(
+                rig.texts("SELECT state FROM variant_jobs").await,
+                vec!["done"]
+            );
+            assert_eq!(rig.ints("SELECT COUNT(*) FROM variants").await, vec![3]);
+            assert_eq!(
+                rig.ints("SELECT CAST(attempts AS BIGINT) FROM variant_jobs")
+                    .await,
+                vec![2]
+            );
+            assert!(sb.uploads().join(format!("{token}-tiny.jpg")).is_file());
+        });
+    }
+}
+
+#[test]
+fn a_holder_that_vanished_on_the_last_attempt_fails_the_job_with_that_reason() {
+    for sb in sandboxes() {
+        block_on(async {
+            let rig = Rig::new(
+                &sb,
+                |c| c.variants.max_attempts = 2,
+                NameGenerator::default(),
+                None,
+            )
+            .await;
+            rig.upload("a.png", fixtures::png(64, 64)).await.unwrap();
+            for attempt in 1..=2 {
+                let claim = rig.sizes.claim().await.unwrap().expect("a job");
+                assert_eq!(claim.attempt, attempt);
+                // The holder dies: its lease simply runs out.
+                rig.sql("UPDATE variant_jobs SET lease_until = 0").await;
+            }
+            // No third attempt: the job is failed, and says why.
+            assert_eq!(rig.sizes.claim().await.unwrap(), None);
+            assert_eq!(
+                rig.texts("SELECT state FROM variant_jobs").await,
+                vec!["failed"]
+            );
+            assert_eq!(
+                rig.texts("SELECT last_error FROM variant_jobs").await,
+                vec![queue::LEASE_EXPIRED.to_string()]
+            );
+            let counts = rig.sizes.counts().await.unwrap();
+            assert_eq!(counts[&JobState::Failed], 1);
+        });
+    }
+}
+
+/// A resizer that panics on PNGs and resizes everything else.
+fn panics_on_png(
+    original: &[u8],
+    format: Format,
+    sizes: &[SizeSpec],
+    quality: u8,
+    limits: &Limits,
+) -> Result<Vec<Rendered>, ImagingError> {
+    if format == Format::Png {
+        panic!("a decoder bug");
+    }
+    kitteh::imaging::resize::render(original, format, sizes, quality, limits)
+}
+
+#[test]
+fn a_panic_while_resizing_fails_that_job_and_the_worker_goes_on() {
+    let sb = Sandbox::sqlite();
+    block_on(async {
+        let rig = Rig::new(
+            &sb,
+            |c| c.variants.max_attempts = 1,
+            NameGenerator::default(),
+            Some(panics_on_png),
+        )
+        .await;
+        let png = rig.upload("a.png", fixtures::png(300, 200)).await.unwrap();
+        let jpeg = rig.upload("b.jpg", fixtures::jpeg(300, 200)).await.unwrap();
+        assert!(rig.sizes.work_once().await.unwrap());
+        assert!(rig.sizes.work_once().await.unwrap());
+        assert!(!rig.sizes.work_once().await.unwrap(), "no job left");
+        let state = |token: &str| {
+            format!(
+                "SELECT j.state || ':' || COALESCE(j.last_error, '') FROM variant_jobs j \
+                 JOIN images i ON i.id = j.image_id WHERE i.token = '{token}'"
+            )
+        };
+        assert_eq!(
+            rig.texts(&state(&png)).await,
+            vec!["failed:the resizer panicked: a decoder bug"]
+        );
+        assert_eq!(rig.texts(&state(&jpeg)).await, vec!["done:"]);
+        assert!(sb.uploads().join(format!("{jpeg}-tiny.jpg")).is_file());
+    });
+}
