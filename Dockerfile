@@ -9,9 +9,11 @@
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS chef
+# musl-tools for the C in the dependencies (SQLite, ring, mimalloc); lld
+# links the static binary with identical code folding (.cargo/config.toml).
 RUN rustup target add x86_64-unknown-linux-musl \
  && apt-get update \
- && apt-get install -y --no-install-recommends musl-tools ca-certificates \
+ && apt-get install -y --no-install-recommends musl-tools lld ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && cargo install cargo-chef --locked
 WORKDIR /src
@@ -26,6 +28,9 @@ FROM chef AS build
 ARG VERSION=dev
 ARG REVISION=unknown
 COPY --from=planner /src/recipe.json recipe.json
+# The build settings (SQLite's options, the linker) shape the dependencies
+# too, so they are in place before those are cooked.
+COPY .cargo .cargo
 RUN cargo chef cook --release --target x86_64-unknown-linux-musl --recipe-path recipe.json
 COPY . .
 ENV KITTEH_GIT_COMMIT=${REVISION}

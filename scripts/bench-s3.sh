@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Upload and serving throughput with storage in a bucket (a local Garage
-# node) against storage in a folder, same images, same run. Starts release
-# `kitteh serve` processes and Garage on 127.0.0.1 only and stops everything
+# node) against storage in a folder, same images, same run, on the static
+# musl release build (`--glibc` for the glibc one). Starts `kitteh serve`
+# processes and Garage on 127.0.0.1 only and stops everything
 # it started. Serving is measured with the image cache on (the default: hot
 # images never touch storage) and off (`cache.image_bytes = 0`: every request
 # reads storage). Needs wrk, libvips-tools, garage (installed when missing
@@ -25,7 +26,10 @@ if [ ! -d "$photos/mate" ]; then
   (cd "$photos" && apt-get download mate-backgrounds >/dev/null && dpkg-deb -x mate-backgrounds_*.deb mate)
 fi
 
-cargo build -q --release
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+pick_build "$@"
+kitteh_binary "$BUILD"
 tmp=$(mktemp -d /tmp/kitteh-bench-s3.XXXXXX)
 pids=()
 # shellcheck source=scripts/garage.sh
@@ -38,7 +42,6 @@ cleanup() {
 }
 trap cleanup EXIT
 garage_start
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 src=$photos/mate/usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg
 vips thumbnail "$src" "$tmp/photo100k.jpg[Q=85,strip]" 800
@@ -57,7 +60,7 @@ start() {
       KITTEH_STORAGE__S3__BUCKET="$TEST_S3_BUCKET" KITTEH_STORAGE__S3__REGION="$TEST_S3_REGION" \
       KITTEH_STORAGE__S3__ACCESS_KEY_ID="$TEST_S3_KEY_ID" KITTEH_STORAGE__S3__SECRET_ACCESS_KEY="$TEST_S3_SECRET" \
       KITTEH_CACHE__IMAGE_BYTES="$cache" KITTEH_SERVER__PORT="$p" KITTEH_LOG__LEVEL=warn \
-      target/release/kitteh serve --migrate > "$tmp/$name.log" 2>&1 &
+      "$KITTEH_BIN" serve --migrate > "$tmp/$name.log" 2>&1 &
   pids+=("$!")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null && return; sleep 0.1; done
   echo "$name did not start" >&2; cat "$tmp/$name.log" >&2; exit 1
@@ -87,7 +90,7 @@ row "upload, 16 clients, $(( $(stat -c %s "$tmp/photo1m.jpg") / 1024 )) KiB JPEG
 
 # Let both queues drain before measuring reads.
 for b in local s3; do
-  until [ "$(env KITTEH_DATABASE__URL="sqlite://$tmp/$b.db" target/release/kitteh variants status | awk '$1=="pending"||$1=="running"{s+=$2} END{print s+0}')" = 0 ]; do sleep 1; done
+  until [ "$(env KITTEH_DATABASE__URL="sqlite://$tmp/$b.db" "$KITTEH_BIN" variants status | awk '$1=="pending"||$1=="running"{s+=$2} END{print s+0}')" = 0 ]; do sleep 1; done
 done
 
 declare -A token

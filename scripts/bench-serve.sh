@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Serving speed, side by side with nginx on the same files, and an upload
-# load test. Starts a release `kitteh serve` and an nginx on 127.0.0.1 only,
+# load test, on the binary that ships: the static musl release build
+# (`--glibc` measures the glibc build instead). Starts `kitteh serve` and an
+# nginx on 127.0.0.1 only,
 # runs wrk against both in alternation, prints req/s, p50, p99, the
 # kitteh/nginx ratio and kitteh's RSS, then stops everything it started.
 # Needs nginx, libnginx-mod-http-brotli-static, wrk (installed when root),
@@ -28,7 +30,10 @@ if [ ! -d "$photos/mate" ]; then
 fi
 command -v vips >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips-tools >/dev/null; }
 
-cargo build -q --release
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+pick_build "$@"
+kitteh_binary "$BUILD"
 tmp=$(mktemp -d /tmp/kitteh-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -37,7 +42,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # A ~100 KB photo and a ~1 MB photo, cut from the same real photograph.
 src=$photos/mate/usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg
@@ -48,7 +52,7 @@ echo "photos: $(stat -c %s "$tmp/photo100k.jpg") and $(stat -c %s "$tmp/photo1m.
 kport=$(free_port)
 export KITTEH_DATABASE__URL="sqlite://$tmp/k.db" KITTEH_STORAGE__UPLOADS_DIR="$tmp/uploads" \
        KITTEH_SERVER__PORT=$kport KITTEH_LOG__LEVEL=warn
-target/release/kitteh serve --migrate > "$tmp/kitteh.log" 2>&1 &
+"$KITTEH_BIN" serve --migrate > "$tmp/kitteh.log" 2>&1 &
 kpid=$!
 pids+=("$kpid")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$kport/readyz" >/dev/null && break; sleep 0.1; done
@@ -148,7 +152,7 @@ echo "uploads/s: $(awk '/^Requests\/sec/{print $2}' <<<"$up"), p50 $(awk '$1=="5
 echo "kitteh peak RSS during uploads: $(( $(cat "$tmp/peak") / 1024 )) MiB"
 start=$(date +%s)
 while :; do
-  status=$(target/release/kitteh variants status)
+  status=$("$KITTEH_BIN" variants status)
   pending=$(awk '$1=="pending"||$1=="running"{s+=$2} END{print s+0}' <<<"$status")
   [ "$pending" = 0 ] && break
   [ $(( $(date +%s) - start )) -gt 600 ] && { echo "queue did NOT drain in 10 minutes"; break; }

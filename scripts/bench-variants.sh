@@ -2,7 +2,9 @@
 # Benchmarks making the Tiny/Large/Monstrous sizes of real photos against
 # ImageMagick and libvips, in one run on the same files, then measures the
 # peak RSS of one large render and the end-to-end time from upload to all
-# sizes done on a release `kitteh serve` (E2E_ONLY=1 runs just that). Photos come from Debian's
+# sizes done on a `kitteh serve` (E2E_ONLY=1 runs just that). Everything is
+# built as it ships, for the static musl target with the release profile
+# (`--glibc` for the glibc build). Photos come from Debian's
 # mate-backgrounds package (fetched here, never committed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,20 +27,25 @@ mid=$photos/nature/Dune.jpg                      # 1.8 MP photograph
 png=$work/Storm.png                              # 2.5 MP photograph, as PNG
 [ -f "$png" ] || /usr/bin/convert "$photos/nature/Storm.jpg" "$png"
 
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+pick_build "$@"
+bench_target=()
+[ "$BUILD" = musl ] && bench_target=(--target "$MUSL_TARGET")
 if [ -z "${E2E_ONLY:-}" ]; then
-  echo "== in-process sizes vs ImageMagick and libvips (medians)"
-  cargo bench -q --bench variants -- "$big" "$mid" "$png" --runs "${RUNS:-7}"
+  echo "== in-process sizes vs ImageMagick and libvips (medians; $BUILD build)"
+  cargo bench -q "${bench_target[@]}" --bench variants -- "$big" "$mid" "$png" --runs "${RUNS:-7}"
 
   echo "== peak RSS of one render"
-  cargo bench -q --bench variants -- --rss "$big"
+  cargo bench -q "${bench_target[@]}" --bench variants -- --rss "$big"
 fi
 
 echo "== end to end: upload of the 17.9 MP JPEG until all three sizes are done"
-cargo build -q --release
+kitteh_binary "$BUILD"
 tmp=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export KITTEH_DATABASE__URL="sqlite://$tmp/k.db" KITTEH_STORAGE__UPLOADS_DIR="$tmp/uploads" KITTEH_SERVER__PORT=$port KITTEH_LOG__LEVEL=warn
-target/release/kitteh serve --migrate & pid=$!
+"$KITTEH_BIN" serve --migrate & pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 for i in 1 2 3; do

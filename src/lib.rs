@@ -5,6 +5,21 @@
 //! once and mounts the routes over them; `commands` run the subcommands.
 //! See docs/ARCHITECTURE.md.
 
+/// Every allocation goes through mimalloc unless the `mimalloc` feature is
+/// turned off: musl's allocator serialises threads on one lock.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The global allocator this build uses, as `kitteh version` reports it.
+pub const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else if cfg!(target_env = "musl") {
+    "system (musl)"
+} else {
+    "system"
+};
+
 pub mod app;
 pub mod assets;
 pub mod cli;

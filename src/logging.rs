@@ -4,9 +4,20 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogConfig, LogFormat};
+
+/// The filter for a `log.level` value: comma-separated `target=level`
+/// pairs and a bare default level (`info`, `kitteh=debug,sqlx=warn`). A
+/// plain list of targets needs no regular-expression engine in the binary.
+pub fn parse_level(level: &str) -> Result<Targets, String> {
+    level.parse::<Targets>().map_err(|e| e.to_string())
+}
 
 /// Installs the global subscriber. Logs go to stderr so that commands whose
 /// output is data (`kitteh config`, `kitteh version --json`) stay parseable.
@@ -23,18 +34,38 @@ pub fn init(config: &LogConfig, quiet: bool) {
         directives.push_str(",sea_orm_migration=warn");
     }
     // The level was validated with the config; fall back rather than abort.
-    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter =
+        parse_level(&directives).unwrap_or_else(|_| Targets::new().with_default(Level::INFO));
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    // A second init (tests calling into the library twice) is harmless.
-    let _ = match config.format {
-        LogFormat::Human => builder.with_target(false).try_init(),
-        LogFormat::Json => builder
+    let layer = match config.format {
+        LogFormat::Human => fmt.with_target(false).boxed(),
+        LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
+            .boxed(),
     };
+    // A second init (tests calling into the library twice) is harmless.
+    let _ = tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_directive_for_a_target_wins_and_bare_levels_set_the_default() {
+        let t = parse_level("sqlx=warn,info,sqlx=debug").unwrap();
+        assert!(t.would_enable("sqlx::query", &Level::DEBUG));
+        assert!(t.would_enable("kitteh", &Level::INFO));
+        assert!(!t.would_enable("kitteh", &Level::DEBUG));
+        let t = parse_level("info,kitteh=debug").unwrap();
+        assert!(t.would_enable("kitteh::routes", &Level::DEBUG));
+        assert!(!t.would_enable("rocket", &Level::DEBUG));
+        assert!(parse_level("kitteh=loud").is_err());
+    }
 }

@@ -32,6 +32,7 @@ pub(super) fn version(args: &VersionArgs) {
             "target": BUILD.target,
             "rustc": BUILD.rustc,
             "profile": BUILD.profile,
+            "allocator": crate::ALLOCATOR,
             "newest_migration": newest,
             "assets": { "count": asset_count, "bytes": asset_bytes },
         });
@@ -44,6 +45,7 @@ pub(super) fn version(args: &VersionArgs) {
         println!("target:           {}", BUILD.target);
         println!("rustc:            {}", BUILD.rustc);
         println!("profile:          {}", BUILD.profile);
+        println!("allocator:        {}", crate::ALLOCATOR);
         println!("newest migration: {newest}");
         println!("embedded assets:  {asset_count} files, {asset_bytes} bytes");
     }

@@ -27,7 +27,7 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             )),
         }
     }
-    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
+    if let Err(e) = crate::logging::parse_level(&config.log.level) {
         errors.push(format!(
             "log.level: `{}` is not a valid filter ({e})",
             config.log.level

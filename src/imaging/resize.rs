@@ -6,8 +6,9 @@
 
 use std::io::Cursor;
 
-use fast_image_resize::images::Image;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::images::{TypedImage, TypedImageRef};
+use fast_image_resize::pixels::{U8x3, U8x4};
+use fast_image_resize::{FilterType, PixelTrait, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage, RgbaImage};
 
 use super::{Format, ImagingError, Limits, encode_with_quality, strip};
@@ -65,29 +66,43 @@ impl Pixels {
     }
 
     fn resize(&self, resizer: &mut Resizer, width: u32, height: u32) -> Result<Self, ImagingError> {
-        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
         let fail = |e: &dyn std::fmt::Display| ImagingError::Corrupt(format!("resize failed: {e}"));
         match self {
             Self::Rgb(src) => {
-                let mut dst = Image::new(width, height, PixelType::U8x3);
-                resizer
-                    .resize(src, &mut dst, &options)
-                    .map_err(|e| fail(&e))?;
-                RgbImage::from_raw(width, height, dst.into_vec())
+                let raw = resize_typed::<U8x3>(resizer, src, width, height)?;
+                RgbImage::from_raw(width, height, raw)
                     .map(Self::Rgb)
                     .ok_or_else(|| fail(&"buffer size"))
             }
             Self::Rgba(src) => {
-                let mut dst = Image::new(width, height, PixelType::U8x4);
-                resizer
-                    .resize(src, &mut dst, &options)
-                    .map_err(|e| fail(&e))?;
-                RgbaImage::from_raw(width, height, dst.into_vec())
+                let raw = resize_typed::<U8x4>(resizer, src, width, height)?;
+                RgbaImage::from_raw(width, height, raw)
                     .map(Self::Rgba)
                     .ok_or_else(|| fail(&"buffer size"))
             }
         }
     }
+}
+
+/// Resizes packed pixels of one known layout. The typed call (rather than
+/// one that dispatches on the pixel type at run time) keeps the code for
+/// the dozen layouts Kitteh never uses out of the binary.
+fn resize_typed<P: PixelTrait>(
+    resizer: &mut Resizer,
+    src: &image::ImageBuffer<impl image::Pixel<Subpixel = u8>, Vec<u8>>,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, ImagingError> {
+    let fail = |e: &dyn std::fmt::Display| ImagingError::Corrupt(format!("resize failed: {e}"));
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    let src = TypedImageRef::<P>::from_buffer(src.width(), src.height(), src.as_raw())
+        .map_err(|e| fail(&e))?;
+    let mut raw = vec![0u8; width as usize * height as usize * P::size()];
+    let mut dst = TypedImage::<P>::from_buffer(width, height, &mut raw).map_err(|e| fail(&e))?;
+    resizer
+        .resize_typed(&src, &mut dst, &options)
+        .map_err(|e| fail(&e))?;
+    Ok(raw)
 }
 
 /// The width and height a size has for an image of `w`×`h`: aspect ratio

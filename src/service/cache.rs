@@ -10,9 +10,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use moka::sync::Cache;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::config::CacheConfig;
@@ -21,6 +22,9 @@ use crate::service::model::{ImageInfo, SizeInfo};
 /// The notification channel replicas use to tell each other a token changed.
 pub const CHANNEL: &str = "kitteh_images";
 
+/// Most tokens whose lookups are kept at once.
+const MAX_LOOKUPS: usize = 100_000;
+
 /// What a token resolves to: the image and the state of each size.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -28,9 +32,24 @@ pub struct Resolved {
     pub sizes: Vec<SizeInfo>,
 }
 
+/// A file's bytes weigh their length.
+#[derive(Clone)]
+struct ByLength;
+
+impl Weighter<String, Arc<[u8]>> for ByLength {
+    fn weight(&self, _key: &String, bytes: &Arc<[u8]>) -> u64 {
+        bytes.len() as u64
+    }
+}
+
+/// quick_cache (S3-FIFO: a hot entry is never pushed out by a burst of
+/// one-off ones) holds both caches. It has no expiry of its own, so a
+/// lookup carries the moment it was made and is dropped once older than
+/// the TTL.
 pub struct ImageCache {
-    meta: Option<Cache<String, Arc<Resolved>>>,
-    bytes: Option<Cache<String, Arc<[u8]>>>,
+    meta: Option<Cache<String, (Instant, Arc<Resolved>)>>,
+    ttl: Duration,
+    bytes: Option<Cache<String, Arc<[u8]>, ByLength>>,
     /// Files larger than this are streamed, not cached: one big file must
     /// not flush the many small hot ones.
     max_entry: u64,
@@ -40,22 +59,16 @@ pub struct ImageCache {
 
 impl ImageCache {
     pub fn new(config: &CacheConfig) -> Self {
-        let ttl = Duration::from_millis(config.metadata_ttl_ms);
-        let meta = (config.metadata_ttl_ms > 0).then(|| {
-            Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(ttl)
-                .build()
-        });
+        let meta = (config.metadata_ttl_ms > 0).then(|| Cache::new(MAX_LOOKUPS));
         let budget = config.image_bytes.as_u64();
         let bytes = (budget > 0).then(|| {
-            Cache::builder()
-                .max_capacity(budget)
-                .weigher(|_: &String, v: &Arc<[u8]>| u32::try_from(v.len()).unwrap_or(u32::MAX))
-                .build()
+            // The item estimate only sizes the table up front.
+            let items = usize::try_from(budget / (64 << 10)).unwrap_or(1024).max(64);
+            Cache::with_weighter(items, budget, ByLength)
         });
         Self {
             meta,
+            ttl: Duration::from_millis(config.metadata_ttl_ms),
             bytes,
             max_entry: budget / 8,
             listening: AtomicBool::new(false),
@@ -63,18 +76,26 @@ impl ImageCache {
     }
 
     pub fn resolved(&self, token: &str) -> Option<Arc<Resolved>> {
-        self.meta.as_ref()?.get(token)
+        let meta = self.meta.as_ref()?;
+        let (at, resolved) = meta.get(token)?;
+        if at.elapsed() < self.ttl {
+            Some(resolved)
+        } else {
+            // Only this stale entry: a fresh one may have replaced it since.
+            meta.remove_if(token, |(then, _)| *then == at);
+            None
+        }
     }
 
     pub fn remember(&self, resolved: Arc<Resolved>) {
         if let Some(meta) = &self.meta {
-            meta.insert(resolved.image.token.clone(), resolved);
+            meta.insert(resolved.image.token.clone(), (Instant::now(), resolved));
         }
     }
 
     pub fn forget(&self, token: &str) {
         if let Some(meta) = &self.meta {
-            meta.invalidate(token);
+            meta.remove(token);
         }
     }
 
@@ -153,7 +174,7 @@ impl ImageCache {
                 this.listening.store(false, Ordering::Release);
                 // Whatever was announced while disconnected may be stale.
                 if let Some(meta) = &this.meta {
-                    meta.invalidate_all();
+                    meta.clear();
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

@@ -34,10 +34,12 @@ fn version_verbose_names_commit_target_rustc_profile_and_newest_migration() {
         "target:",
         "rustc:",
         "profile:",
+        "allocator:",
         "newest migration:",
     ] {
         assert!(text.contains(field), "missing {field} in {text}");
     }
+    assert!(text.contains("allocator:        mimalloc"), "{text}");
     assert!(text.contains("x86_64"), "{text}");
     assert!(text.contains(&crate::helpers::newest_migration()), "{text}");
 }
@@ -49,7 +51,14 @@ fn version_json_is_parseable_and_complete() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
-    for key in ["commit", "target", "rustc", "profile", "newest_migration"] {
+    for key in [
+        "commit",
+        "target",
+        "rustc",
+        "profile",
+        "allocator",
+        "newest_migration",
+    ] {
         assert!(
             v[key].as_str().is_some_and(|s| !s.is_empty()),
             "{key} in {v}"
