@@ -34,6 +34,7 @@ fn limits() -> Limits {
         max_width: 16_384,
         max_height: 16_384,
         max_pixels: 60_000_000,
+        ..Limits::default()
     }
 }
 

@@ -19,14 +19,16 @@ use tokio::sync::watch;
 
 use crate::assets::Assets;
 use crate::config::{Config, StorageBackend};
-use crate::db::{self, DbError};
+use crate::db::{self, DbError, SqliteFile};
 use crate::imaging::Limits as ImageLimits;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::routes::request_log::RequestLogger;
+use crate::service::budget::{DecodeBudget, Decoding};
 use crate::service::cache::ImageCache;
 use crate::service::health::Health;
 use crate::service::images::Images;
+use crate::service::installation::Installation;
 use crate::service::sizes::Sizes;
 use crate::service::sweep;
 use crate::storage::Storage;
@@ -74,12 +76,31 @@ impl StartError {
     }
 }
 
-/// The limits every decode is held to, from `[uploads]`.
+/// The limits every decode is held to, from `[uploads]` and `[limits]`.
 pub fn image_limits(config: &Config) -> ImageLimits {
     ImageLimits {
         max_width: config.uploads.max_width,
         max_height: config.uploads.max_height,
         max_pixels: config.uploads.max_pixels,
+        max_frames: config.limits.max_frames,
+        max_animation_pixels: config.limits.max_animation_pixels,
+        max_icc_bytes: config.limits.max_icc_bytes.as_u64(),
+    }
+}
+
+/// How decodes are bounded, with a fresh memory budget for this process.
+pub fn decoding(config: &Config) -> Decoding {
+    Decoding {
+        limits: image_limits(config),
+        budget: Arc::new(DecodeBudget::new(
+            config.limits.decode_memory.as_u64(),
+            Duration::from_secs(config.limits.decode_wait_seconds),
+        )),
+        timeout: Duration::from_secs_f64(config.limits.decode_seconds),
+        upload_memory: Arc::new(DecodeBudget::new(
+            config.limits.upload_memory.as_u64(),
+            Duration::from_secs(config.limits.decode_wait_seconds),
+        )),
     }
 }
 
@@ -111,6 +132,7 @@ pub struct Services {
     sizes: Arc<Sizes>,
     images: Arc<Images>,
     health: Arc<Health>,
+    installation: Arc<Installation>,
 }
 
 impl Services {
@@ -138,31 +160,38 @@ impl Services {
                 }
             })?
         };
-        let limits = image_limits(&config);
+        let decoding = decoding(&config);
         let metrics = Arc::new(Metrics::default());
         let cache = Arc::new(ImageCache::new(&config.cache));
+        let db_file = SqliteFile::of(&config.database.url);
+        let installation = Arc::new(Installation::new(db.clone(), storage.clone()));
         let sizes = Arc::new(Sizes::new(
             db.clone(),
             storage.clone(),
             config.variants.clone(),
-            limits,
+            decoding.clone(),
             Arc::clone(&metrics),
             Arc::clone(&cache),
         ));
-        let images = Arc::new(Images::new(
-            db.clone(),
-            storage.clone(),
-            limits,
-            Arc::clone(&sizes),
-            Arc::clone(&cache),
-            Arc::clone(&metrics),
-        ));
+        let images = Arc::new(
+            Images::new(
+                db.clone(),
+                storage.clone(),
+                decoding,
+                Arc::clone(&sizes),
+                Arc::clone(&cache),
+                Arc::clone(&metrics),
+            )
+            .watch_db_file(db_file.clone()),
+        );
         let health = Arc::new(Health::new(
             db.clone(),
             storage.clone(),
             Arc::clone(&cache),
             Arc::clone(&sizes),
             Arc::clone(&metrics),
+            Arc::clone(&installation),
+            db_file,
         ));
         Ok(Self {
             config,
@@ -174,6 +203,7 @@ impl Services {
             sizes,
             images,
             health,
+            installation,
         })
     }
 
@@ -196,6 +226,22 @@ impl Services {
 
     pub fn images(&self) -> &Arc<Images> {
         &self.images
+    }
+
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    pub fn installation(&self) -> &Arc<Installation> {
+        &self.installation
+    }
+
+    /// The rules the sweep (and `kitteh storage fsck --repair`) runs under.
+    pub fn sweep_rules(&self) -> sweep::Rules {
+        sweep::Rules {
+            min_age: Duration::from_secs(self.config.storage.sweep_min_age_seconds),
+            trash_for: Duration::from_secs(u64::from(self.config.storage.trash_days) * 86_400),
+        }
     }
 }
 
@@ -241,10 +287,17 @@ fn page_headers() -> AdHoc {
     AdHoc::on_response("page security headers", |_req, res| {
         Box::pin(async move {
             res.set_raw_header("X-Content-Type-Options", "nosniff");
-            if res.content_type().is_some_and(|ct| ct.is_html()) {
+            let html = res.content_type().is_some_and(|ct| ct.is_html());
+            if html {
                 res.set_raw_header("Content-Security-Policy", PAGE_CSP);
                 res.set_raw_header("X-Frame-Options", "DENY");
                 res.set_raw_header("Referrer-Policy", "same-origin");
+            }
+            // Pages and API answers carry absolute URLs (and, once, a
+            // delete link): no shared cache may keep them for others.
+            let json = res.content_type().is_some_and(|ct| ct.is_json());
+            if (html || json) && !res.headers().contains("Cache-Control") {
+                res.set_raw_header("Cache-Control", "private, no-cache");
             }
         })
     })
@@ -257,12 +310,14 @@ pub fn build_rocket(services: &Services) -> Rocket<Build> {
     let metrics_here = config.metrics.enabled && config.metrics.listen.is_empty();
     rocket::custom(rocket_config(config))
         .manage(config.clone())
+        .manage(routes::host::HostPolicy::from_config(&config.server))
         .manage(Arc::clone(&services.images))
         .manage(Arc::clone(&services.health))
         .manage(services.assets.clone())
         // Rocket's default Shield would set its own X-Frame-Options; ours are
         // stricter and set above, so it gets no policies.
         .attach(Shield::new())
+        .attach(routes::host::HostGuard)
         .attach(RequestLogger {
             metrics: Arc::clone(&services.metrics),
         })
@@ -274,6 +329,7 @@ pub fn build_rocket(services: &Services) -> Rocket<Build> {
             })
         }))
         .mount("/", routes::health::routes())
+        .mount("/", routes::host::routes())
         .mount("/", routes::pages::routes())
         .mount("/", routes::files::routes())
         .mount("/", routes::assets::routes())
@@ -328,24 +384,29 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .await
         .map_err(|e| StartError::Server(Box::new(e)))?;
 
-    // Listing a large bucket takes a while; serving need not wait.
-    {
-        let (db, storage) = (services.db.clone(), services.storage.clone());
-        let min_age = Duration::from_secs(services.config.storage.sweep_min_age_seconds);
-        tokio::spawn(async move {
-            match sweep::sweep(&db, &storage, min_age).await {
-                Ok(n) => tracing::info!(removed = n, "storage sweep finished"),
-                Err(e) => tracing::warn!("could not sweep storage: {}", e.chain()),
-            }
-        });
+    // On SQLite only this process uses the file, so a job still marked
+    // running was left by one that is gone: take it back at once rather
+    // than after its lease.
+    if services.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+        match crate::db::queue::expire_all_leases(&services.db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "resuming resize jobs left running"),
+            Err(e) => tracing::warn!("could not resume resize jobs: {e}"),
+        }
+    }
+    match services.installation.check().await {
+        Ok(identity) if identity.agreed() => tracing::info!("{}", identity.describe()),
+        Ok(identity) => tracing::error!("{}", identity.describe()),
+        Err(e) => tracing::warn!("could not check the installation identity: {}", e.chain()),
     }
 
-    // Workers stop taking jobs as soon as shutdown begins; a job cut short
-    // keeps its lease and is taken over once the lease runs out.
+    // Workers stop taking jobs as soon as shutdown begins and hand back
+    // the job they hold; so does the sweep.
     let (stop, stopped) = watch::channel(false);
+    spawn_sweeps(&services, stopped.clone());
     services.cache.spawn_listener(&services.db);
     let workers = services.config.variants.worker_count();
-    services.sizes.spawn_workers(workers, stopped);
+    let worker_handles = services.sizes.spawn_workers(workers, stopped);
     tracing::info!(workers, "variant workers started");
 
     let metrics_listen = services
@@ -395,6 +456,51 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .launch()
         .await
         .map_err(|e| StartError::Server(Box::new(e)))?;
+    // The workers wrote their handbacks when shutdown began; wait for the
+    // last of them, briefly.
+    let joined = futures_util::future::join_all(worker_handles);
+    if tokio::time::timeout(Duration::from_secs(5), joined)
+        .await
+        .is_err()
+    {
+        tracing::warn!("some resize workers did not stop in time");
+    }
     tracing::info!("kitteh stopped");
     Ok(())
+}
+
+/// Sweeps storage at startup and then every `storage.sweep_interval_seconds`
+/// (listing a large bucket takes a while; serving need not wait), until
+/// shutdown.
+fn spawn_sweeps(services: &Services, mut stop: watch::Receiver<bool>) {
+    let (db, storage, installation) = (
+        services.db.clone(),
+        services.storage.clone(),
+        Arc::clone(&services.installation),
+    );
+    let rules = services.sweep_rules();
+    let every = Duration::from_secs(services.config.storage.sweep_interval_seconds);
+    tokio::spawn(async move {
+        loop {
+            match sweep::sweep(&db, &storage, &installation, rules, false).await {
+                Ok(report) => tracing::info!(
+                    stored = report.stored,
+                    orphans = report.orphans.len(),
+                    young = report.young.len(),
+                    removed = report.trashed,
+                    emptied_from_trash = report.emptied,
+                    refused = report.refused.is_some(),
+                    "storage sweep finished"
+                ),
+                Err(e) => tracing::warn!("could not sweep storage: {}", e.chain()),
+            }
+            if every.is_zero() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    });
 }

@@ -56,8 +56,12 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Inspect or re-run the background resizing of images.
     Variants(VariantsArgs),
-    /// Check the storage backend, or copy every image to another backend.
+    /// Check the storage backend, compare it with the database, or copy
+    /// every image to another backend.
     Storage(StorageArgs),
+    /// Check everything `serve` depends on and say in full what is wrong:
+    /// what `/readyz` only names.
+    Doctor,
     /// Print the version (and build details with --verbose).
     Version(VersionArgs),
     /// Print the effective configuration and where each value came from.
@@ -137,6 +141,19 @@ pub struct StorageArgs {
 pub enum StorageAction {
     /// Write, read back and remove a probe object on the configured backend.
     Check,
+    /// Compare storage with the database: rows whose objects are missing,
+    /// objects no row refers to, what is in the trash. Exit 1 when they
+    /// disagree.
+    Fsck {
+        /// Put things right under the sweep's rules: restore from the trash
+        /// what rows need, re-queue missing sizes, move orphans to the trash.
+        #[arg(long)]
+        repair: bool,
+        /// The database is the right one: give it the installation identity
+        /// storage carries (after a restore from a backup older than it).
+        #[arg(long)]
+        adopt: bool,
+    },
     /// Copy every original and size from one backend to the other, checking
     /// each copy by SHA-256. Safe to interrupt and run again: objects
     /// already copied intact are skipped. Safe while the server runs; run it

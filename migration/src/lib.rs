@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20161001_000001_create_images;
 mod m20261126_000002_add_image_facts;
 mod m20261126_000003_create_variants;
+mod m20261127_000004_create_installation;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20161001_000001_create_images::Migration),
             Box::new(m20261126_000002_add_image_facts::Migration),
             Box::new(m20261126_000003_create_variants::Migration),
+            Box::new(m20261127_000004_create_installation::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! success, 1 runtime failure, 2 bad configuration or usage.
 
 mod config;
+mod doctor;
 mod healthcheck;
 mod migrate;
 mod storage;
@@ -126,6 +127,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             }
             Command::Variants(args) => variants::variants(loaded.config, args.action).await,
             Command::Storage(args) => storage::storage(loaded.config, args.action).await,
+            Command::Doctor => doctor::doctor(loaded.config).await,
             // Handled before the runtime starts.
             Command::Version(_) | Command::Config(_) | Command::Healthcheck(_) => Ok(()),
         }

@@ -6,13 +6,116 @@ use super::Failure;
 use crate::app::{self, Services};
 use crate::cli::{BackendArg, StorageAction};
 use crate::config::{Config, StorageBackend};
-use crate::service::transfer;
+use crate::service::{sweep, transfer};
 
 pub(super) async fn storage(config: Config, action: StorageAction) -> Result<(), Failure> {
     match action {
         StorageAction::Check => check(&config).await,
         StorageAction::Migrate { to, jobs } => migrate(config, to, usize::from(jobs)).await,
+        StorageAction::Fsck { repair, adopt } => fsck(config, repair, adopt).await,
     }
+}
+
+/// Storage against the database, and, with `--repair`, put right under the
+/// sweep's rules.
+async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> {
+    let services = Services::build(config).await?;
+    let (db, storage) = (services.db(), services.storage());
+    let identity = if adopt {
+        services.installation().adopt().await?
+    } else {
+        services.installation().check().await?
+    };
+    println!("{}", identity.describe());
+    let missing = sweep::missing(db, storage).await?;
+    let report = sweep::sweep(
+        db,
+        storage,
+        services.installation(),
+        services.sweep_rules(),
+        true,
+    )
+    .await?;
+    let trash = storage
+        .list_trash()
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    println!(
+        "{} image(s) in the database, {} object(s) in {}, {} in the trash",
+        report.rows,
+        report.stored,
+        storage.describe(),
+        trash.len()
+    );
+    for name in &missing.originals {
+        let hint = if missing.in_trash.contains(name) {
+            " (in the trash)"
+        } else {
+            ""
+        };
+        println!("missing original: {name}{hint}");
+    }
+    for name in &missing.sizes {
+        let hint = if missing.in_trash.contains(name) {
+            " (in the trash)"
+        } else {
+            ""
+        };
+        println!("missing size: {name}{hint}");
+    }
+    for name in &report.orphans {
+        println!("no row: {name}");
+    }
+    for name in &report.young {
+        println!(
+            "no row: {name} (younger than storage.sweep_min_age_seconds: perhaps an upload in progress; left alone)"
+        );
+    }
+    if let Some(why) = &report.refused {
+        println!("the sweep would not remove everything: {why}");
+    }
+    let problems = missing.originals.len() + missing.sizes.len() + report.orphans.len();
+    if !repair {
+        println!(
+            "{} problem(s){}",
+            problems,
+            if problems > 0 {
+                "; run again with --repair to put right what can be"
+            } else {
+                ""
+            }
+        );
+        return if problems == 0 && identity.agreed() {
+            Ok(())
+        } else {
+            Err(Failure::runtime("storage and database disagree"))
+        };
+    }
+    let (restored, requeued) = sweep::repair_missing(db, storage, &missing).await?;
+    let swept = sweep::sweep(
+        db,
+        storage,
+        services.installation(),
+        services.sweep_rules(),
+        false,
+    )
+    .await?;
+    println!(
+        "repaired: restored {restored} object(s) from the trash, re-queued the sizes of {requeued} image(s), moved {} orphan(s) to the trash",
+        swept.trashed
+    );
+    let lost: Vec<&String> = missing
+        .originals
+        .iter()
+        .filter(|n| !missing.in_trash.contains(*n))
+        .collect();
+    for name in &lost {
+        println!("cannot repair: {name} is gone (restore it from a backup)");
+    }
+    if !lost.is_empty() || swept.refused.is_some() || !identity.agreed() {
+        return Err(Failure::runtime("some problems remain"));
+    }
+    Ok(())
 }
 
 /// Only storage is needed: no database is touched.

@@ -13,6 +13,7 @@ mod validate;
 
 pub use load::{ConfigError, ConfigSource, Loaded, Override, Overrides, load, load_from, origin};
 pub use render::{mask_url, render_annotated};
+pub use validate::parse_cidr;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ pub struct Config {
     pub assets: AssetsConfig,
     pub metrics: MetricsConfig,
     pub cache: CacheConfig,
+    pub limits: LimitsConfig,
     pub log: LogConfig,
 }
 
@@ -57,6 +59,14 @@ pub struct ServerConfig {
     pub body_limit: ByteUnit,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_grace: u32,
+    /// Host names (with or without `:port`) this server answers for when
+    /// `public_url` is empty, so that a forged Host header never ends up in
+    /// the links it hands out. Empty: the loopback names and the listen
+    /// address.
+    pub allowed_hosts: Vec<String>,
+    /// Proxies (CIDRs such as `10.0.0.0/8`) whose `X-Forwarded-For`,
+    /// `-Host` and `-Proto` headers are believed. Empty: nobody's.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -67,7 +77,31 @@ impl Default for ServerConfig {
             public_url: String::new(),
             body_limit: ByteUnit::Mebibyte(1),
             shutdown_grace: 10,
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// The names Host may carry when `public_url` is empty: those
+    /// configured, or by default the loopback names and the listen address.
+    pub fn effective_allowed_hosts(&self) -> Vec<String> {
+        if !self.allowed_hosts.is_empty() {
+            return self.allowed_hosts.clone();
+        }
+        let mut hosts = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "[::1]".to_string(),
+        ];
+        if !self.address.is_unspecified() && !self.address.is_loopback() {
+            hosts.push(match self.address {
+                IpAddr::V4(a) => a.to_string(),
+                IpAddr::V6(a) => format!("[{a}]"),
+            });
+        }
+        hosts
     }
 }
 
@@ -107,6 +141,10 @@ pub struct StorageConfig {
     /// removes it: an upload or a resize writes its object just before it
     /// commits the row that claims it.
     pub sweep_min_age_seconds: u64,
+    /// Seconds between sweeps (the first runs at startup). 0: at startup only.
+    pub sweep_interval_seconds: u64,
+    /// Days a swept object waits in the trash before it is removed for good.
+    pub trash_days: u32,
     pub s3: S3Config,
 }
 
@@ -116,6 +154,8 @@ impl Default for StorageConfig {
             backend: StorageBackend::Local,
             uploads_dir: PathBuf::from("data/uploads"),
             sweep_min_age_seconds: 600,
+            sweep_interval_seconds: 3600,
+            trash_days: 7,
             s3: S3Config::default(),
         }
     }
@@ -240,6 +280,55 @@ impl Default for CacheConfig {
     }
 }
 
+/// What one request may cost the server, whoever sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Memory every decode in this process shares, uploads and resize jobs
+    /// alike: each reserves what its header says it will allocate first.
+    #[serde(serialize_with = "bytes_as_text")]
+    pub decode_memory: ByteUnit,
+    /// Seconds an upload waits for decode memory before it is refused as
+    /// busy (503 with Retry-After). Resize jobs wait as long as it takes.
+    pub decode_wait_seconds: u64,
+    /// Longest one decode may take, in seconds (fractions allowed).
+    pub decode_seconds: f64,
+    /// Most frames an animation may have.
+    pub max_frames: u32,
+    /// Most pixels all frames of an animation may decode to, together.
+    pub max_animation_pixels: u64,
+    /// Largest colour profile, once inflated.
+    #[serde(serialize_with = "bytes_as_text")]
+    pub max_icc_bytes: ByteUnit,
+    /// Memory all upload bodies being received may hold together; past it
+    /// an upload waits `decode_wait_seconds`, then is refused as busy.
+    #[serde(serialize_with = "bytes_as_text")]
+    pub upload_memory: ByteUnit,
+    /// Seconds an upload body may go without a byte before it is dropped
+    /// (408).
+    pub body_idle_seconds: u64,
+    /// Slowest average rate, in bytes per second, an upload body may
+    /// arrive at once `body_idle_seconds` have passed (408 below it).
+    #[serde(serialize_with = "bytes_as_text")]
+    pub body_min_rate: ByteUnit,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            decode_memory: ByteUnit::Mebibyte(512),
+            decode_wait_seconds: 2,
+            decode_seconds: 10.0,
+            max_frames: 1000,
+            max_animation_pixels: 500_000_000,
+            max_icc_bytes: ByteUnit::Mebibyte(4),
+            upload_memory: ByteUnit::Mebibyte(256),
+            body_idle_seconds: 15,
+            body_min_rate: ByteUnit::Kibibyte(8),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
@@ -294,7 +383,9 @@ impl Default for VariantsConfig {
             jpeg_quality: 82,
             workers: Workers::Auto,
             max_attempts: 3,
-            lease_seconds: 60,
+            // Short enough that a dead replica's job is taken over within
+            // about 20 s; heartbeats renew it every third of it.
+            lease_seconds: 15,
             poll_interval_ms: 1000,
             work_delay_ms: 0,
             write_delay_ms: 0,

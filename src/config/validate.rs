@@ -114,9 +114,60 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     if v.lease_seconds == 0 {
         errors.push("variants.lease_seconds: must be at least 1".into());
     }
+    for host in &config.server.allowed_hosts {
+        if host.trim().is_empty() || host.contains(['/', ' ', ',']) {
+            errors.push(format!(
+                "server.allowed_hosts: `{host}` is not a host name (write `kitteh.example` or `kitteh.example:4000`)"
+            ));
+        }
+    }
+    for cidr in &config.server.trusted_proxies {
+        if parse_cidr(cidr).is_none() {
+            errors.push(format!(
+                "server.trusted_proxies: `{cidr}` is not an address or CIDR such as 10.0.0.0/8"
+            ));
+        }
+    }
+    let l = &config.limits;
+    if l.decode_memory.as_u64() < 16 << 20 {
+        errors.push(format!(
+            "limits.decode_memory: at least 16MiB, found {}",
+            l.decode_memory
+        ));
+    }
+    if !(l.decode_seconds.is_finite() && (0.001..=86_400.0).contains(&l.decode_seconds)) {
+        errors.push(format!(
+            "limits.decode_seconds: between 0.001 and 86400, found {}",
+            l.decode_seconds
+        ));
+    }
+    if l.body_idle_seconds == 0 {
+        errors.push("limits.body_idle_seconds: at least 1".into());
+    }
+    if l.max_frames == 0 || l.max_animation_pixels == 0 || l.max_icc_bytes.as_u64() == 0 {
+        errors.push(
+            "limits: max_frames, max_animation_pixels and max_icc_bytes must be above 0".into(),
+        );
+    }
+    if l.upload_memory < config.uploads.max_bytes {
+        errors.push(format!(
+            "limits.upload_memory: {} is less than uploads.max_bytes ({}), so the largest upload could never be received",
+            l.upload_memory, config.uploads.max_bytes
+        ));
+    }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(ConfigError::Invalid(errors))
     }
+}
+
+/// An address (`10.1.2.3`) or a network (`10.0.0.0/8`, `fd00::/8`).
+pub fn parse_cidr(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }

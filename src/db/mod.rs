@@ -174,3 +174,78 @@ pub async fn apply_pending(
     }
     Ok(())
 }
+
+/// Whether a database error means the database cannot serve right now (it
+/// is unreachable, read-only, out of disk or shutting down) rather than
+/// that a statement was wrong: the first is a 503 to retry, the second a
+/// bug.
+pub fn is_unavailable(e: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    let sqlx = match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx.as_ref() {
+        sea_orm::sqlx::Error::Io(_)
+        | sea_orm::sqlx::Error::PoolTimedOut
+        | sea_orm::sqlx::Error::PoolClosed
+        | sea_orm::sqlx::Error::WorkerCrashed => true,
+        sea_orm::sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // SQLite primary result codes (an extended code keeps the
+            // primary one in its low byte): BUSY, READONLY, IOERR, CORRUPT,
+            // FULL, CANTOPEN.
+            if let Ok(n) = code.parse::<i32>() {
+                return matches!(n & 0xFF, 5 | 8 | 10 | 11 | 13 | 14);
+            }
+            // PostgreSQL: connection exceptions, insufficient resources,
+            // operator intervention, read-only transaction.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code == "25006"
+        }
+        _ => false,
+    }
+}
+
+/// Which file a SQLite database lives in: its path, and the device and
+/// inode it had when the server opened it. If the path later names another
+/// file (or none), writes would go to a file nobody will find again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteFile {
+    pub path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl SqliteFile {
+    /// The file behind `url`, as it is now; None for PostgreSQL or memory.
+    pub fn of(url: &str) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let path = sqlite_file(url)?;
+        let meta = std::fs::metadata(&path).ok()?;
+        Some(Self {
+            path,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// Whether the path still names the file opened.
+    pub fn still_there(&self) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(&self.path) {
+            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => Ok(()),
+            Ok(_) => Err(format!(
+                "the SQLite file {} was replaced after the server opened it",
+                self.path.display()
+            )),
+            Err(e) => Err(format!(
+                "the SQLite file {} is gone ({e})",
+                self.path.display()
+            )),
+        }
+    }
+}

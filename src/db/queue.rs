@@ -190,6 +190,36 @@ pub async fn settle<C: ConnectionTrait>(
     Ok(res.rows_affected == 1)
 }
 
+/// Hands a claimed job back without counting the attempt, for a worker
+/// stopped by a graceful shutdown: the job did not fail, and any worker
+/// may take it at once. False when the job is no longer ours.
+pub async fn release(db: &DatabaseConnection, claim: Claim) -> Result<bool, DbErr> {
+    let res = variant_jobs::Entity::update_many()
+        .col_expr(Column::State, state(JobState::Pending))
+        .col_expr(Column::Attempts, Expr::col(Column::Attempts).sub(1))
+        .col_expr(Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(Column::Id.eq(claim.job_id))
+        .filter(Column::State.eq(JobState::Running.as_str()))
+        .filter(Column::Attempts.eq(claim.attempt))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Ends every lease now, so that running jobs can be claimed at once. For
+/// SQLite at startup: only one server process uses the file, so a job
+/// still marked running was left by a process that is gone. The attempt
+/// stays counted (it may have crashed the process).
+pub async fn expire_all_leases(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    let res = variant_jobs::Entity::update_many()
+        .col_expr(Column::LeaseUntil, Expr::value(0i64))
+        .filter(Column::State.eq(JobState::Running.as_str()))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
 /// Queues (or re-queues, with fresh attempts) the job of one image.
 pub async fn enqueue<C: ConnectionTrait>(conn: &C, image_id: i64) -> Result<(), DbErr> {
     let now = Utc::now();

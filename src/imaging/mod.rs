@@ -1,20 +1,25 @@
-//! Turning untrusted bytes into a safe image: detect the format from magic
-//! bytes, check the declared size against the limits before any pixel is
-//! allocated, decode once in full to prove the file is sound, honour EXIF
-//! orientation, and remove personal metadata. Knows nothing of HTTP or the
+//! Turning untrusted bytes into a safe image, in two halves. `inspect` is
+//! cheap: detect the format from magic bytes, check the declared size and
+//! the animation against the limits, remove personal metadata (an
+//! allowlist), bound the colour profile, and reckon what decoding will
+//! cost, all before any pixel is allocated. `decode_checked` then decodes
+//! once in full to prove the file sound and honours EXIF orientation,
+//! giving up when its `Stop` says so. Knows nothing of HTTP or the
 //! database; callers run it off the async runtime.
 
+pub mod animation;
+pub mod guard;
 pub mod resize;
 pub mod strip;
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 
-use image::codecs::gif::GifDecoder;
+pub use guard::Stop;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::metadata::Orientation;
-use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
 use sha2::{Digest, Sha256};
 
 use strip::Container;
@@ -78,12 +83,43 @@ impl Format {
     }
 }
 
-/// Size limits, checked against the header before decoding.
+/// Size limits, checked against the header and the structure before
+/// decoding.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_width: u32,
     pub max_height: u32,
     pub max_pixels: u64,
+    pub max_frames: u32,
+    /// Pixels of all an animation's frames together.
+    pub max_animation_pixels: u64,
+    /// Bytes of a colour profile once inflated.
+    pub max_icc_bytes: u64,
+}
+
+impl Default for Limits {
+    /// The configuration's defaults.
+    fn default() -> Self {
+        Self {
+            max_width: 16_384,
+            max_height: 16_384,
+            max_pixels: 60_000_000,
+            max_frames: 1000,
+            max_animation_pixels: 500_000_000,
+            max_icc_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Milliseconds as seconds, without a fraction when there is none.
+pub fn seconds_text(millis: u64) -> String {
+    if millis.is_multiple_of(1000) {
+        (millis / 1000).to_string()
+    } else {
+        format!("{:.3}", millis as f64 / 1000.0)
+            .trim_end_matches('0')
+            .to_string()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +145,22 @@ pub enum ImagingError {
         pixels: u64,
         max_pixels: u64,
     },
+    #[error("the animation has {frames} frames; the limit is {max_frames}")]
+    TooManyFrames { frames: u32, max_frames: u32 },
+    #[error(
+        "the animation's frames add up to {pixels} pixels or more; the limit is {max_pixels} pixels"
+    )]
+    AnimationTooLarge { pixels: u64, max_pixels: u64 },
+    #[error("the colour profile inflates past {max_bytes} bytes, the limit")]
+    ProfileTooLarge { max_bytes: u64 },
+    #[error(
+        "decoding took longer than the limit of {} s (limits.decode_seconds)",
+        seconds_text(*millis)
+    )]
+    TimedOut { millis: u64 },
+    /// The client went away; nobody is waiting for the answer.
+    #[error("the upload was abandoned while it was being checked")]
+    Cancelled,
     #[error("the image is corrupt or truncated: {0}")]
     Corrupt(String),
 }
@@ -121,6 +173,11 @@ impl ImagingError {
             Self::Unsupported { .. } => "unsupported_format",
             Self::TooLarge { .. } => "dimensions_too_large",
             Self::TooManyPixels { .. } => "too_many_pixels",
+            Self::TooManyFrames { .. } => "too_many_frames",
+            Self::AnimationTooLarge { .. } => "animation_too_large",
+            Self::ProfileTooLarge { .. } => "profile_too_large",
+            Self::TimedOut { .. } => "decode_timeout",
+            Self::Cancelled => "cancelled",
             Self::Corrupt(_) => "corrupt_image",
         }
     }
@@ -258,54 +315,222 @@ fn corrupt(e: image::ImageError) -> ImagingError {
     ImagingError::Corrupt(e.to_string())
 }
 
-/// Validates and cleans an upload: the whole pipeline in one call.
-pub fn process(bytes: &[u8], limits: &Limits) -> Result<Processed, ImagingError> {
+/// What an upload is, learnt from its structure alone, and what decoding it
+/// will cost: enough to reserve memory before a single pixel is decoded.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    pub format: Format,
+    pub width: u32,
+    pub height: u32,
+    /// 1 for a still image.
+    pub frames: u32,
+    /// Bytes the decode will allocate at most (see `decode_cost`).
+    pub cost: u64,
+    /// The EXIF orientation of the original, read before stripping it.
+    orientation: Orientation,
+    /// The file with its metadata removed: what is decoded and stored.
+    cleaned: Vec<u8>,
+}
+
+/// Refuses a colour profile that inflates past `limits.max_icc_bytes`,
+/// before any decoder inflates it (PNG's `iCCP` is zlib-compressed, and a
+/// 1 MB chunk can hold a gigabyte of zeros).
+fn check_png_profile(cleaned: &[u8], limits: &Limits) -> Result<(), ImagingError> {
+    let Some(data) = strip::chunk_payloads(Container::Png, cleaned, *b"iCCP")
+        .into_iter()
+        .next()
+    else {
+        return Ok(());
+    };
+    // Profile name, a NUL, the compression method, then the zlib stream.
+    let Some(name_end) = data.iter().position(|&b| b == 0) else {
+        return Err(ImagingError::Corrupt(
+            "PNG iCCP chunk without a name".into(),
+        ));
+    };
+    let stream = data.get(name_end + 2..).unwrap_or_default();
+    let mut inflated = flate2::read::ZlibDecoder::new(stream).take(limits.max_icc_bytes + 1);
+    let mut sink = std::io::sink();
+    let len = std::io::copy(&mut inflated, &mut sink)
+        .map_err(|e| ImagingError::Corrupt(format!("PNG iCCP chunk: {e}")))?;
+    if len > limits.max_icc_bytes {
+        return Err(ImagingError::ProfileTooLarge {
+            max_bytes: limits.max_icc_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Frames (and pixels across them) of an animated PNG or WebP, from their
+/// chunks; a still image is one frame.
+fn frames_of(container: Container, cleaned: &[u8], limits: &Limits) -> Result<u32, ImagingError> {
+    let frames = match container {
+        Container::Png => strip::chunk_payloads(container, cleaned, *b"acTL")
+            .first()
+            .and_then(|d| d.get(..4))
+            .map_or(1, |n| u32::from_be_bytes([n[0], n[1], n[2], n[3]]).max(1)),
+        Container::WebP => {
+            let frames = strip::chunk_payloads(container, cleaned, *b"ANMF");
+            let mut cost = animation::Cost {
+                frames: 0,
+                pixels: 0,
+                largest_frame: 0,
+            };
+            for frame in &frames {
+                // Width and height minus one, 24-bit little-endian, at 6 and 9.
+                let dim = |at: usize| {
+                    frame.get(at..at + 3).map_or(0, |b| {
+                        u64::from(b[0]) | u64::from(b[1]) << 8 | u64::from(b[2]) << 16
+                    }) + 1
+                };
+                cost.frames += 1;
+                cost.pixels = cost.pixels.saturating_add(dim(6).saturating_mul(dim(9)));
+            }
+            animation::check(&cost, limits)?;
+            u32::try_from(frames.len()).unwrap_or(u32::MAX).max(1)
+        }
+        Container::Jpeg | Container::Gif => 1,
+    };
+    animation::check(
+        &animation::Cost {
+            frames,
+            pixels: 0,
+            largest_frame: 0,
+        },
+        limits,
+    )?;
+    Ok(frames)
+}
+
+/// Bytes a decode of `cleaned` allocates at most: the decoder's output
+/// buffer for its real output type (bit depth and channels included), what
+/// the decoder keeps beside it (JPEG's coefficient planes, WebP's YUV
+/// planes), and the rotated copy and re-encode when the image must be
+/// turned upright.
+fn decode_cost(
+    format: Format,
+    cleaned: &[u8],
+    limits: &Limits,
+    orientation: Orientation,
+    largest_gif_frame: u64,
+) -> Result<u64, ImagingError> {
+    const SLACK: u64 = 1 << 20;
+    if format == Format::Gif {
+        // Indexed frames, one byte per pixel, one frame at a time.
+        return Ok(largest_gif_frame.saturating_add(SLACK));
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(cleaned), format.image_format());
+    reader.limits(decoder_limits(limits));
+    let decoder = reader.into_decoder().map_err(corrupt)?;
+    let output = decoder.total_bytes();
+    let beside = match format {
+        Format::Jpeg => output.saturating_mul(2),
+        Format::WebP => output,
+        Format::Png | Format::Gif => 0,
+    };
+    let turning = if orientation == Orientation::NoTransforms {
+        0
+    } else {
+        output.saturating_mul(2)
+    };
+    Ok(output
+        .saturating_add(beside)
+        .saturating_add(turning)
+        .saturating_add(SLACK))
+}
+
+/// The cheap half of an upload's check: format, header, limits, metadata
+/// removed, animations counted, and the cost of decoding reckoned. Decodes
+/// no pixel and allocates little beyond the cleaned copy.
+pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspection, ImagingError> {
     let format = sniff(bytes)?;
-    let (width, height) = dimensions(format, bytes)?;
+    let container = format.container();
+    // Read before stripping, which removes it.
+    let orientation = strip::exif_orientation(container, bytes)
+        .and_then(|o| u8::try_from(o).ok())
+        .and_then(Orientation::from_exif)
+        .unwrap_or(Orientation::NoTransforms);
+    // Stripped before any decoder reads the header, so that chunks about
+    // to be dropped are never inflated or parsed; the PNG decoder inflates
+    // a colour profile while reading the header, so its size is checked
+    // with a small cap first.
+    let cleaned =
+        strip::strip(container, bytes).map_err(|e| ImagingError::Corrupt(e.to_string()))?;
+    if format == Format::Png {
+        check_png_profile(&cleaned, limits)?;
+    }
+    let (width, height) = dimensions(format, &cleaned)?;
     check_limits(width, height, limits)?;
     if format == Format::Jpeg && !jpeg_is_complete(bytes) {
         return Err(ImagingError::Corrupt(
             "the JPEG has no end-of-image marker (the file was cut short)".into(),
         ));
     }
-
-    if format == Format::Gif {
-        verify_gif(bytes, limits)?;
-    } else {
-        let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
-        reader.limits(decoder_limits(limits));
-        let mut decoder = reader.into_decoder().map_err(corrupt)?;
-        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-        let icc = decoder.icc_profile().ok().flatten();
-        let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
-        if orientation != Orientation::NoTransforms {
-            // Rotating needs the pixels: re-encode, this once.
-            image.apply_orientation(orientation);
-            let bytes = encode(&image, format, icc.as_deref())?;
-            return Ok(finish(format, bytes, image.width(), image.height()));
+    let mut largest_gif_frame = 0;
+    let frames = match format {
+        Format::Gif => {
+            let cost = animation::gif_cost(&cleaned, limits)?;
+            largest_gif_frame = cost.largest_frame;
+            cost.frames
         }
-    }
+        Format::Png | Format::WebP | Format::Jpeg => frames_of(container, &cleaned, limits)?,
+    };
+    let cost = decode_cost(format, &cleaned, limits, orientation, largest_gif_frame)?;
+    Ok(Inspection {
+        format,
+        width,
+        height,
+        frames,
+        cost,
+        orientation,
+        cleaned,
+    })
+}
 
-    let cleaned = strip::strip(format.container(), bytes)
-        .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
+/// The expensive half: decodes the cleaned file in full (every GIF frame)
+/// to prove it sound, turns it upright if its EXIF said so, and returns
+/// what to store. Gives up when `stop` says so.
+pub fn decode_checked(
+    inspection: Inspection,
+    limits: &Limits,
+    stop: &Stop,
+) -> Result<Processed, ImagingError> {
+    let Inspection {
+        format,
+        width,
+        height,
+        orientation,
+        cleaned,
+        ..
+    } = inspection;
+    stop.check()?;
+    if format == Format::Gif {
+        animation::verify_gif(&cleaned, limits, stop)?;
+        return Ok(finish(format, cleaned, width, height));
+    }
+    let input = guard::Interruptible::new(Cursor::new(cleaned.as_slice()), stop.clone());
+    let mut reader = ImageReader::with_format(input, format.image_format());
+    reader.limits(decoder_limits(limits));
+    let failed = |e: image::ImageError| stop.check().err().unwrap_or_else(|| corrupt(e));
+    let mut decoder = reader.into_decoder().map_err(failed)?;
+    let icc = decoder.icc_profile().ok().flatten();
+    let mut image = DynamicImage::from_decoder(decoder).map_err(failed)?;
+    stop.check()?;
+    if orientation != Orientation::NoTransforms {
+        // Rotating needs the pixels: re-encode, this once.
+        image.apply_orientation(orientation);
+        drop(cleaned);
+        let bytes = encode(&image, format, icc.as_deref())?;
+        return Ok(finish(format, bytes, image.width(), image.height()));
+    }
     Ok(finish(format, cleaned, width, height))
 }
 
-/// Decodes every frame of a GIF, one at a time, to prove the file is sound.
-fn verify_gif(bytes: &[u8], limits: &Limits) -> Result<(), ImagingError> {
-    let mut decoder = GifDecoder::new(Cursor::new(bytes)).map_err(corrupt)?;
-    decoder
-        .set_limits(decoder_limits(limits))
-        .map_err(corrupt)?;
-    let mut frames = 0usize;
-    for frame in decoder.into_frames() {
-        frame.map_err(corrupt)?;
-        frames += 1;
-    }
-    if frames == 0 {
-        return Err(ImagingError::Corrupt("the GIF has no frames".into()));
-    }
-    Ok(())
+/// Validates and cleans an upload: the whole pipeline in one call, with no
+/// budget and no stop (benchmarks and tests).
+pub fn process(bytes: &[u8], limits: &Limits) -> Result<Processed, ImagingError> {
+    let inspection = inspect(bytes, limits)?;
+    decode_checked(inspection, limits, &Stop::never())
 }
 
 /// Encodes pixels in the given format, keeping the ICC profile.

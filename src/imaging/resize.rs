@@ -279,6 +279,60 @@ fn decode_general(
     Ok((Pixels::from_dynamic(image), icc))
 }
 
+/// Bytes making the sizes of a stored original allocates at most: the
+/// decode (a JPEG at the DCT scale `decode` will pick, anything else at
+/// full size in the decoder's own output type, a GIF's first frame painted
+/// on its logical screen), the conversion to 8-bit RGB(A), and the sizes
+/// themselves. Reads headers only.
+pub fn decode_cost(
+    original: &[u8],
+    format: Format,
+    sizes: &[SizeSpec],
+    limits: &Limits,
+) -> Result<u64, ImagingError> {
+    const SLACK: u64 = 4 << 20;
+    let (w, h) = super::dimensions(format, original)?;
+    super::check_limits(w, h, limits)?;
+    let largest = sizes.iter().map(|s| s.width).max().unwrap_or(1);
+    let (tw, th) = target_size(w, h, largest);
+    let made: u64 = sizes
+        .iter()
+        .map(|s| {
+            let (sw, sh) = target_size(w, h, s.width);
+            u64::from(sw) * u64::from(sh) * 4 * 2
+        })
+        .sum();
+    if format == Format::Jpeg {
+        // The largest of 1/8, 1/4, 1/2, 1/1 that still covers the largest size.
+        let scale = [8u32, 4, 2, 1]
+            .into_iter()
+            .find(|s| w.div_ceil(*s) >= tw && h.div_ceil(*s) >= th)
+            .unwrap_or(1);
+        let mut header = jpeg_decoder::Decoder::new(Cursor::new(original));
+        header
+            .read_info()
+            .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
+        let scaled = matches!(
+            header.info().map(|i| i.pixel_format),
+            Some(jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8)
+        );
+        let decode = if scaled {
+            // Three bytes a pixel out, the decoder's planes beside them.
+            u64::from(w.div_ceil(scale)) * u64::from(h.div_ceil(scale)) * 3 * 2
+        } else {
+            // CMYK and 16-bit JPEGs take the general decoder, at full size.
+            u64::from(w) * u64::from(h) * 8 * 2
+        };
+        return Ok(decode + made + SLACK);
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(original), format.image_format());
+    reader.limits(super::decoder_limits(limits));
+    let decoder = reader.into_decoder().map_err(super::corrupt)?;
+    let output = decoder.total_bytes();
+    let rgba = u64::from(w) * u64::from(h) * 4;
+    Ok(output + rgba + made + SLACK)
+}
+
 /// Makes every size of a stored original, largest first, each resized from
 /// the previous one. Sizes wider than the original keep its width.
 pub fn render(

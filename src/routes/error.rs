@@ -51,6 +51,19 @@ impl Problem {
         self
     }
 
+    /// A request for a host this server does not answer for.
+    pub fn bad_host(host: &str) -> Self {
+        let host: String = host.chars().take(100).collect();
+        Self::new(
+            Status::BadRequest,
+            "unknown_host",
+            format!(
+                "this server does not answer for the host {host:?}: set server.public_url to the \
+                 address people use (or add the name to server.allowed_hosts)"
+            ),
+        )
+    }
+
     /// What a request that no route answered gets, by its status.
     fn for_status(status: Status, path: &str) -> Self {
         let message = match status.code {
@@ -125,6 +138,14 @@ impl From<&Error> for Problem {
             Error::TooLarge { limit } => {
                 p(Status::PayloadTooLarge).detail("limit_bytes", limit.as_u64())
             }
+            Error::SlowBody(_) => p(Status::RequestTimeout),
+            Error::DecodeTooBig { needed, limit } => p(Status::UnprocessableEntity)
+                .detail("needed_bytes", *needed)
+                .detail("limit_bytes", *limit),
+            Error::Busy => Problem {
+                retry_after: Some(5),
+                ..p(Status::ServiceUnavailable)
+            },
             Error::Image(ImagingError::Empty) => p(Status::BadRequest),
             Error::Image(ImagingError::Unsupported { found }) => p(Status::UnsupportedMediaType)
                 .detail("found", *found)
@@ -154,6 +175,29 @@ impl From<&Error> for Problem {
                 .detail("height", *height)
                 .detail("pixels", *pixels)
                 .detail("max_pixels", *max_pixels),
+            Error::Image(ImagingError::TooManyFrames { frames, max_frames }) => {
+                p(Status::UnprocessableEntity)
+                    .detail("frames", *frames)
+                    .detail("max_frames", *max_frames)
+            }
+            Error::Image(ImagingError::AnimationTooLarge { pixels, max_pixels }) => {
+                p(Status::UnprocessableEntity)
+                    .detail("pixels", *pixels)
+                    .detail("max_pixels", *max_pixels)
+            }
+            Error::Image(ImagingError::ProfileTooLarge { max_bytes }) => {
+                p(Status::UnprocessableEntity).detail("limit_bytes", *max_bytes)
+            }
+            Error::Image(ImagingError::TimedOut { millis }) => {
+                let seconds: Value = if millis.is_multiple_of(1000) {
+                    (millis / 1000).into()
+                } else {
+                    (*millis as f64 / 1000.0).into()
+                };
+                p(Status::UnprocessableEntity).detail("limit_seconds", seconds)
+            }
+            // Nobody reads this answer: the client has gone.
+            Error::Image(ImagingError::Cancelled) => p(Status::RequestTimeout),
             Error::Image(ImagingError::Corrupt(_)) => p(Status::UnprocessableEntity),
             Error::NotFound(_) => p(Status::NotFound),
             Error::WrongDeleteToken => p(Status::Forbidden),
@@ -161,6 +205,20 @@ impl From<&Error> for Problem {
                 message:
                     "image storage is unavailable right now; nothing was stored, please try again"
                         .into(),
+                retry_after: Some(5),
+                cause: Some(e.chain()),
+                ..p(Status::ServiceUnavailable)
+            },
+            // An upload must never get a 201 that a restart would lose:
+            // the client may retry once the database takes writes again.
+            Error::DatabaseGone(_) => Problem {
+                message: "the database cannot take writes right now; nothing was stored, please try again".into(),
+                retry_after: Some(5),
+                cause: Some(e.chain()),
+                ..p(Status::ServiceUnavailable)
+            },
+            Error::Database(db) if crate::db::is_unavailable(db) => Problem {
+                message: "the database cannot take writes right now; nothing was stored, please try again".into(),
                 retry_after: Some(5),
                 cause: Some(e.chain()),
                 ..p(Status::ServiceUnavailable)

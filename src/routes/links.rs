@@ -6,6 +6,7 @@ use rocket::request::{FromRequest, Outcome, Request};
 
 use crate::config::Config;
 use crate::names::capitalise;
+use crate::routes::host::{HostPolicy, requested_host, requested_scheme};
 use crate::service::model::ImageInfo;
 
 /// The site's base URL, without a trailing slash.
@@ -23,16 +24,19 @@ impl<'r> FromRequest<'r> for BaseUrl {
             }
             _ => None,
         };
+        // Without a public URL the host comes from the request, which the
+        // host allowlist (routes::host) has already checked.
         let base = configured.unwrap_or_else(|| {
-            let host = req
-                .host()
-                .map(|h| h.to_string())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| match &config {
-                    Outcome::Success(c) => format!("{}:{}", c.server.address, c.server.port),
-                    _ => "localhost".into(),
-                });
-            format!("http://{host}")
+            let policy = req.rocket().state::<HostPolicy>();
+            let host =
+                policy
+                    .and_then(|p| requested_host(req, p))
+                    .unwrap_or_else(|| match &config {
+                        Outcome::Success(c) => format!("{}:{}", c.server.address, c.server.port),
+                        _ => "localhost".into(),
+                    });
+            let scheme = policy.map_or("http", |p| requested_scheme(req, p));
+            format!("{scheme}://{host}")
         });
         Outcome::Success(BaseUrl(base))
     }

@@ -7,6 +7,7 @@ pub mod assets;
 pub mod error;
 pub mod files;
 pub mod health;
+pub mod host;
 pub mod links;
 pub mod metrics;
 pub mod pages;

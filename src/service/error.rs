@@ -25,6 +25,17 @@ pub enum Error {
     /// The upload went past `uploads.max_bytes` while streaming in.
     #[error("the upload is larger than the limit of {limit}")]
     TooLarge { limit: ByteUnit },
+    /// The upload body stalled, or came slower than `limits.body_min_rate`.
+    #[error("{0}")]
+    SlowBody(String),
+    /// Decoding this image needs more memory than the whole decode budget.
+    #[error(
+        "decoding this image needs {needed} bytes of memory; the limit (limits.decode_memory) is {limit} bytes"
+    )]
+    DecodeTooBig { needed: u64, limit: u64 },
+    /// Every byte of decode or upload memory is in use by other requests.
+    #[error("the server is busy with other uploads; try again in a few seconds")]
+    Busy,
     /// The bytes are not an image we accept, or not a sound one.
     #[error(transparent)]
     Image(#[from] ImagingError),
@@ -48,6 +59,10 @@ pub enum Error {
     },
     #[error("database error")]
     Database(#[from] DbErr),
+    /// The SQLite file the server opened is no longer at its path: writes
+    /// would be lost at the next restart.
+    #[error("{0}")]
+    DatabaseGone(String),
     /// Every name drawn was taken: with 4.6 × 10^10 names, a sign that
     /// something else is wrong.
     #[error("no free name after {0} attempts")]
@@ -55,6 +70,17 @@ pub enum Error {
     /// A blocking task (decoding, resizing) could not be run or was lost.
     #[error("a background task failed")]
     Task(#[source] tokio::task::JoinError),
+}
+
+impl From<crate::service::budget::BudgetError> for Error {
+    fn from(e: crate::service::budget::BudgetError) -> Self {
+        match e {
+            crate::service::budget::BudgetError::TooBig { needed, limit } => {
+                Self::DecodeTooBig { needed, limit }
+            }
+            crate::service::budget::BudgetError::Busy { .. } => Self::Busy,
+        }
+    }
 }
 
 impl Error {
@@ -65,10 +91,15 @@ impl Error {
             Self::MissingFile => "missing_file",
             Self::BadForm(_) => "bad_form",
             Self::TooLarge { .. } => "too_large",
+            Self::SlowBody(_) => "body_timeout",
+            Self::DecodeTooBig { .. } => "too_much_memory",
+            Self::Busy => "busy",
             Self::Image(e) => e.code(),
             Self::NotFound(_) => "not_found",
             Self::WrongDeleteToken => "forbidden",
             Self::StorageUnavailable(_) => "storage_unavailable",
+            Self::Database(e) if crate::db::is_unavailable(e) => "database_unavailable",
+            Self::DatabaseGone(_) => "database_unavailable",
             Self::ObjectMissing { .. }
             | Self::Database(_)
             | Self::NoFreeName(_)

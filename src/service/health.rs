@@ -1,15 +1,16 @@
 //! Whether this process can do its job (`/readyz`), and the gauges that
 //! live in the database (`/metrics`), read at the time they are asked for.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 
-use crate::db;
+use crate::db::{self, SqliteFile};
 use crate::metrics::{Metrics, StateLabels};
 use crate::service::cache::ImageCache;
 use crate::service::error::Result;
+use crate::service::installation::{Identity, Installation};
 use crate::service::sizes::Sizes;
 use crate::storage::Storage;
 
@@ -54,6 +55,11 @@ pub struct Health {
     cache: Arc<ImageCache>,
     sizes: Arc<Sizes>,
     metrics: Arc<Metrics>,
+    installation: Arc<Installation>,
+    db_file: Option<SqliteFile>,
+    /// The checks that failed last time, so that each change is logged
+    /// once rather than at every probe.
+    last_failed: Mutex<Vec<&'static str>>,
 }
 
 impl Health {
@@ -63,6 +69,8 @@ impl Health {
         cache: Arc<ImageCache>,
         sizes: Arc<Sizes>,
         metrics: Arc<Metrics>,
+        installation: Arc<Installation>,
+        db_file: Option<SqliteFile>,
     ) -> Self {
         Self {
             db,
@@ -70,28 +78,88 @@ impl Health {
             cache,
             sizes,
             metrics,
+            installation,
+            db_file,
+            last_failed: Mutex::new(Vec::new()),
         }
     }
 
-    /// Every check, in order: the database answers, its schema is the one
-    /// this build expects, deletions elsewhere reach this cache (PostgreSQL),
-    /// and storage takes a write, a read and a delete.
-    pub async fn readiness(&self) -> Vec<Check> {
-        let mut checks = Vec::new();
-        let database = match self.db.ping().await {
-            Ok(()) => Check::pass("database"),
-            Err(e) => Check::fail("database", e.to_string()),
+    /// The database answers and (SQLite) its file is still the one opened;
+    /// then, when the schema is the expected one, it takes a write: a
+    /// database that cannot keep what it is given must not take uploads.
+    /// The write goes to a table of this schema, so with the schema wrong
+    /// only the schema check fails.
+    async fn database_and_schema(&self) -> (Check, Option<Check>) {
+        if let Err(e) = self.db.ping().await {
+            return (Check::fail("database", e.to_string()), None);
+        }
+        if let Some(file) = &self.db_file
+            && let Err(why) = file.still_there()
+        {
+            return (Check::fail("database", why), None);
+        }
+        let schema = match db::schema_state(&self.db).await {
+            Ok(state) if state.is_current() => {
+                Check::pass("schema").with("migration", state.latest_applied())
+            }
+            Ok(state) => Check::fail("schema", state.stale_message()),
+            Err(e) => Check::fail("schema", e.to_string()),
         };
-        let db_ok = database.ok;
+        if !schema.ok {
+            return (Check::pass("database"), Some(schema));
+        }
+        let database = match self.installation.touch().await {
+            Ok(()) => Check::pass("database"),
+            Err(e) => Check::fail("database", format!("cannot write: {e}")),
+        };
+        (database, Some(schema))
+    }
+
+    /// Every check, in order, with what each found: the database answers
+    /// and takes writes, its schema is the one this build expects, it and
+    /// storage belong to the same installation, deletions elsewhere reach
+    /// this cache (PostgreSQL), and storage takes a write, a read and a
+    /// delete. Failures are logged (once per change) with their details;
+    /// `/readyz` shows only names.
+    pub async fn readiness(&self) -> Vec<Check> {
+        let checks = self.run_checks().await;
+        let failed: Vec<&'static str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+        if let Ok(mut last) = self.last_failed.lock()
+            && *last != failed
+        {
+            for check in checks.iter().filter(|c| !c.ok) {
+                let details: Vec<String> = check
+                    .facts
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect();
+                tracing::warn!(check = check.name, "not ready: {}", details.join("; "));
+            }
+            if failed.is_empty() && !last.is_empty() {
+                tracing::info!("ready again");
+            }
+            *last = failed;
+        }
+        checks
+    }
+
+    async fn run_checks(&self) -> Vec<Check> {
+        let mut checks = Vec::new();
+        let (database, schema) = self.database_and_schema().await;
         checks.push(database);
-        if db_ok {
-            checks.push(match db::schema_state(&self.db).await {
-                Ok(state) if state.is_current() => {
-                    Check::pass("schema").with("migration", state.latest_applied())
-                }
-                Ok(state) => Check::fail("schema", state.stale_message()),
-                Err(e) => Check::fail("schema", e.to_string()),
-            });
+        checks.extend(schema);
+        // Not known yet (storage was down at startup, say): look now. If
+        // that fails too, the database or storage check says why.
+        let identity = match self.installation.identity() {
+            Identity::Unknown => self.installation.check().await.ok(),
+            known => Some(known),
+        };
+        match identity {
+            Some(identity) if identity.agreed() => {
+                checks.push(Check::pass("installation").with("identity", identity.describe()));
+            }
+            Some(identity) => checks.push(Check::fail("installation", identity.describe())),
+            None => {}
         }
         // A replica that cannot hear deletions made elsewhere could serve a
         // deleted image until its cache expires; it is ready once it listens.

@@ -15,10 +15,11 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::db::entities::{images, variants};
-use crate::db::queue;
-use crate::imaging::{self, Limits, Processed};
+use crate::db::{SqliteFile, queue};
+use crate::imaging::{self, Processed, Stop};
 use crate::metrics::Metrics;
 use crate::names::{DEFAULT_TYPE, NameGenerator, capitalise};
+use crate::service::budget::Decoding;
 use crate::service::cache::{ImageCache, Resolved};
 use crate::service::error::{Error, Result};
 use crate::service::model::{ImageInfo, SizeInfo, StoredObject};
@@ -36,19 +37,21 @@ const NAME_ATTEMPTS: usize = 16;
 pub struct Images {
     db: DatabaseConnection,
     storage: Storage,
-    limits: Limits,
+    decoding: Decoding,
     sizes: Arc<Sizes>,
     cache: Arc<ImageCache>,
     metrics: Arc<Metrics>,
     names: NameGenerator,
-    /// Bounds how many images are decoded at once, and so peak memory.
+    /// Bounds how many images are decoded at once, one per core.
     decoders: Semaphore,
+    /// The SQLite file opened at startup, checked before every upload.
+    db_file: Option<SqliteFile>,
 }
 
 /// An upload as it arrived: the file's bytes and the name the client gave.
 #[derive(Debug, Clone)]
 pub struct NewUpload {
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
     pub file_name: Option<String>,
 }
 
@@ -88,7 +91,7 @@ impl Images {
     pub fn new(
         db: DatabaseConnection,
         storage: Storage,
-        limits: Limits,
+        decoding: Decoding,
         sizes: Arc<Sizes>,
         cache: Arc<ImageCache>,
         metrics: Arc<Metrics>,
@@ -96,7 +99,7 @@ impl Images {
         Self::with_names(
             db,
             storage,
-            limits,
+            decoding,
             sizes,
             cache,
             metrics,
@@ -108,7 +111,7 @@ impl Images {
     pub fn with_names(
         db: DatabaseConnection,
         storage: Storage,
-        limits: Limits,
+        decoding: Decoding,
         sizes: Arc<Sizes>,
         cache: Arc<ImageCache>,
         metrics: Arc<Metrics>,
@@ -118,13 +121,35 @@ impl Images {
         Self {
             db,
             storage,
-            limits,
+            decoding,
             sizes,
             cache,
             metrics,
             names,
             decoders: Semaphore::new(cpus),
+            db_file: None,
         }
+    }
+
+    /// Refuses uploads once `file` (the SQLite database opened at startup)
+    /// is no longer at its path: a 201 whose row lives in a deleted file
+    /// would be lost at the next restart.
+    pub fn watch_db_file(mut self, file: Option<SqliteFile>) -> Self {
+        self.db_file = file;
+        self
+    }
+
+    /// Reserves `bytes` of the memory upload bodies share, for a body about
+    /// to be received whole; waits briefly, then refuses as busy.
+    pub async fn reserve_upload_memory(
+        &self,
+        bytes: u64,
+    ) -> Result<crate::service::budget::Reservation> {
+        self.decoding
+            .upload_memory
+            .reserve_for_upload(bytes)
+            .await
+            .map_err(|_| Error::Busy)
     }
 
     /// Counts an upload refused before it reached `upload` (a malformed
@@ -153,7 +178,9 @@ impl Images {
     /// The same holds on both backends, so no backend needs a conditional
     /// write.
     async fn store(&self, upload: NewUpload) -> Result<Uploaded> {
+        self.check_db_file()?;
         let processed = self.process(upload.bytes).await?;
+        self.check_db_file()?;
         let original_name = clean_original_name(upload.file_name.as_deref());
         let delete_token = hex::encode(rand::random::<[u8; 24]>());
         let delete_token_hash = hash_token(&delete_token);
@@ -228,21 +255,36 @@ impl Images {
         Err(Error::NoFreeName(NAME_ATTEMPTS))
     }
 
-    /// Runs the imaging pipeline on a blocking thread, at most one per core.
-    /// A panic inside a decoder is caught here and refused as a bad image.
-    async fn process(&self, bytes: Vec<u8>) -> Result<Processed> {
+    fn check_db_file(&self) -> Result<()> {
+        match &self.db_file {
+            Some(file) => file.still_there().map_err(Error::DatabaseGone),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the imaging pipeline off the async runtime: the cheap
+    /// inspection first, then, once the decode's memory is reserved from
+    /// the shared budget and a core is free, the full decode. The decode
+    /// gives up when this future is dropped or `limits.decode_seconds`
+    /// pass. A panic inside a decoder is refused as a bad image.
+    async fn process(&self, bytes: bytes::Bytes) -> Result<Processed> {
+        let limits = self.decoding.limits;
+        let inspection = blocking(move || imaging::inspect(&bytes, &limits)).await?;
+        let reservation = self
+            .decoding
+            .budget
+            .reserve_for_upload(inspection.cost)
+            .await?;
         // The semaphore is never closed, so acquiring cannot fail; a
         // closed one would only mean running without the bound.
-        let _permit = self.decoders.acquire().await.ok();
-        let limits = self.limits;
-        match tokio::task::spawn_blocking(move || imaging::process(&bytes, &limits)).await {
-            Ok(result) => Ok(result?),
-            Err(e) if e.is_panic() => {
-                tracing::error!("image decoder panicked: {e}");
-                Err(imaging::ImagingError::Corrupt("the image could not be decoded".into()).into())
-            }
-            Err(e) => Err(Error::Task(e)),
-        }
+        let _core = self.decoders.acquire().await.ok();
+        let cancel = CancelOnDrop::default();
+        let stop = Stop::new(Arc::clone(&cancel.0), self.decoding.timeout);
+        blocking(move || {
+            let _memory = reservation;
+            imaging::decode_checked(inspection, &limits, &stop)
+        })
+        .await
     }
 
     async fn find(&self, token: &str) -> Result<Option<ImageInfo>> {
@@ -458,6 +500,30 @@ impl Images {
     }
 }
 
+/// Runs imaging work on the blocking pool; a panic in it is a bad image.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, imaging::ImagingError> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => Ok(result?),
+        Err(e) if e.is_panic() => {
+            tracing::error!("image decoder panicked: {e}");
+            Err(imaging::ImagingError::Corrupt("the image could not be decoded".into()).into())
+        }
+        Err(e) => Err(Error::Task(e)),
+    }
+}
+
+/// Tells a decode to stop when the upload waiting for it goes away.
+#[derive(Default)]
+struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Only a hash of each delete token is stored, so a leaked database cannot
 /// be used to delete images.
 pub fn hash_token(token: &str) -> String {
@@ -471,13 +537,15 @@ fn token_matches(presented: &str, stored_hash: &str) -> bool {
 }
 
 /// A client's file name as display text only: no path, no control
-/// characters, bounded length.
+/// characters, no format characters (right-to-left overrides and
+/// zero-width joiners make `gnp.exe` read as `exe.png`), bounded length.
 pub fn clean_original_name(raw: Option<&str>) -> String {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     let raw = raw.unwrap_or_default();
     let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = base
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && c.general_category() != GeneralCategory::Format)
         .take(MAX_ORIGINAL_NAME)
         .collect();
     let cleaned = cleaned.trim().to_string();
@@ -500,6 +568,11 @@ mod tests {
             "cat.jpg"
         );
         assert_eq!(clean_original_name(Some("ca\u{0}t\r\n.png")), "cat.png");
+        // Right-to-left override, zero-width space and joiner, BOM, soft hyphen.
+        assert_eq!(
+            clean_original_name(Some("photo\u{202E}gnp.exe\u{200B}\u{200D}\u{FEFF}\u{AD}")),
+            "photognp.exe"
+        );
         assert_eq!(clean_original_name(Some("..")), "upload");
         assert_eq!(clean_original_name(None), "upload");
         assert_eq!(

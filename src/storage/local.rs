@@ -9,10 +9,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Entry, Store, check_name, probe_name};
+use super::{Entry, Store, check_name, parse_trashed, probe_name, trashed_name};
 
 /// Prefix of files being written; never served, swept like orphans.
 const TEMP_PREFIX: &str = ".tmp-";
+
+/// The trash: a folder inside the uploads folder, so that moving a file
+/// there is a rename on the same file system.
+const TRASH: &str = ".trash";
+
+/// Which installation the folder belongs to.
+const MARKER: &str = ".kitteh-installation";
 
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -92,7 +99,7 @@ impl LocalStore {
                 continue;
             };
             let meta = entry.metadata()?;
-            if meta.is_file() {
+            if meta.is_file() && name != MARKER {
                 entries.push(Entry {
                     name,
                     size: meta.len(),
@@ -101,6 +108,77 @@ impl LocalStore {
             }
         }
         Ok(entries)
+    }
+
+    fn trash_dir(&self) -> PathBuf {
+        self.root.join(TRASH)
+    }
+
+    fn trash_blocking(&self, name: &str) -> io::Result<()> {
+        let from = self.path_of(name)?;
+        let dir = self.trash_dir();
+        fs::create_dir_all(&dir)?;
+        fs::rename(
+            &from,
+            dir.join(trashed_name(name, std::time::SystemTime::now())),
+        )?;
+        sync_dir(&self.root)?;
+        sync_dir(&dir)
+    }
+
+    fn trash_entries(&self) -> io::Result<Vec<(String, Entry)>> {
+        let entries = match fs::read_dir(self.trash_dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let Ok(file) = entry.file_name().into_string() else {
+                continue;
+            };
+            let meta = entry.metadata()?;
+            if let (true, Some((name, at))) = (meta.is_file(), parse_trashed(&file)) {
+                out.push((
+                    file,
+                    Entry {
+                        name,
+                        size: meta.len(),
+                        modified: Some(at),
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    fn restore_blocking(&self, name: &str) -> io::Result<()> {
+        let target = self.path_of(name)?;
+        let newest = self
+            .trash_entries()?
+            .into_iter()
+            .filter(|(_, e)| e.name == name)
+            .max_by_key(|(_, e)| e.modified);
+        let Some((file, _)) = newest else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{name} is not in the trash"),
+            ));
+        };
+        fs::rename(self.trash_dir().join(file), target)?;
+        sync_dir(&self.root)
+    }
+
+    fn empty_trash_blocking(&self, cutoff: std::time::SystemTime) -> io::Result<usize> {
+        let mut removed = 0;
+        for (file, entry) in self.trash_entries()? {
+            if entry.modified.is_some_and(|at| at < cutoff) {
+                fs::remove_file(self.trash_dir().join(file))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Runs filesystem work on the blocking pool, off the async workers.
@@ -154,6 +232,44 @@ impl Store for LocalStore {
         self.blocking(|s| s.list_blocking()).await
     }
 
+    async fn trash(&self, name: &str) -> io::Result<()> {
+        let name = name.to_string();
+        self.blocking(move |s| s.trash_blocking(&name)).await
+    }
+
+    async fn list_trash(&self) -> io::Result<Vec<Entry>> {
+        self.blocking(|s| Ok(s.trash_entries()?.into_iter().map(|(_, e)| e).collect()))
+            .await
+    }
+
+    async fn restore(&self, name: &str) -> io::Result<()> {
+        let name = name.to_string();
+        self.blocking(move |s| s.restore_blocking(&name)).await
+    }
+
+    async fn empty_trash(&self, cutoff: std::time::SystemTime) -> io::Result<usize> {
+        self.blocking(move |s| s.empty_trash_blocking(cutoff)).await
+    }
+
+    async fn read_marker(&self) -> io::Result<Option<String>> {
+        self.blocking(|s| match fs::read_to_string(s.root.join(MARKER)) {
+            Ok(text) => Ok(Some(text.trim().to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+    }
+
+    async fn write_marker(&self, id: &str) -> io::Result<()> {
+        let id = id.to_string();
+        self.blocking(move |s| {
+            let staged = s.stage(id.as_bytes())?;
+            fs::rename(&staged.path, s.root.join(MARKER))?;
+            sync_dir(&s.root)
+        })
+        .await
+    }
+
     async fn check_writable(&self) -> io::Result<()> {
         self.blocking(|s| {
             let name = probe_name();
@@ -204,6 +320,32 @@ mod tests {
         assert_eq!(names, vec!["a.png".to_string()]);
         store.check_writable().await.unwrap();
         assert_eq!(store.list().await.unwrap().len(), 1, "the probe is removed");
+    }
+
+    #[tokio::test]
+    async fn trashed_files_leave_the_listing_come_back_on_restore_and_go_for_good_when_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        store
+            .put("a.png", Bytes::from_static(b"a"), "image/png")
+            .await
+            .unwrap();
+        store.trash("a.png").await.unwrap();
+        assert!(store.list().await.unwrap().is_empty());
+        let trashed = store.list_trash().await.unwrap();
+        assert_eq!(trashed.len(), 1);
+        assert_eq!(trashed[0].name, "a.png");
+        store.restore("a.png").await.unwrap();
+        assert_eq!(store.get("a.png").await.unwrap().as_ref(), b"a");
+        assert!(store.list_trash().await.unwrap().is_empty());
+
+        store.trash("a.png").await.unwrap();
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        assert_eq!(store.empty_trash(past).await.unwrap(), 0, "too young");
+        let future = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        assert_eq!(store.empty_trash(future).await.unwrap(), 1);
+        assert!(store.list_trash().await.unwrap().is_empty());
+        assert!(store.restore("a.png").await.is_err());
     }
 
     #[tokio::test]

@@ -51,8 +51,31 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Removes an object; one already gone is not an error.
     async fn delete(&self, name: &str) -> io::Result<()>;
 
-    /// Every object, including leftovers of interrupted writes.
+    /// Every object, including leftovers of interrupted writes, but not
+    /// what is in the trash.
     async fn list(&self) -> io::Result<Vec<Entry>>;
+
+    /// Moves an object into the trash, named so as to record when; it is
+    /// no longer listed or served, and can be restored until
+    /// `empty_trash` removes it.
+    async fn trash(&self, name: &str) -> io::Result<()>;
+
+    /// What is in the trash: each object's own name and when it was
+    /// trashed (as `modified`).
+    async fn list_trash(&self) -> io::Result<Vec<Entry>>;
+
+    /// Moves a trashed object back under its own name.
+    async fn restore(&self, name: &str) -> io::Result<()>;
+
+    /// Removes for good what was trashed before `cutoff`. Returns how many.
+    async fn empty_trash(&self, cutoff: SystemTime) -> io::Result<usize>;
+
+    /// The installation identity this storage carries, if any. Kept beside
+    /// the objects, never listed among them.
+    async fn read_marker(&self) -> io::Result<Option<String>>;
+
+    /// Records the installation identity this storage belongs to.
+    async fn write_marker(&self, id: &str) -> io::Result<()>;
 
     /// Proves the backend accepts writes: writes, reads back and removes a
     /// probe object.
@@ -116,6 +139,27 @@ pub fn check_name(name: &str) -> io::Result<()> {
     }
 }
 
+/// The name of a trashed object: when, then its own name
+/// (`1764000000-sublimedandelionbengal.jpg`), so that the trash lists its
+/// own age whatever the backend keeps as a modification time.
+fn trashed_name(name: &str, at: SystemTime) -> String {
+    let secs = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{secs}-{name}")
+}
+
+/// The object's own name and when it was trashed, from a trashed name.
+fn parse_trashed(trashed: &str) -> Option<(String, SystemTime)> {
+    let (secs, name) = trashed.split_once('-')?;
+    let secs: u64 = secs.parse().ok()?;
+    check_name(name).ok()?;
+    Some((
+        name.to_string(),
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+    ))
+}
+
 /// Name of a readiness probe object: random, so replicas probing at the
 /// same moment never collide, and swept like any orphan if left behind.
 fn probe_name() -> String {
@@ -125,6 +169,19 @@ fn probe_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trashed_names_carry_when_and_what() {
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_764_000_000);
+        let trashed = trashed_name("abc-tiny.jpg", at);
+        assert_eq!(trashed, "1764000000-abc-tiny.jpg");
+        assert_eq!(
+            parse_trashed(&trashed),
+            Some(("abc-tiny.jpg".to_string(), at))
+        );
+        assert_eq!(parse_trashed("nonsense"), None);
+        assert_eq!(parse_trashed("12-../x"), None);
+    }
 
     #[test]
     fn names_that_could_escape_are_refused() {

@@ -18,7 +18,14 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, RetryConfig, WriteMultipart,
 };
 
-use super::{Entry, Store, check_name, probe_name};
+use super::{Entry, Store, check_name, parse_trashed, probe_name, trashed_name};
+
+/// The trash: a key prefix no object name can start with (names have no
+/// `/`), so listings of the bucket's objects can leave it out.
+const TRASH_PREFIX: &str = "trash";
+
+/// Which installation the bucket belongs to: a key no object name can be.
+const MARKER: &str = "kitteh/installation";
 use crate::config::S3Config;
 
 /// Objects above this go up as a multipart upload in parts of this size
@@ -97,6 +104,34 @@ impl S3Store {
 
 /// Keeps the object store's own words (they name the status and the
 /// server's message) and maps a missing object to `NotFound`.
+impl S3Store {
+    /// Every trashed object: its key, and its own name and trash time.
+    async fn trashed(&self) -> io::Result<Vec<(ObjectPath, Entry)>> {
+        let prefix = ObjectPath::from(TRASH_PREFIX);
+        let metas: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| to_io("list trash", "", e))?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|meta| {
+                let file = meta.location.filename()?.to_string();
+                let (name, at) = parse_trashed(&file)?;
+                Some((
+                    meta.location,
+                    Entry {
+                        name,
+                        size: meta.size,
+                        modified: Some(at),
+                    },
+                ))
+            })
+            .collect())
+    }
+}
+
 fn to_io(op: &str, name: &str, e: object_store::Error) -> io::Error {
     let kind = match e {
         object_store::Error::NotFound { .. } => io::ErrorKind::NotFound,
@@ -174,7 +209,8 @@ impl Store for S3Store {
     }
 
     async fn list(&self) -> io::Result<Vec<Entry>> {
-        self.store
+        let all: Vec<Entry> = self
+            .store
             .list(None)
             .map_ok(|meta| Entry {
                 name: meta.location.to_string(),
@@ -183,7 +219,83 @@ impl Store for S3Store {
             })
             .try_collect()
             .await
-            .map_err(|e| to_io("list", "", e))
+            .map_err(|e| to_io("list", "", e))?;
+        Ok(all
+            .into_iter()
+            .filter(|e| !e.name.starts_with(&format!("{TRASH_PREFIX}/")) && e.name != MARKER)
+            .collect())
+    }
+
+    async fn trash(&self, name: &str) -> io::Result<()> {
+        let from = Self::path(name)?;
+        let to = ObjectPath::from(format!(
+            "{TRASH_PREFIX}/{}",
+            trashed_name(name, std::time::SystemTime::now())
+        ));
+        // S3 has no rename: a server-side copy, then the delete.
+        self.store
+            .rename(&from, &to)
+            .await
+            .map_err(|e| to_io("trash", name, e))
+    }
+
+    async fn read_marker(&self) -> io::Result<Option<String>> {
+        match self.store.get(&ObjectPath::from(MARKER)).await {
+            Ok(result) => {
+                let bytes = result.bytes().await.map_err(|e| to_io("get", MARKER, e))?;
+                Ok(Some(String::from_utf8_lossy(&bytes).trim().to_string()))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(to_io("get", MARKER, e)),
+        }
+    }
+
+    async fn write_marker(&self, id: &str) -> io::Result<()> {
+        self.store
+            .put(
+                &ObjectPath::from(MARKER),
+                PutPayload::from(Bytes::from(id.to_string())),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| to_io("put", MARKER, e))
+    }
+
+    async fn list_trash(&self) -> io::Result<Vec<Entry>> {
+        Ok(self.trashed().await?.into_iter().map(|(_, e)| e).collect())
+    }
+
+    async fn restore(&self, name: &str) -> io::Result<()> {
+        let to = Self::path(name)?;
+        let newest = self
+            .trashed()
+            .await?
+            .into_iter()
+            .filter(|(_, e)| e.name == name)
+            .max_by_key(|(_, e)| e.modified);
+        let Some((from, _)) = newest else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{name} is not in the trash"),
+            ));
+        };
+        self.store
+            .rename(&from, &to)
+            .await
+            .map_err(|e| to_io("restore", name, e))
+    }
+
+    async fn empty_trash(&self, cutoff: std::time::SystemTime) -> io::Result<usize> {
+        let mut removed = 0;
+        for (path, entry) in self.trashed().await? {
+            if entry.modified.is_some_and(|at| at < cutoff) {
+                match self.store.delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => removed += 1,
+                    Err(e) => return Err(to_io("empty trash", &entry.name, e)),
+                }
+            }
+        }
+        Ok(removed)
     }
 
     async fn check_writable(&self) -> io::Result<()> {

@@ -415,3 +415,109 @@ pub fn multipart(
     body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
+
+/// A GIF of `frames` frames of `w`×`h` pixels, all of one colour, built by
+/// hand (the LZW stream is made once and reused), on a `screen`×`screen`
+/// logical screen.
+pub fn gif_frames(frames: u32, w: u16, h: u16, screen: u16) -> Vec<u8> {
+    let data = vec![1u8; usize::from(w) * usize::from(h)];
+    let lzw = weezl::encode::Encoder::new(weezl::BitOrder::Lsb, 2)
+        .encode(&data)
+        .unwrap();
+    let mut out = b"GIF89a".to_vec();
+    out.extend(screen.to_le_bytes());
+    out.extend(screen.to_le_bytes());
+    out.extend([0x81, 0, 0]); // global table of four colours
+    out.extend([0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0, 255]);
+    out.extend(b"\x21\xFF\x0BNETSCAPE2.0\x03\x01\x00\x00\x00");
+    for i in 0..frames {
+        out.extend([0x21, 0xF9, 0x04, 0x00, 0x02, 0x00, 0x00, 0x00]);
+        out.push(0x2C);
+        let x = (i as u16) % screen.saturating_sub(w).max(1);
+        out.extend(x.to_le_bytes());
+        out.extend(0u16.to_le_bytes());
+        out.extend(w.to_le_bytes());
+        out.extend(h.to_le_bytes());
+        out.push(0);
+        out.push(2); // LZW minimum code size
+        for block in lzw.chunks(255) {
+            out.push(block.len() as u8);
+            out.extend(block);
+        }
+        out.push(0);
+    }
+    out.push(0x3B);
+    out
+}
+
+/// A 16-bit RGBA PNG of `w`×`h`, all zeros: small on the wire, eight bytes
+/// a pixel once decoded.
+pub fn deep_png(w: u32, h: u32) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([16, 6, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let row = vec![0u8; 1 + w as usize * 8];
+    for _ in 0..h {
+        z.write_all(&row).unwrap();
+    }
+    png_chunk(&mut out, b"IDAT", &z.finish().unwrap());
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// A small PNG whose iCCP chunk (about 1 MB) inflates to about 1 GB.
+pub fn icc_bomb_png() -> Vec<u8> {
+    use std::io::Write;
+    let sound = png(16, 16);
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..1024 {
+        z.write_all(&zeros).unwrap();
+    }
+    let mut iccp = b"bomb\0\0".to_vec();
+    iccp.extend(z.finish().unwrap());
+    with_png_chunk(&sound, b"iCCP", &iccp)
+}
+
+/// `png` with one more chunk inserted right after IHDR.
+pub fn with_png_chunk(png: &[u8], kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    // Signature (8) + IHDR (4 + 4 + 13 + 4).
+    let at = 8 + 25;
+    let mut out = png[..at].to_vec();
+    png_chunk(&mut out, kind, data);
+    out.extend(&png[at..]);
+    out
+}
+
+/// `webp` (a simple lossless WebP) turned into an extended one carrying
+/// an extra top-level chunk `fourcc` with `data`.
+pub fn with_webp_chunk(webp: &[u8], fourcc: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let img = image::load_from_memory(webp).unwrap();
+    let (w, h) = (img.width(), img.height());
+    let mut body = Vec::new();
+    let chunk = |body: &mut Vec<u8>, kind: &[u8; 4], payload: &[u8]| {
+        body.extend(kind);
+        body.extend((payload.len() as u32).to_le_bytes());
+        body.extend(payload);
+        if payload.len() % 2 == 1 {
+            body.push(0);
+        }
+    };
+    let mut vp8x = vec![0x10u8, 0, 0, 0]; // alpha flag
+    vp8x.extend(&(w - 1).to_le_bytes()[..3]);
+    vp8x.extend(&(h - 1).to_le_bytes()[..3]);
+    chunk(&mut body, b"VP8X", &vp8x);
+    // The original's own chunks (after RIFF, size, WEBP).
+    body.extend(&webp[12..]);
+    chunk(&mut body, fourcc, data);
+    let mut out = b"RIFF".to_vec();
+    out.extend(((body.len() + 4) as u32).to_le_bytes());
+    out.extend(b"WEBP");
+    out.extend(body);
+    out
+}

@@ -46,14 +46,14 @@ impl Rig {
         let db = kitteh::db::connect(&config.database).await.unwrap();
         Migrator::up(&db, None).await.unwrap();
         let storage = Storage::open(&config.storage).unwrap();
-        let limits = kitteh::app::image_limits(&config);
+        let decoding = kitteh::app::decoding(&config);
         let metrics = Arc::new(Metrics::default());
         let cache = Arc::new(ImageCache::new(&config.cache));
         let mut sizes = Sizes::new(
             db.clone(),
             storage.clone(),
             config.variants.clone(),
-            limits,
+            decoding.clone(),
             Arc::clone(&metrics),
             Arc::clone(&cache),
         );
@@ -64,7 +64,7 @@ impl Rig {
         let images = Images::with_names(
             db.clone(),
             storage.clone(),
-            limits,
+            decoding,
             Arc::clone(&sizes),
             cache,
             metrics,
@@ -77,7 +77,7 @@ impl Rig {
         let uploaded = self
             .images
             .upload(NewUpload {
-                bytes,
+                bytes: bytes.into(),
                 file_name: Some(name.into()),
             })
             .await?;

@@ -153,7 +153,7 @@ fn half_sent_upload(server: &Server, name: &str) -> (TcpStream, Vec<u8>) {
         .unwrap();
     write!(
         stream,
-        "POST /api/images HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "POST /api/images HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
@@ -227,8 +227,9 @@ fn after_sigterm_no_connection_is_accepted_and_no_job_is_taken() {
         Err(_) => true,
         Ok(mut late) => {
             late.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let _ =
-                late.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let _ = late.write_all(
+                b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            );
             let mut answer = Vec::new();
             let _ = late.read_to_end(&mut answer);
             answer.is_empty()

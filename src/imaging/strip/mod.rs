@@ -48,11 +48,13 @@ impl std::error::Error for StripError {}
 
 /// Returns the same image with metadata removed.
 ///
-/// Dropped: EXIF, XMP, IPTC/Photoshop resources, comments, text chunks,
-/// timestamps, embedded thumbnails, and anything stored after the format's
-/// end marker (a JPEG's EOI, a PNG's IEND, a GIF's trailer, the RIFF extent of
-/// a WebP). Kept: everything needed to decode and display the image the same
-/// way, including the ICC profile. Pixel data is never re-encoded.
+/// PNG, WebP and GIF keep only what display needs (an allowlist: chunks and
+/// blocks nobody has named yet are dropped too); JPEG drops EXIF, XMP,
+/// IPTC/Photoshop resources, comments and every other application segment.
+/// Anything stored after the format's end marker (a JPEG's EOI, a PNG's
+/// IEND, a GIF's trailer, the RIFF extent of a WebP) goes too. Kept:
+/// everything needed to decode and display the image the same way,
+/// including the ICC profile. Pixel data is never re-encoded.
 ///
 /// Because EXIF goes, so does the EXIF orientation; read it first with
 /// [`exif_orientation`] if the image must be displayed upright.
@@ -104,6 +106,18 @@ pub fn icc_profile(container: Container, bytes: &[u8]) -> Option<Vec<u8>> {
         Container::Png => None,
         Container::Gif => gif::icc_profile(bytes),
         Container::WebP => webp::icc_profile(bytes),
+    }
+}
+
+/// The data of the first PNG chunk of type `kind` (`*b"acTL"`), or the
+/// payloads of a WebP's top-level chunks of that type: what the imaging
+/// pipeline needs to know about a file before it decodes it.
+#[must_use]
+pub fn chunk_payloads(container: Container, bytes: &[u8], kind: [u8; 4]) -> Vec<&[u8]> {
+    match container {
+        Container::Png => png::chunk(bytes, &kind).into_iter().collect(),
+        Container::WebP => webp::chunks(bytes, kind),
+        Container::Jpeg | Container::Gif => Vec::new(),
     }
 }
 

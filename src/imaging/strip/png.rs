@@ -3,8 +3,15 @@
 use super::{StripError, array_at, slice_at, u32_be, without_exif_prefix};
 
 const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-/// Text, EXIF and modification time: none is needed to render the image.
-const DROPPED: [&[u8; 4]; 5] = [b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"];
+/// The chunks kept: what a decoder needs to show the image as its author
+/// saw it (header, palette, transparency, pixel data, colour space: gamma,
+/// chromaticities, sRGB, ICC, CICP, HDR mastering and light levels,
+/// significant bits) and APNG's animation. Everything else goes, text,
+/// EXIF and timestamps as much as private chunks nobody has named yet.
+const KEPT: [&[u8; 4]; 18] = [
+    b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP", b"cICP",
+    b"mDCV", b"mDCv", b"cLLI", b"cLLi", b"sBIT", b"acTL", b"fcTL", b"fdAT",
+];
 /// The PNG spec caps chunk lengths at 2^31 - 1.
 const MAX_CHUNK_LEN: u32 = 0x7FFF_FFFF;
 
@@ -87,7 +94,7 @@ pub(super) fn strip(bytes: &[u8]) -> Result<Vec<u8>, StripError> {
     out.extend_from_slice(&SIGNATURE);
     for chunk in Chunks::new(bytes)? {
         let chunk = chunk?;
-        if !DROPPED.contains(&&chunk.kind) {
+        if KEPT.contains(&&chunk.kind) {
             out.extend_from_slice(chunk.raw);
         }
     }
@@ -102,4 +109,14 @@ pub(super) fn exif(bytes: &[u8]) -> Option<&[u8]> {
         .map_while(Result::ok)
         .find(|chunk| &chunk.kind == b"eXIf")
         .map(|chunk| without_exif_prefix(chunk.data))
+}
+
+/// The data of the first chunk of type `kind`.
+pub(super) fn chunk<'a>(bytes: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    Chunks::new(bytes)
+        .into_iter()
+        .flatten()
+        .map_while(Result::ok)
+        .find(|chunk| &chunk.kind == kind)
+        .map(|chunk| chunk.data)
 }

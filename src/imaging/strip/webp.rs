@@ -97,12 +97,59 @@ fn find(bytes: &[u8], fourcc: [u8; 4]) -> Option<&[u8]> {
         .map(|chunk| chunk.payload)
 }
 
+/// The chunks kept at the top level: the bitstreams, the extended header,
+/// alpha, animation and the ICC profile. EXIF, XMP and every chunk nobody
+/// has named yet (a C2PA manifest, say) go.
+const KEPT: [&[u8; 4]; 7] = [
+    b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF", b"ICCP",
+];
+/// Inside an animation frame: its bitstream and alpha only.
+const KEPT_IN_FRAME: [&[u8; 4]; 3] = [b"VP8 ", b"VP8L", b"ALPH"];
+/// An ANMF payload starts with 16 bytes of frame geometry and timing.
+const FRAME_HEADER_LEN: usize = 16;
+
+/// Appends a chunk with `payload`, its header and padding.
+fn push_chunk(out: &mut Vec<u8>, fourcc: &[u8; 4], payload: &[u8]) -> Result<(), StripError> {
+    let size = u32::try_from(payload.len()).map_err(|_| StripError("WebP chunk too large"))?;
+    out.extend_from_slice(fourcc);
+    out.extend_from_slice(&size.to_le_bytes());
+    out.extend_from_slice(payload);
+    if payload.len() % 2 == 1 {
+        out.push(0);
+    }
+    Ok(())
+}
+
+/// An animation frame with only its bitstream and alpha sub-chunks.
+fn strip_frame(payload: &[u8]) -> Result<Vec<u8>, StripError> {
+    let header = payload
+        .get(..FRAME_HEADER_LEN)
+        .ok_or(StripError("truncated WebP animation frame"))?;
+    let mut frame = header.to_vec();
+    let mut pos = FRAME_HEADER_LEN;
+    while pos < payload.len() {
+        let fourcc: [u8; 4] = array_at(payload, pos).ok_or(TRUNCATED)?;
+        let size_at = pos.checked_add(4).ok_or(TRUNCATED)?;
+        let size =
+            usize::try_from(u32_le(payload, size_at).ok_or(TRUNCATED)?).map_err(|_| TRUNCATED)?;
+        let data_at = pos.checked_add(CHUNK_HEADER_LEN).ok_or(TRUNCATED)?;
+        let data = slice_at(payload, data_at, size).ok_or(TRUNCATED)?;
+        if KEPT_IN_FRAME.contains(&&fourcc) {
+            push_chunk(&mut frame, &fourcc, data)?;
+        }
+        pos = data_at
+            .checked_add(size)
+            .and_then(|n| n.checked_add(size & 1))
+            .ok_or(TRUNCATED)?;
+    }
+    Ok(frame)
+}
+
 pub(super) fn strip(bytes: &[u8]) -> Result<Vec<u8>, StripError> {
     let mut body = Vec::with_capacity(bytes.len());
     for chunk in Chunks::new(bytes)? {
         let chunk = chunk?;
         match &chunk.fourcc {
-            b"EXIF" | b"XMP " => {}
             b"VP8X" => {
                 let start = body.len();
                 body.extend_from_slice(chunk.raw);
@@ -115,7 +162,9 @@ pub(super) fn strip(bytes: &[u8]) -> Result<Vec<u8>, StripError> {
                     *flags &= !(EXIF_FLAG | XMP_FLAG);
                 }
             }
-            _ => body.extend_from_slice(chunk.raw),
+            b"ANMF" => push_chunk(&mut body, b"ANMF", &strip_frame(chunk.payload)?)?,
+            kind if KEPT.contains(&kind) => body.extend_from_slice(chunk.raw),
+            _ => {}
         }
     }
     let riff_size = body
@@ -129,6 +178,17 @@ pub(super) fn strip(bytes: &[u8]) -> Result<Vec<u8>, StripError> {
     out.extend_from_slice(b"WEBP");
     out.extend_from_slice(&body);
     Ok(out)
+}
+
+/// The payloads of every top-level chunk of type `fourcc`.
+pub(super) fn chunks(bytes: &[u8], fourcc: [u8; 4]) -> Vec<&[u8]> {
+    Chunks::new(bytes)
+        .into_iter()
+        .flatten()
+        .map_while(Result::ok)
+        .filter(|chunk| chunk.fourcc == fourcc)
+        .map(|chunk| chunk.payload)
+        .collect()
 }
 
 /// The TIFF body of the `EXIF` chunk.

@@ -42,6 +42,8 @@ pub enum JobError {
         #[source]
         source: io::Error,
     },
+    #[error("reserving decode memory")]
+    Memory(#[source] crate::service::budget::BudgetError),
     #[error("database")]
     Database(#[from] DbErr),
     #[error("the resize task was lost")]
@@ -82,7 +84,19 @@ impl Sizes {
                 name: image.path.clone(),
                 source,
             })?;
+        // The decode's memory comes out of the budget uploads share; a job
+        // waits for it as long as it takes.
+        let cost =
+            imaging::resize::decode_cost(&original, format, &self.specs(), &self.decoding.limits)
+                .map_err(JobError::Render)?;
+        let reservation = self
+            .decoding
+            .budget
+            .reserve_for_job(cost)
+            .await
+            .map_err(JobError::Memory)?;
         let rendered = self.render(original, format).await?;
+        drop(reservation);
 
         // Sizes are derived, so a rewrite replaces them whole; each object
         // appears atomically on either backend.
@@ -124,7 +138,7 @@ impl Sizes {
             self.render,
             self.specs(),
             self.config.jpeg_quality,
-            self.limits,
+            self.decoding.limits,
         );
         match tokio::task::spawn_blocking(move || {
             render(&original, format, &sizes, quality, &limits)

@@ -22,9 +22,9 @@ use tokio::sync::Notify;
 use crate::config::{SizeConfig, VariantsConfig};
 use crate::db::entities::images;
 use crate::db::queue::{self, JobState};
-use crate::imaging::Limits;
 use crate::imaging::resize::SizeSpec;
 use crate::metrics::Metrics;
+use crate::service::budget::Decoding;
 use crate::service::cache::ImageCache;
 use crate::service::error::{Error, Result};
 use crate::storage::Storage;
@@ -44,7 +44,7 @@ pub struct Sizes {
     db: DatabaseConnection,
     storage: Storage,
     config: VariantsConfig,
-    limits: Limits,
+    decoding: Decoding,
     metrics: Arc<Metrics>,
     cache: Arc<ImageCache>,
     /// Woken on every local upload, so a job starts at once rather than at
@@ -61,7 +61,7 @@ impl Sizes {
         db: DatabaseConnection,
         storage: Storage,
         config: VariantsConfig,
-        limits: Limits,
+        decoding: Decoding,
         metrics: Arc<Metrics>,
         cache: Arc<ImageCache>,
     ) -> Self {
@@ -69,7 +69,7 @@ impl Sizes {
             db,
             storage,
             config,
-            limits,
+            decoding,
             metrics,
             cache,
             wake: Notify::new(),

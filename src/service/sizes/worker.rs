@@ -97,38 +97,71 @@ impl Sizes {
     }
 
     /// Starts `n` workers that run until `stop` turns true. A worker never
-    /// takes a new job after that; a job it is running is left to its lease
-    /// and picked up again later.
-    pub fn spawn_workers(self: &Arc<Self>, n: usize, stop: watch::Receiver<bool>) {
-        for id in 0..n {
-            let this = Arc::clone(self);
-            let mut stop = stop.clone();
-            tokio::spawn(async move {
-                let poll = Duration::from_millis(this.config.poll_interval_ms.max(10));
-                loop {
-                    if *stop.borrow() {
-                        break;
-                    }
-                    let worked = tokio::select! {
-                        r = this.work_once() => r,
-                        _ = stop.changed() => break,
+    /// takes a new job after that, and hands a job it is running back to
+    /// the queue (not counting the attempt), so that the next server to
+    /// start takes it at once rather than after its lease. The handles
+    /// finish once every handback is written.
+    pub fn spawn_workers(
+        self: &Arc<Self>,
+        n: usize,
+        stop: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..n)
+            .map(|id| {
+                let this = Arc::clone(self);
+                let stop = stop.clone();
+                tokio::spawn(async move { this.worker(id, stop).await })
+            })
+            .collect()
+    }
+
+    async fn worker(&self, id: usize, mut stop: watch::Receiver<bool>) {
+        let poll = Duration::from_millis(self.config.poll_interval_ms.max(10));
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let claimed = tokio::select! {
+                r = self.claim() => r,
+                _ = stop.changed() => break,
+            };
+            match claimed {
+                Ok(Some(claim)) => {
+                    let finished = tokio::select! {
+                        r = self.work(claim) => Some(r),
+                        _ = stop.changed() => None,
                     };
-                    match worked {
-                        Ok(true) => continue,
-                        Ok(false) => {}
-                        Err(e) => {
-                            tracing::warn!(worker = id, "variant worker error: {}", e.chain())
+                    match finished {
+                        Some(Ok(())) => continue,
+                        Some(Err(e)) => {
+                            tracing::warn!(worker = id, "variant worker error: {}", e.chain());
+                        }
+                        None => {
+                            match queue::release(&self.db, claim).await {
+                                Ok(true) => tracing::info!(
+                                    job = claim.job_id,
+                                    "shutting down: job handed back to the queue"
+                                ),
+                                Ok(false) => {}
+                                Err(e) => tracing::warn!(
+                                    job = claim.job_id,
+                                    "could not hand the job back (its lease will run out): {e}"
+                                ),
+                            }
+                            break;
                         }
                     }
-                    tokio::select! {
-                        _ = this.wake.notified() => {}
-                        _ = tokio::time::sleep(poll) => {}
-                        _ = stop.changed() => break,
-                    }
                 }
-                tracing::debug!(worker = id, "variant worker stopped");
-            });
+                Ok(None) => {}
+                Err(e) => tracing::warn!(worker = id, "variant worker error: {}", e.chain()),
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => break,
+            }
         }
+        tracing::debug!(worker = id, "variant worker stopped");
     }
 }
 
