@@ -193,11 +193,18 @@ pub fn is_unavailable(e: &DbErr) -> bool {
         | sea_orm::sqlx::Error::WorkerCrashed => true,
         sea_orm::sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // SQLite primary result codes (an extended code keeps the
-            // primary one in its low byte): BUSY, READONLY, IOERR, CORRUPT,
-            // FULL, CANTOPEN.
-            if let Ok(n) = code.parse::<i32>() {
-                return matches!(n & 0xFF, 5 | 8 | 10 | 11 | 13 | 14);
+            // SQLite result codes are numbers, and so are some SQLSTATEs
+            // (25006), so the backend decides how to read the code.
+            if db
+                .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+                .is_some()
+            {
+                // Primary result codes (an extended code keeps the primary
+                // one in its low byte): BUSY, READONLY, IOERR, CORRUPT,
+                // FULL, CANTOPEN.
+                return code
+                    .parse::<i32>()
+                    .is_ok_and(|n| matches!(n & 0xFF, 5 | 8 | 10 | 11 | 13 | 14));
             }
             // PostgreSQL: connection exceptions, insufficient resources,
             // operator intervention, read-only transaction.

@@ -52,21 +52,41 @@ fn doctor(sb: &Sandbox, extra: &[(&str, &str)]) -> (i32, String) {
 #[test]
 fn an_empty_database_started_against_full_storage_removes_nothing_and_is_not_ready() {
     let sb = Sandbox::sqlite();
+    let lost = sb.database_url.clone();
+    // The database is lost (or DATABASE_URL points at a new one).
+    let lose = |sb: &Sandbox| std::fs::remove_file(sb.path().join("kitteh.db")).unwrap();
+    empty_database_against_full_storage(&sb, &lost, lose);
+}
+
+#[test]
+fn an_empty_postgres_database_started_against_full_storage_removes_nothing() {
+    let Some(sb) = Sandbox::postgres() else {
+        return;
+    };
+    // DATABASE_URL now names a new, empty database.
+    let Some(fresh) = Sandbox::postgres() else {
+        return;
+    };
+    empty_database_against_full_storage(&sb, &fresh.database_url, |_| {});
+}
+
+fn empty_database_against_full_storage(sb: &Sandbox, then_url: &str, lose: impl FnOnce(&Sandbox)) {
+    let env = [("KITTEH_DATABASE__URL", then_url)];
     {
-        let server = Server::start(&sb, &["--migrate"]);
+        let server = Server::start(sb, &["--migrate"]);
         upload_some(&server, 3);
     }
     let stored = files_in(&sb.uploads());
     assert_eq!(stored.len(), 12);
-    // The database is lost (or DATABASE_URL points at a new one).
-    std::fs::remove_file(sb.path().join("kitteh.db")).unwrap();
+    lose(sb);
     let mut cmd = sb.kitteh();
-    cmd.env("KITTEH_STORAGE__SWEEP_MIN_AGE_SECONDS", "0");
+    cmd.envs(env)
+        .env("KITTEH_STORAGE__SWEEP_MIN_AGE_SECONDS", "0");
     let server = Server::start_unready(cmd, &["--migrate"]);
     let log = server.wait_for_log("the sweep", |l| l.contains("storage sweep"));
     assert!(log.contains("storage sweep refused"), "{log}");
     assert_eq!(files_in(&sb.uploads()), stored, "nothing was removed");
-    assert!(trash_in(&sb).is_empty());
+    assert!(trash_in(sb).is_empty());
     let ready = get(&server.url("/readyz"), &[]);
     assert_eq!(ready.status, 503);
     let body = ready.json();
@@ -81,7 +101,7 @@ fn an_empty_database_started_against_full_storage_removes_nothing_and_is_not_rea
         body["checks"]["installation"].get("error").is_none(),
         "{body}"
     );
-    let (code, text) = doctor(&sb, &[]);
+    let (code, text) = doctor(sb, &env);
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains("FAIL installation") && text.contains("DATABASE_URL"),
@@ -93,13 +113,15 @@ fn an_empty_database_started_against_full_storage_removes_nothing_and_is_not_rea
     drop(server);
     let out = sb
         .kitteh()
+        .envs(env)
         .args(["storage", "fsck", "--adopt"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("no row:"), "{text}");
     let mut cmd = sb.kitteh();
-    cmd.env("KITTEH_STORAGE__SWEEP_MIN_AGE_SECONDS", "0");
+    cmd.envs(env)
+        .env("KITTEH_STORAGE__SWEEP_MIN_AGE_SECONDS", "0");
     let server = Server::start_with(cmd, &[]);
     let log = server.wait_for_log("the sweep", |l| l.contains("storage sweep"));
     assert!(log.contains("the database holds no image"), "{log}");
@@ -108,12 +130,22 @@ fn an_empty_database_started_against_full_storage_removes_nothing_and_is_not_rea
 
 #[test]
 fn a_database_of_another_installation_is_refused_the_same_way() {
-    let mine = Sandbox::sqlite();
-    let other = Sandbox::sqlite();
+    another_installation(&Sandbox::sqlite(), &Sandbox::sqlite());
+}
+
+#[test]
+fn a_postgres_database_of_another_installation_is_refused_the_same_way() {
+    let (Some(mine), Some(other)) = (Sandbox::postgres(), Sandbox::postgres()) else {
+        return;
+    };
+    another_installation(&mine, &other);
+}
+
+fn another_installation(mine: &Sandbox, other: &Sandbox) {
     {
-        let server = Server::start(&mine, &["--migrate"]);
+        let server = Server::start(mine, &["--migrate"]);
         upload_some(&server, 2);
-        let server = Server::start(&other, &["--migrate"]);
+        let server = Server::start(other, &["--migrate"]);
         upload_some(&server, 1);
     }
     // My storage, the other installation's database.
@@ -247,15 +279,38 @@ fn a_sqlite_file_deleted_under_a_running_server_stops_uploads_and_readiness() {
 #[test]
 fn a_read_only_database_is_not_ready_and_uploads_get_503_not_500() {
     let sb = Sandbox::sqlite();
+    let ro = format!("{}?mode=ro", sb.database_url);
+    read_only_database(&sb, &ro, |_| {});
+}
+
+#[test]
+fn a_read_only_postgres_database_is_not_ready_and_uploads_get_503_not_500() {
+    let Some(sb) = Sandbox::postgres() else {
+        return;
+    };
+    let url = sb.database_url.clone();
+    read_only_database(&sb, &url, |sb| {
+        let name = sb.database_url.rsplit('/').next().unwrap_or_default();
+        let statement = format!("ALTER DATABASE {name} SET default_transaction_read_only = on");
+        crate::helpers::block_on(async {
+            use sea_orm::ConnectionTrait;
+            let db = sea_orm::Database::connect(&sb.database_url).await.unwrap();
+            db.execute_unprepared(&statement).await.unwrap();
+        });
+    });
+}
+
+/// With the database taking reads but refusing writes (`make_read_only`
+/// runs before the server starts; `url` is how the server reaches it).
+fn read_only_database(sb: &Sandbox, url: &str, make_read_only: impl FnOnce(&Sandbox)) {
     {
-        let server = Server::start(&sb, &["--migrate"]);
+        let server = Server::start(sb, &["--migrate"]);
         upload_some(&server, 1);
     }
+    make_read_only(sb);
+    let env = [("KITTEH_DATABASE__URL", url)];
     let mut cmd = sb.kitteh();
-    cmd.env(
-        "KITTEH_DATABASE__URL",
-        format!("{}?mode=ro", sb.database_url),
-    );
+    cmd.envs(env);
     let server = Server::start_unready(cmd, &[]);
     let ready = get(&server.url("/readyz"), &[]);
     assert_eq!(ready.status, 503);
@@ -263,19 +318,15 @@ fn a_read_only_database_is_not_ready_and_uploads_get_503_not_500() {
         ready.json()["failed"]
             .as_array()
             .unwrap()
-            .contains(&serde_json::json!("database"))
+            .contains(&serde_json::json!("database")),
+        "{}",
+        ready.text()
     );
     let res = api_upload(&server, "ro.png", "image/png", &fixtures::png(32, 32));
-    assert_eq!(res.status, 503, "{}", res.text());
+    assert_eq!(res.status, 503, "{}\n{}", res.text(), server.log_text());
     assert_eq!(res.json()["error"]["code"], "database_unavailable");
     assert_eq!(count_rows(&sb.database_url), 1);
-    let (code, text) = doctor(
-        &sb,
-        &[(
-            "KITTEH_DATABASE__URL",
-            &format!("{}?mode=ro", sb.database_url),
-        )],
-    );
+    let (code, text) = doctor(sb, &env);
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains("FAIL database: error: cannot write"),
@@ -404,14 +455,28 @@ fn a_job_killed_on_sqlite_resumes_at_once_after_a_restart() {
             .contains("resuming resize jobs left running")
     );
     assert_eq!(
-        sql_i64(&sb.database_url, "SELECT attempts FROM variant_jobs"),
+        sql_i64(
+            &sb.database_url,
+            "SELECT CAST(attempts AS BIGINT) FROM variant_jobs"
+        ),
         vec![2]
     );
 }
 
 #[test]
 fn a_graceful_shutdown_hands_its_running_job_back() {
-    let sb = Sandbox::sqlite();
+    graceful_shutdown_hands_back(&Sandbox::sqlite());
+}
+
+#[test]
+fn a_graceful_shutdown_on_postgres_hands_its_running_job_back() {
+    let Some(sb) = Sandbox::postgres() else {
+        return;
+    };
+    graceful_shutdown_hands_back(&sb);
+}
+
+fn graceful_shutdown_hands_back(sb: &Sandbox) {
     let mut slow = sb.kitteh();
     slow.env("KITTEH_VARIANTS__WORK_DELAY_MS", "60000")
         .env("KITTEH_VARIANTS__LEASE_SECONDS", "300");
@@ -441,13 +506,19 @@ fn a_graceful_shutdown_hands_its_running_job_back() {
         vec!["pending"]
     );
     assert_eq!(
-        sql_i64(&sb.database_url, "SELECT attempts FROM variant_jobs"),
+        sql_i64(
+            &sb.database_url,
+            "SELECT CAST(attempts AS BIGINT) FROM variant_jobs"
+        ),
         vec![0]
     );
-    let server = Server::start(&sb, &[]);
+    let server = Server::start(sb, &[]);
     wait_sizes(&server, &token, "ready");
     assert_eq!(
-        sql_i64(&sb.database_url, "SELECT attempts FROM variant_jobs"),
+        sql_i64(
+            &sb.database_url,
+            "SELECT CAST(attempts AS BIGINT) FROM variant_jobs"
+        ),
         vec![1]
     );
 }
