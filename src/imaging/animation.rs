@@ -8,8 +8,6 @@
 //! the full logical screen, so a 1×1 frame costs one pixel, not the
 //! 4000×4000 canvas a compositing decoder would paint for it.
 
-use std::io::Cursor;
-
 use gif::{ColorOutput, DecodeOptions, MemoryLimit};
 
 use super::guard::Stop;
@@ -79,7 +77,7 @@ pub fn check(cost: &Cost, limits: &Limits) -> Result<(), ImagingError> {
 /// thousand-frame one.
 pub fn gif_cost(bytes: &[u8], limits: &Limits) -> Result<Cost, ImagingError> {
     let mut decoder = options(limits, false)
-        .read_info(Cursor::new(bytes))
+        .read_info(super::input(bytes, Stop::never()))
         .map_err(corrupt)?;
     let mut cost = Cost {
         frames: 0,
@@ -101,7 +99,7 @@ pub fn gif_cost(bytes: &[u8], limits: &Limits) -> Result<Cost, ImagingError> {
 /// stop between frames.
 pub fn verify_gif(bytes: &[u8], limits: &Limits, stop: &Stop) -> Result<(), ImagingError> {
     let mut decoder = options(limits, true)
-        .read_info(Cursor::new(bytes))
+        .read_info(super::input(bytes, stop.clone()))
         .map_err(corrupt)?;
     let mut cost = Cost {
         frames: 0,

@@ -244,9 +244,23 @@ fn describe_unsupported(bytes: &[u8]) -> &'static str {
     }
 }
 
+/// What every decoder reads from. One type for all of them: each decoder
+/// is generic over its reader, and a second reader type would compile every
+/// decoder a second time (about 0.4 MB of the binary).
+pub(crate) type Input<'a> = guard::Interruptible<Cursor<&'a [u8]>>;
+
+pub(crate) fn input(bytes: &[u8], stop: Stop) -> Input<'_> {
+    guard::Interruptible::new(Cursor::new(bytes), stop)
+}
+
+/// A reader of `bytes` for the `image` crate's decoder of `format`.
+pub(crate) fn reader(bytes: &[u8], format: Format, stop: Stop) -> ImageReader<Input<'_>> {
+    ImageReader::with_format(input(bytes, stop), format.image_format())
+}
+
 /// Reads the declared dimensions from the header only; no pixel is decoded.
 pub fn dimensions(format: Format, bytes: &[u8]) -> Result<(u32, u32), ImagingError> {
-    ImageReader::with_format(Cursor::new(bytes), format.image_format())
+    reader(bytes, format, Stop::never())
         .into_dimensions()
         .map_err(|e| ImagingError::Corrupt(e.to_string()))
 }
@@ -419,7 +433,7 @@ fn decode_cost(
         // Indexed frames, one byte per pixel, one frame at a time.
         return Ok(largest_gif_frame.saturating_add(SLACK));
     }
-    let mut reader = ImageReader::with_format(Cursor::new(cleaned), format.image_format());
+    let mut reader = reader(cleaned, format, Stop::never());
     reader.limits(decoder_limits(limits));
     let decoder = reader.into_decoder().map_err(corrupt)?;
     let output = decoder.total_bytes();
@@ -508,8 +522,7 @@ pub fn decode_checked(
         animation::verify_gif(&cleaned, limits, stop)?;
         return Ok(finish(format, cleaned, width, height));
     }
-    let input = guard::Interruptible::new(Cursor::new(cleaned.as_slice()), stop.clone());
-    let mut reader = ImageReader::with_format(input, format.image_format());
+    let mut reader = reader(&cleaned, format, stop.clone());
     reader.limits(decoder_limits(limits));
     let failed = |e: image::ImageError| stop.check().err().unwrap_or_else(|| corrupt(e));
     let mut decoder = reader.into_decoder().map_err(failed)?;

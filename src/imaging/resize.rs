@@ -9,7 +9,7 @@ use std::io::Cursor;
 use fast_image_resize::images::{TypedImage, TypedImageRef};
 use fast_image_resize::pixels::{U8x3, U8x4};
 use fast_image_resize::{FilterType, PixelTrait, ResizeAlg, ResizeOptions, Resizer};
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage, RgbaImage};
+use image::{DynamicImage, ImageDecoder, RgbImage, RgbaImage};
 
 use super::{Format, ImagingError, Limits, encode_with_quality, strip};
 
@@ -271,7 +271,7 @@ fn decode_general(
     format: Format,
     limits: &Limits,
 ) -> Result<(Pixels, Option<Vec<u8>>), ImagingError> {
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    let mut reader = super::reader(bytes, format, super::Stop::never());
     reader.limits(super::decoder_limits(limits));
     let mut decoder = reader.into_decoder().map_err(super::corrupt)?;
     let icc = decoder.icc_profile().ok().flatten();
@@ -325,7 +325,7 @@ pub fn decode_cost(
         };
         return Ok(decode + made + SLACK);
     }
-    let mut reader = ImageReader::with_format(Cursor::new(original), format.image_format());
+    let mut reader = super::reader(original, format, super::Stop::never());
     reader.limits(super::decoder_limits(limits));
     let decoder = reader.into_decoder().map_err(super::corrupt)?;
     let output = decoder.total_bytes();
