@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use rocket::form::{Form, FromForm};
+use rocket::data::{self, Data, FromData, ToByteUnit};
 use rocket::http::uri::Origin;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
-use rocket::{Route, State, get, post, routes};
+use rocket::{Request, Route, State, get, post, routes};
 
 use crate::assets::Assets;
 use crate::names::{capitalise, token_from_path};
@@ -124,19 +124,52 @@ async fn delete_confirm(
     ))
 }
 
-#[derive(FromForm)]
-struct DeleteForm<'r> {
-    token: &'r str,
+/// The delete form's body, `token=…` urlencoded, as the confirmation page
+/// sends it. Read here rather than through Rocket's `Form`: a form guard
+/// would compile Rocket's multipart parser into the binary, and with it
+/// every legacy text encoding's tables (about 150 KB), for one field.
+struct DeleteForm(Result<Option<String>, Error>);
+
+/// Longer than any token; a bigger body is not our form.
+const DELETE_FORM_LIMIT: u64 = 4096;
+
+#[rocket::async_trait]
+impl<'r> FromData<'r> for DeleteForm {
+    type Error = std::convert::Infallible;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        // No form body: the token may come in the query instead.
+        if !req.content_type().is_some_and(|ct| ct.is_form()) {
+            return data::Outcome::Success(Self(Ok(None)));
+        }
+        let read = data.open(DELETE_FORM_LIMIT.bytes()).into_string().await;
+        let token = match read {
+            Ok(body) if body.is_complete() => Ok(url::form_urlencoded::parse(body.as_bytes())
+                .find(|(key, _)| key == "token")
+                .map(|(_, value)| value.into_owned())),
+            Ok(_) => Err(Error::BadForm(format!(
+                "the delete form is larger than {DELETE_FORM_LIMIT} bytes; send only token=…"
+            ))),
+            Err(e) => Err(Error::BadForm(format!(
+                "the delete form could not be read: {e}"
+            ))),
+        };
+        data::Outcome::Success(Self(token))
+    }
 }
 
-#[post("/<name>/delete", data = "<form>", rank = 5)]
+/// Deletes with the token from the form (`token=…`, urlencoded) or, for
+/// scripts that post the delete link as it is, from the query.
+#[post("/<name>/delete?<token>", data = "<form>", rank = 5)]
 async fn delete(
     name: &str,
-    form: Form<DeleteForm<'_>>,
+    token: Option<&str>,
+    form: DeleteForm,
     images: &State<Arc<Images>>,
     assets: &State<Assets>,
 ) -> Result<Page, PageError> {
-    let token = lookup_token(name)?;
-    let image = images.delete(&token, Some(form.token)).await?;
+    let lookup = lookup_token(name)?;
+    let sent = form.0?.or_else(|| token.map(str::to_string));
+    let image = images.delete(&lookup, sent.as_deref()).await?;
     Ok(views::deleted_page(assets, &image.name))
 }

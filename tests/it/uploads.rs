@@ -430,6 +430,48 @@ fn the_browser_form_redirects_to_the_show_page_and_shows_the_delete_link_once() 
 }
 
 #[test]
+fn the_delete_link_posted_as_it_is_deletes_and_a_bad_form_is_named() {
+    let sb = Sandbox::sqlite();
+    let server = Server::start(&sb, &["--migrate"]);
+    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(20, 20));
+    assert_eq!(res.status, 201);
+    let delete_url = res.json()["delete_url"].as_str().unwrap().to_string();
+    let page = res.json()["page_url"].as_str().unwrap().to_string();
+
+    // An oversized form is refused, naming the problem; nothing is deleted.
+    let big = reply(
+        http()
+            .post(&delete_url)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "text/html")
+            .send(format!("token={}", "x".repeat(5000)).as_bytes()),
+    );
+    assert_eq!(big.status, 400, "{}", big.text());
+    assert!(big.text().contains("4096 bytes"), "{}", big.text());
+    assert_eq!(get(&page, &[("Accept", "text/html")]).status, 200);
+
+    // A wrong token in the query deletes nothing.
+    let wrong = reply(
+        http()
+            .post(format!("{page}/delete?token=nope"))
+            .send_empty(),
+    );
+    assert_eq!(wrong.status, 403, "{}", wrong.text());
+    assert_eq!(get(&page, &[("Accept", "text/html")]).status, 200);
+
+    // The delete link itself, posted with no body, deletes.
+    let done = reply(
+        http()
+            .post(&delete_url)
+            .header("Accept", "text/html")
+            .send_empty(),
+    );
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert_eq!(get(&page, &[("Accept", "text/html")]).status, 404);
+    sb.assert_eventually_empty();
+}
+
+#[test]
 fn a_browser_upload_error_shows_the_upload_page_with_the_message_and_status() {
     let sb = Sandbox::sqlite();
     let server = Server::start(&sb, &["--migrate"]);
