@@ -20,6 +20,22 @@ pub const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
     "system"
 };
 
+/// Returns memory the allocator holds freed to the operating system now.
+/// mimalloc keeps freed memory for reuse and gives it back lazily (after a
+/// second, and only when it next allocates), so after a decode of hundreds
+/// of MB the next decode, on another thread, would find it still resident
+/// and RSS would reach twice the decode budget. Called when a large
+/// decode reservation ends.
+#[allow(unsafe_code)]
+pub fn give_back_memory() {
+    #[cfg(feature = "mimalloc")]
+    // SAFETY: `mi_collect` takes no pointers and only walks mimalloc's own
+    // structures; mimalloc allows it from any thread at any time.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
+}
+
 pub mod app;
 pub mod assets;
 pub mod cli;

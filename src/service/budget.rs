@@ -55,6 +55,18 @@ impl Reservation {
     }
 }
 
+/// A reservation this large held a decode whose buffers the allocator
+/// would otherwise keep resident after they are freed.
+const GIVE_BACK_ABOVE: u64 = 64 << 20;
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.bytes >= GIVE_BACK_ABOVE {
+            crate::give_back_memory();
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct DecodeBudget {
     permits: Arc<Semaphore>,
