@@ -96,11 +96,13 @@ pub fn gif_cost(bytes: &[u8], limits: &Limits) -> Result<Cost, ImagingError> {
 }
 
 /// Decodes every frame of a GIF to its own indexed pixels, checking the
-/// stop between frames.
+/// stop between frames and on every read.
 pub fn verify_gif(bytes: &[u8], limits: &Limits, stop: &Stop) -> Result<(), ImagingError> {
+    // A read refused by the stop reaches us as an I/O error of the decoder.
+    let failed = |e| stop.check().err().unwrap_or_else(|| corrupt(e));
     let mut decoder = options(limits, true)
         .read_info(super::input(bytes, stop.clone()))
-        .map_err(corrupt)?;
+        .map_err(failed)?;
     let mut cost = Cost {
         frames: 0,
         pixels: 0,
@@ -108,7 +110,7 @@ pub fn verify_gif(bytes: &[u8], limits: &Limits, stop: &Stop) -> Result<(), Imag
     };
     loop {
         stop.check()?;
-        let Some(frame) = decoder.read_next_frame().map_err(corrupt)? else {
+        let Some(frame) = decoder.read_next_frame().map_err(failed)? else {
             break;
         };
         let (width, height) = (frame.width, frame.height);

@@ -346,6 +346,13 @@ pub struct Inspection {
     cleaned: Vec<u8>,
 }
 
+impl Inspection {
+    /// The file with its metadata removed.
+    pub fn cleaned(&self) -> &[u8] {
+        &self.cleaned
+    }
+}
+
 /// Refuses a colour profile that inflates past `limits.max_icc_bytes`,
 /// before any decoder inflates it (PNG's `iCCP` is zlib-compressed, and a
 /// 1 MB chunk can hold a gigabyte of zeros).

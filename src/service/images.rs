@@ -269,7 +269,18 @@ impl Images {
     /// pass. A panic inside a decoder is refused as a bad image.
     async fn process(&self, bytes: bytes::Bytes) -> Result<Processed> {
         let limits = self.decoding.limits;
-        let inspection = blocking(move || imaging::inspect(&bytes, &limits)).await?;
+        let sizes = Arc::clone(&self.sizes);
+        let (inspection, job_cost) = blocking(move || {
+            let inspection = imaging::inspect(&bytes, &limits)?;
+            let job_cost = sizes.job_cost(inspection.cleaned(), inspection.format)?;
+            Ok((inspection, job_cost))
+        })
+        .await?;
+        let limit = self.decoding.budget.limit();
+        let needed = inspection.cost.max(job_cost);
+        if needed > limit {
+            return Err(Error::DecodeTooBig { needed, limit });
+        }
         let reservation = self
             .decoding
             .budget

@@ -109,6 +109,19 @@ fn a_decode_larger_than_the_whole_budget_is_refused_naming_it() {
             .unwrap()
             .contains("limits.decode_memory")
     );
+    // 50 MB to check, but its sizes need the 16-bit pixels and an 8-bit
+    // copy at once: refused now rather than accepted with sizes that
+    // could never be made.
+    let sizes_too_big = fixtures::deep_png(2500, 2500);
+    let err = refused(&server, "deep2.png", &sizes_too_big, 422, "too_much_memory");
+    assert!(err["needed_bytes"].as_u64().unwrap() > 64 << 20, "{err}");
+    // One that fits both is accepted and gets its sizes.
+    let fits = fixtures::deep_png(1500, 1500);
+    let res = api_upload(&server, "fits.png", "image/png", &fits);
+    assert_eq!(res.status, 201, "{}", res.text());
+    let token = res.json()["token"].as_str().unwrap().to_string();
+    crate::variants::wait_sizes(&server, &token, "ready");
+    assert_eq!(count_rows(&sb.database_url), 1);
 }
 
 #[test]
@@ -122,8 +135,9 @@ fn deep_pngs_in_parallel_share_one_budget_and_the_overflow_is_told_to_retry() {
         ],
     );
     let idle = rss_kib(server.child.id());
-    // 4000×4000 16-bit RGBA: 128 MB once decoded, so only one fits.
-    let deep = fixtures::deep_png(4000, 4000);
+    // 3400×3400 16-bit RGBA: 92 MB once decoded, so only one fits; its
+    // sizes (the pixels plus an 8-bit copy, about 146 MB) fit alone.
+    let deep = fixtures::deep_png(3400, 3400);
     let peak = std::sync::atomic::AtomicU64::new(idle);
     let done = std::sync::atomic::AtomicBool::new(false);
     let replies: Vec<(u16, Option<String>, String)> = std::thread::scope(|s| {

@@ -23,6 +23,7 @@ use crate::config::{SizeConfig, VariantsConfig};
 use crate::db::entities::images;
 use crate::db::queue::{self, JobState};
 use crate::imaging::resize::SizeSpec;
+use crate::imaging::{self, Format, ImagingError};
 use crate::metrics::Metrics;
 use crate::service::budget::Decoding;
 use crate::service::cache::ImageCache;
@@ -86,6 +87,13 @@ impl Sizes {
     /// The configured sizes, by name and width.
     pub fn configured(&self) -> &[SizeConfig] {
         &self.config.sizes
+    }
+
+    /// Bytes a resize job for this original will reserve: an upload whose
+    /// sizes could never fit the decode budget is refused up front rather
+    /// than accepted with sizes that never come.
+    pub fn job_cost(&self, original: &[u8], format: Format) -> Result<u64, ImagingError> {
+        imaging::resize::decode_cost(original, format, &self.specs(), &self.decoding.limits)
     }
 
     fn specs(&self) -> Vec<SizeSpec> {
