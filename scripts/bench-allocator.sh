@@ -12,7 +12,10 @@
 #   variants  upload of a 17.9 MP JPEG until its three sizes are done (ms)
 #
 # ROUNDS (default 3), DURATION (wrk seconds, default 5) and UPLOAD_DURATION
-# (default 15) tune it. Needs wrk, curl and vips (installed when root).
+# (default 15) tune it. BEFORE_BIN=path adds a fifth binary (an older build,
+# say) to every round as "before". PREBUILT=dir skips the builds and takes
+# the four binaries (and "before", if there) from dir, built earlier by this
+# script. Needs wrk, curl and vips (installed when root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/bench-lib.sh
@@ -28,18 +31,26 @@ if ! command -v wrk >/dev/null || ! command -v vips >/dev/null; then
 fi
 bench_photos
 
-bins=target/bench-bin
-mkdir -p "$bins"
-echo "== building four release binaries (several minutes each)"
-cargo build -q --release --locked --target "$MUSL_TARGET" --bin kitteh
-cp "target/$MUSL_TARGET/release/kitteh" "$bins/musl-mimalloc"
-cargo build -q --release --locked --target "$MUSL_TARGET" --bin kitteh --no-default-features --target-dir target/system-alloc
-cp "target/system-alloc/$MUSL_TARGET/release/kitteh" "$bins/musl-system"
-cargo build -q --release --locked --bin kitteh
-cp target/release/kitteh "$bins/glibc-mimalloc"
-cargo build -q --release --locked --bin kitteh --no-default-features --target-dir target/system-alloc
-cp target/system-alloc/release/kitteh "$bins/glibc-system"
+bins=${PREBUILT:-target/bench-bin}
 builds=(musl-system musl-mimalloc glibc-system glibc-mimalloc)
+if [ -z "${PREBUILT:-}" ]; then
+  mkdir -p "$bins"
+  echo "== building four release binaries (several minutes each)"
+  cargo build -q --release --locked --target "$MUSL_TARGET" --bin kitteh
+  cp "$TARGET_DIR/$MUSL_TARGET/release/kitteh" "$bins/musl-mimalloc"
+  cargo build -q --release --locked --target "$MUSL_TARGET" --bin kitteh --no-default-features --target-dir "$TARGET_DIR/system-alloc"
+  cp "$TARGET_DIR/system-alloc/$MUSL_TARGET/release/kitteh" "$bins/musl-system"
+  cargo build -q --release --locked --bin kitteh
+  cp "$TARGET_DIR/release/kitteh" "$bins/glibc-mimalloc"
+  cargo build -q --release --locked --bin kitteh --no-default-features --target-dir "$TARGET_DIR/system-alloc"
+  cp "$TARGET_DIR/system-alloc/release/kitteh" "$bins/glibc-system"
+  if [ -n "${BEFORE_BIN:-}" ]; then
+    cp "$BEFORE_BIN" "$bins/before"
+  fi
+fi
+if [ -x "$bins/before" ] && { [ -n "${BEFORE_BIN:-}" ] || [ -n "${PREBUILT:-}" ]; }; then
+  builds=(before "${builds[@]}")
+fi
 for b in "${builds[@]}"; do
   echo "$b: $("$bins/$b" version --verbose | awk -F': *' '/^(target|allocator)/{printf "%s ", $2}')"
 done

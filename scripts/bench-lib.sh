@@ -3,6 +3,8 @@
 # --glibc. Every server started here listens on 127.0.0.1 only.
 
 MUSL_TARGET=x86_64-unknown-linux-musl
+# Where cargo puts what it builds (CARGO_TARGET_DIR when set).
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 # Sets KITTEH_BIN to the release binary for BUILD ("musl" or "glibc"),
 # building it first.
@@ -10,10 +12,10 @@ kitteh_binary() { # musl|glibc
   case "$1" in
     musl)
       cargo build -q --release --locked --target "$MUSL_TARGET" --bin kitteh
-      KITTEH_BIN=target/$MUSL_TARGET/release/kitteh ;;
+      KITTEH_BIN=$TARGET_DIR/$MUSL_TARGET/release/kitteh ;;
     glibc)
       cargo build -q --release --locked --bin kitteh
-      KITTEH_BIN=target/release/kitteh ;;
+      KITTEH_BIN=$TARGET_DIR/release/kitteh ;;
     *) echo "unknown build $1" >&2; return 1 ;;
   esac
   echo "binary: $KITTEH_BIN ($("$KITTEH_BIN" version --verbose | awk -F': *' '/^(target|allocator)/{printf "%s ", $2}'))"
@@ -53,10 +55,14 @@ start_kitteh() { # bin dir [NAME=VALUE...]
   local bin=$1 dir=$2
   shift 2
   mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
   KPORT=$(free_port)
-  env KITTEH_DATABASE__URL="sqlite://$dir/k.db" KITTEH_STORAGE__UPLOADS_DIR="$dir/uploads" \
+  # Run in the data folder: no config file is read, every setting is the
+  # binary's own default (older builds know fewer keys).
+  (cd "$dir" && exec env KITTEH_DATABASE__URL="sqlite://$dir/k.db" KITTEH_STORAGE__UPLOADS_DIR="$dir/uploads" \
       KITTEH_SERVER__PORT="$KPORT" KITTEH_LOG__LEVEL=warn "$@" \
-      "$bin" serve --migrate > "$dir/kitteh.log" 2>&1 &
+      "$bin" serve --migrate > "$dir/kitteh.log" 2>&1) &
   KPID=$!
   for _ in $(seq 200); do curl -sf "http://127.0.0.1:$KPORT/readyz" >/dev/null && return 0; sleep 0.05; done
   echo "kitteh did not become ready:" >&2
