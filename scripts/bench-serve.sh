@@ -101,21 +101,6 @@ nginx -c "$tmp/nginx.conf" -p "$tmp"
 for _ in $(seq 50); do [ -f "$tmp/nginx.pid" ] && break; sleep 0.1; done
 pids+=("$(cat "$tmp/nginx.pid")")
 
-# wrk prints latency percentiles with --latency; pull req/s, p50 and p99.
-run_wrk() { # url [header]
-  local out
-  if [ -n "${2:-}" ]; then
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "$2" "$1")
-  else
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$1")
-  fi
-  local rps p50 p99 non2xx
-  rps=$(awk '/^Requests\/sec/{print $2}' <<<"$out")
-  p50=$(awk '$1=="50%"{print $2}' <<<"$out")
-  p99=$(awk '$1=="99%"{print $2}' <<<"$out")
-  non2xx=$(awk '/Non-2xx/{print $NF}' <<<"$out")
-  echo "$rps $p50 $p99 ${non2xx:-0}"
-}
 peak_rss=0
 sample_rss() { # sample kitteh RSS while wrk runs
   while kill -0 "$kpid" 2>/dev/null; do
@@ -129,8 +114,8 @@ sample_rss & pids+=("$!")
 printf '\n%-28s %12s %9s %9s %12s %9s %9s %8s\n' "target" "kitteh r/s" "p50" "p99" "nginx r/s" "p50" "p99" "ratio"
 bench() { # label kitteh-path nginx-path [header]
   local k n
-  k=$(run_wrk "http://127.0.0.1:$kport$2" "${4:-}")
-  n=$(run_wrk "http://127.0.0.1:$nport$3" "${4:-}")
+  k=$(run_wrk "$DURATION" "$CONNECTIONS" "http://127.0.0.1:$kport$2" "${4:-}")
+  n=$(run_wrk "$DURATION" "$CONNECTIONS" "http://127.0.0.1:$nport$3" "${4:-}")
   read -r krps kp50 kp99 kbad <<<"$k"
   read -r nrps np50 np99 nbad <<<"$n"
   printf '%-28s %12s %9s %9s %12s %9s %9s %7.2fx\n' "$1" "$krps" "$kp50" "$kp99" "$nrps" "$np50" "$np99" "$(awk "BEGIN{print $krps/$nrps}")"

@@ -153,6 +153,16 @@ pub async fn claim(
     }))
 }
 
+/// The row a claim still owns: its job, running, at the claimed attempt.
+/// Every write that extends or ends a claim is fenced by it, so a worker
+/// whose lease was taken over changes nothing.
+fn owned(claim: Claim) -> Cond {
+    Cond::all()
+        .add(Column::Id.eq(claim.job_id))
+        .add(Column::State.eq(JobState::Running.as_str()))
+        .add(Column::Attempts.eq(claim.attempt))
+}
+
 /// Extends a claim's lease; false when the job is no longer ours.
 pub async fn heartbeat(
     db: &DatabaseConnection,
@@ -161,9 +171,7 @@ pub async fn heartbeat(
 ) -> Result<bool, DbErr> {
     let res = variant_jobs::Entity::update_many()
         .col_expr(Column::LeaseUntil, Expr::value(lease_until_ms))
-        .filter(Column::Id.eq(claim.job_id))
-        .filter(Column::State.eq(JobState::Running.as_str()))
-        .filter(Column::Attempts.eq(claim.attempt))
+        .filter(owned(claim))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
@@ -182,9 +190,7 @@ pub async fn settle<C: ConnectionTrait>(
         .col_expr(Column::LastError, Expr::value(error))
         .col_expr(Column::LeaseUntil, Expr::value(Option::<i64>::None))
         .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(Column::Id.eq(claim.job_id))
-        .filter(Column::State.eq(JobState::Running.as_str()))
-        .filter(Column::Attempts.eq(claim.attempt))
+        .filter(owned(claim))
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
@@ -199,9 +205,7 @@ pub async fn release(db: &DatabaseConnection, claim: Claim) -> Result<bool, DbEr
         .col_expr(Column::Attempts, Expr::col(Column::Attempts).sub(1))
         .col_expr(Column::LeaseUntil, Expr::value(Option::<i64>::None))
         .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(Column::Id.eq(claim.job_id))
-        .filter(Column::State.eq(JobState::Running.as_str()))
-        .filter(Column::Attempts.eq(claim.attempt))
+        .filter(owned(claim))
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
