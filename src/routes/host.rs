@@ -101,9 +101,6 @@ pub fn requested_scheme(req: &Request<'_>, policy: &HostPolicy) -> &'static str 
 
 /// The client's address: the peer, or, when the peer is a trusted proxy,
 /// the nearest address in `X-Forwarded-For` that is not one.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub Option<IpAddr>);
-
 pub fn client_addr(req: &Request<'_>, policy: &HostPolicy) -> Option<IpAddr> {
     let peer = req.remote().map(|a| a.ip());
     if !policy.trusts(peer) {
@@ -120,19 +117,6 @@ pub fn client_addr(req: &Request<'_>, policy: &HostPolicy) -> Option<IpAddr> {
         .rev()
         .find(|ip| !policy.trusts(Some(*ip)))
         .or(peer)
-}
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for ClientAddr {
-    type Error = std::convert::Infallible;
-
-    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let addr = match req.rocket().state::<HostPolicy>() {
-            Some(policy) => client_addr(req, policy),
-            None => req.remote().map(|a| a.ip()),
-        };
-        Outcome::Success(ClientAddr(addr))
-    }
 }
 
 /// The host a refused request asked for, kept for the answer.

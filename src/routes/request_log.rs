@@ -10,6 +10,7 @@ use rocket::http::Header;
 use rocket::{Data, Request, Response};
 
 use crate::metrics::Metrics;
+use crate::routes::host::{HostPolicy, client_addr};
 
 /// The id of one request, echoed in `X-Request-Id` and every log line about it.
 #[derive(Debug, Clone)]
@@ -98,8 +99,15 @@ impl Fairing for RequestLogger {
         let status = res.status().code;
         let elapsed = start.at.elapsed();
         let token = req.local_cache(LogToken::default).get();
+        // The peer, or the client a trusted proxy names: who to look for
+        // when cleaning up abuse.
+        let client = match req.rocket().state::<HostPolicy>() {
+            Some(policy) => client_addr(req, policy),
+            None => req.remote().map(|a| a.ip()),
+        };
         tracing::info!(
             request_id = %start.id.0,
+            client = client.map(tracing::field::display),
             method = %req.method(),
             path = %req.uri().path(),
             status,

@@ -370,9 +370,14 @@ fn a_foreign_host_gets_a_400_saying_to_set_the_public_url() {
             ("Host", "localhost:1234"),
             ("X-Forwarded-Host", "evil.example"),
             ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-For", "203.0.113.9"),
         ],
     );
     assert_eq!(page.status, 200);
+    // Nor is the client it names: the log has the peer.
+    let log = server.wait_for_log("the request line", |l| l.contains("/api/images/"));
+    assert!(log.contains("client=127.0.0.1"), "{log}");
+    assert!(!log.contains("203.0.113.9"), "{log}");
     assert!(
         page.json()["page_url"]
             .as_str()
@@ -400,6 +405,7 @@ fn configured_hosts_and_trusted_proxies_shape_the_links() {
             .header("Content-Type", &content_type)
             .header("X-Forwarded-Host", "kitteh.example")
             .header("X-Forwarded-Proto", "https")
+            .header("X-Forwarded-For", "203.0.113.7, 127.0.0.1")
             .send(&body[..])
             .unwrap();
         assert_eq!(res.status(), 201);
@@ -414,6 +420,11 @@ fn configured_hosts_and_trusted_proxies_shape_the_links() {
         );
         v["token"].as_str().unwrap().to_string()
     };
+    // The client is the nearest forwarded address that is not a proxy.
+    let log = server.wait_for_log("the upload's request line", |l| {
+        l.contains("client=203.0.113.7")
+    });
+    assert!(log.contains("status=201"), "{log}");
     let page = get(
         &server.url(&format!("/api/images/{token}")),
         &[("Host", "kitteh.example:4000")],
