@@ -61,6 +61,12 @@ EOF
     cat "$GARAGE_TMP/server.log" >&2
     return 1
   fi
+  # `node id` reads the key from disk; the layout commands need the RPC
+  # listener, which may come up a moment later.
+  for i in $(seq 1 100); do
+    garage_cli status >/dev/null 2>&1 && break
+    sleep 0.2
+  done
   garage_cli layout assign -z dc1 -c 1G "$node" >/dev/null
   garage_cli layout apply --version 1 >/dev/null
   # A fixed key pair (Garage's formats: GK + 24 hex digits, 64 hex digits).
