@@ -19,7 +19,8 @@ echo "== building the static binary"
 cargo build -q --release --locked --target "$target" --bin kitteh
 bin=target/$target/release/kitteh
 size=$(stat -c %s "$bin")
-if ! ldd "$bin" 2>&1 | grep -qE 'not a dynamic executable|statically linked'; then
+ldd_out=$(ldd "$bin" 2>&1 || true)
+if ! grep -qE 'not a dynamic executable|statically linked' <<<"$ldd_out"; then
   echo "FAIL: $bin is dynamically linked" >&2
   ldd "$bin" >&2
   exit 1
@@ -30,7 +31,9 @@ echo "binary: $size bytes ($(awk "BEGIN{printf \"%.2f\", $size/1e6}") MB), stati
 echo "image contents: $image_size bytes ($(awk "BEGIN{printf \"%.2f\", $image_size/1e6}") MB); goal $((goal/1000000)) MB, budget $((budget/1000000)) MB"
 mkdir -p target
 printf '%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%MZ)" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$size" >> target/binary-size-history.tsv
-"$bin" version --verbose | grep -q '^allocator: *mimalloc' || { echo "FAIL: the static binary does not use mimalloc" >&2; exit 1; }
+# The output is captured first: `grep -q` stops reading at the first match.
+version_out=$("$bin" version --verbose)
+grep -q '^allocator: *mimalloc' <<<"$version_out" || { echo "FAIL: the static binary does not use mimalloc" >&2; exit 1; }
 if [ "$image_size" -gt "$budget" ]; then
   echo "FAIL: the image would be $image_size bytes, over the $budget byte budget" >&2
   exit 1

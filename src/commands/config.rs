@@ -11,7 +11,7 @@ pub(super) fn show_config(loaded: &Loaded, args: &ConfigArgs) -> Result<(), Fail
             None => eprintln!("configuration is valid (built-in defaults, no file)"),
         }
     } else {
-        print!("{}", config::render_annotated(loaded));
+        out!("{}", config::render_annotated(loaded));
     }
     Ok(())
 }

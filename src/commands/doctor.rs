@@ -10,7 +10,7 @@ pub(super) async fn doctor(config: Config) -> Result<(), Failure> {
     let services = Services::build(config).await?;
     // What `serve` does at startup, so the identity is known.
     if let Err(e) = services.installation().check().await {
-        println!("installation: cannot check: {}", e.chain());
+        outln!("installation: cannot check: {}", e.chain());
     }
     let checks = services.health().readiness().await;
     let mut failed = 0;
@@ -25,9 +25,9 @@ pub(super) async fn doctor(config: Config) -> Result<(), Failure> {
             failed += 1;
         }
         if facts.is_empty() {
-            println!("{state} {}", check.name);
+            outln!("{state} {}", check.name);
         } else {
-            println!("{state} {}: {}", check.name, facts.join("; "));
+            outln!("{state} {}: {}", check.name, facts.join("; "));
         }
     }
     if failed > 0 {

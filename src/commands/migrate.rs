@@ -12,14 +12,14 @@ pub(super) async fn migrate(db: &DatabaseConnection, action: MigrateAction) -> R
         MigrateAction::Up => {
             let state = db::schema_state(db).await?;
             if state.is_current() {
-                println!(
+                outln!(
                     "nothing to do: the database is at {}",
                     state.latest_applied()
                 );
                 return Ok(());
             }
-            db::apply_pending(db, &state.pending, |name| println!("applied {name}")).await?;
-            println!("{} migration(s) applied", state.pending.len());
+            db::apply_pending(db, &state.pending, |name| outln!("applied {name}")).await?;
+            outln!("{} migration(s) applied", state.pending.len());
         }
         MigrateAction::Status => {
             let all = Migrator::get_migration_with_status_read_only(db).await?;
@@ -28,18 +28,18 @@ pub(super) async fn migrate(db: &DatabaseConnection, action: MigrateAction) -> R
                     migration::MigrationStatus::Applied => "applied",
                     migration::MigrationStatus::Pending => "pending",
                 };
-                println!("{status:<8} {}", m.name());
+                outln!("{status:<8} {}", m.name());
             }
         }
         MigrateAction::Down { steps } => {
             let state = db::schema_state(db).await?;
             if state.applied.is_empty() {
-                println!("nothing to roll back: no migration is applied");
+                outln!("nothing to roll back: no migration is applied");
                 return Ok(());
             }
             for name in state.applied.iter().rev().take(steps as usize) {
                 Migrator::down(db, Some(1)).await?;
-                println!("rolled back {name}");
+                outln!("rolled back {name}");
             }
         }
         MigrateAction::Fresh { yes } => {
@@ -51,7 +51,7 @@ pub(super) async fn migrate(db: &DatabaseConnection, action: MigrateAction) -> R
             }
             Migrator::fresh(db).await?;
             for name in db::schema_state(db).await?.applied {
-                println!("applied {name}");
+                outln!("applied {name}");
             }
         }
     }

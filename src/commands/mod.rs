@@ -1,6 +1,22 @@
 //! What each subcommand does, one file per subcommand. Exit codes: 0
 //! success, 1 runtime failure, 2 bad configuration or usage.
 
+/// `println!` for command output. A reader that stops early (`| head`,
+/// `| grep -q`) closes the pipe; that is the reader's choice, not a failure,
+/// so the command ends quietly with status 0 instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` with the same closed-pipe rule as `outln!`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::commands::write_out(format_args!($($arg)*))
+    };
+}
+
 mod config;
 mod doctor;
 mod healthcheck;
@@ -18,6 +34,19 @@ use crate::service::error::chain;
 use crate::{app, db, logging};
 
 pub use version::{BUILD, BuildInfo};
+
+/// Writes command output; exits with status 0 when stdout has been closed.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("kitteh: cannot write to stdout: {e}");
+        std::process::exit(i32::from(EXIT_FAILURE));
+    }
+}
 
 const EXIT_FAILURE: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
@@ -80,7 +109,7 @@ pub fn run(cli: Cli) -> ExitCode {
     if let Command::Healthcheck(args) = &cli.command {
         return match healthcheck::healthcheck(&cli, args) {
             Ok(line) => {
-                println!("{line}");
+                outln!("{line}");
                 ExitCode::SUCCESS
             }
             Err(why) => {

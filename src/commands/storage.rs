@@ -26,7 +26,7 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
     } else {
         services.installation().check().await?
     };
-    println!("{}", identity.describe());
+    outln!("{}", identity.describe());
     let missing = sweep::missing(db, storage).await?;
     let report = sweep::sweep(
         db,
@@ -40,7 +40,7 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
         .list_trash()
         .await
         .map_err(|e| Failure::runtime(e.to_string()))?;
-    println!(
+    outln!(
         "{} image(s) in the database, {} object(s) in {}, {} in the trash",
         report.rows,
         report.stored,
@@ -53,7 +53,7 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
         } else {
             ""
         };
-        println!("missing original: {name}{hint}");
+        outln!("missing original: {name}{hint}");
     }
     for name in &missing.sizes {
         let hint = if missing.in_trash.contains(name) {
@@ -61,22 +61,22 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
         } else {
             ""
         };
-        println!("missing size: {name}{hint}");
+        outln!("missing size: {name}{hint}");
     }
     for name in &report.orphans {
-        println!("no row: {name}");
+        outln!("no row: {name}");
     }
     for name in &report.young {
-        println!(
+        outln!(
             "no row: {name} (younger than storage.sweep_min_age_seconds: perhaps an upload in progress; left alone)"
         );
     }
     if let Some(why) = &report.refused {
-        println!("the sweep would not remove everything: {why}");
+        outln!("the sweep would not remove everything: {why}");
     }
     let problems = missing.originals.len() + missing.sizes.len() + report.orphans.len();
     if !repair {
-        println!(
+        outln!(
             "{} problem(s){}",
             problems,
             if problems > 0 {
@@ -100,7 +100,7 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
         false,
     )
     .await?;
-    println!(
+    outln!(
         "repaired: restored {restored} object(s) from the trash, re-queued the sizes of {requeued} image(s), moved {} orphan(s) to the trash",
         swept.trashed
     );
@@ -110,7 +110,7 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
         .filter(|n| !missing.in_trash.contains(*n))
         .collect();
     for name in &lost {
-        println!("cannot repair: {name} is gone (restore it from a backup)");
+        outln!("cannot repair: {name} is gone (restore it from a backup)");
     }
     if !lost.is_empty() || swept.refused.is_some() || !identity.agreed() {
         return Err(Failure::runtime("some problems remain"));
@@ -126,7 +126,7 @@ async fn check(config: &Config) -> Result<(), Failure> {
         .check_writable()
         .await
         .map_err(|e| Failure::runtime(format!("{} is not writable: {e}", storage.describe())))?;
-    println!(
+    outln!(
         "ok: {} is readable and writable ({} ms)",
         storage.describe(),
         started.elapsed().as_millis()
@@ -167,9 +167,11 @@ async fn migrate(config: Config, to: BackendArg, jobs: usize) -> Result<(), Fail
     })
     .await;
     bar.finish_and_clear();
-    println!(
+    outln!(
         "storage migrate: copied {}, skipped {} (already there, SHA-256 verified), failed {}",
-        summary.copied, summary.skipped, summary.failed
+        summary.copied,
+        summary.skipped,
+        summary.failed
     );
     if summary.failed > 0 {
         return Err(Failure::runtime(format!(

@@ -12,7 +12,7 @@ pub(super) async fn variants(config: Config, action: VariantsAction) -> Result<(
     match action {
         VariantsAction::Status => {
             for (state, n) in sizes.counts().await? {
-                println!("{:<8} {n}", state.as_str());
+                outln!("{:<8} {n}", state.as_str());
             }
         }
         VariantsAction::Rebuild {
@@ -32,7 +32,7 @@ pub(super) async fn variants(config: Config, action: VariantsAction) -> Result<(
                 }
             };
             let queued = sizes.requeue(which).await?;
-            println!("queued {queued} job(s)");
+            outln!("queued {queued} job(s)");
             if now && queued > 0 {
                 let bar = super::progress_bar(queued as u64, "jobs");
                 while sizes.work_once().await? {
@@ -40,7 +40,7 @@ pub(super) async fn variants(config: Config, action: VariantsAction) -> Result<(
                 }
                 bar.finish();
                 for (state, n) in sizes.counts().await? {
-                    println!("{:<8} {n}", state.as_str());
+                    outln!("{:<8} {n}", state.as_str());
                 }
             }
         }

@@ -36,17 +36,17 @@ pub(super) fn version(args: &VersionArgs) {
             "newest_migration": newest,
             "assets": { "count": asset_count, "bytes": asset_bytes },
         });
-        println!("{value}");
+        outln!("{value}");
         return;
     }
-    println!("kitteh {}", BUILD.version);
+    outln!("kitteh {}", BUILD.version);
     if args.verbose {
-        println!("commit:           {}", BUILD.commit);
-        println!("target:           {}", BUILD.target);
-        println!("rustc:            {}", BUILD.rustc);
-        println!("profile:          {}", BUILD.profile);
-        println!("allocator:        {}", crate::ALLOCATOR);
-        println!("newest migration: {newest}");
-        println!("embedded assets:  {asset_count} files, {asset_bytes} bytes");
+        outln!("commit:           {}", BUILD.commit);
+        outln!("target:           {}", BUILD.target);
+        outln!("rustc:            {}", BUILD.rustc);
+        outln!("profile:          {}", BUILD.profile);
+        outln!("allocator:        {}", crate::ALLOCATOR);
+        outln!("newest migration: {newest}");
+        outln!("embedded assets:  {asset_count} files, {asset_bytes} bytes");
     }
 }

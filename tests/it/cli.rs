@@ -45,6 +45,25 @@ fn version_verbose_names_commit_target_rustc_profile_and_newest_migration() {
 }
 
 #[test]
+fn output_into_a_closed_pipe_ends_quietly_with_success() {
+    // A reader that stops early (`| head -1`, `| grep -q`) closes the pipe
+    // before the command has written everything.
+    let sb = Sandbox::sqlite();
+    let mut child = sb
+        .kitteh()
+        .args(["version", "--verbose"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn version_json_is_parseable_and_complete() {
     let sb = Sandbox::sqlite();
     let out = sb.kitteh().args(["version", "--json"]).output().unwrap();
