@@ -37,6 +37,13 @@ pub struct StateLabels {
     pub state: String,
 }
 
+/// Where an accepted upload's sizes were made: `inline` (within the
+/// upload) or `job` (handed to the resize queue).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SizesPathLabels {
+    pub path: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -58,6 +65,7 @@ pub struct Metrics {
     pub stored_bytes: Gauge,
     pub variant_jobs_seconds: Histogram,
     pub variant_jobs: Family<StateLabels, Gauge>,
+    pub upload_sizes: Family<SizesPathLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -71,6 +79,7 @@ impl Default for Metrics {
         let stored_bytes = Gauge::default();
         let variant_jobs_seconds = job_histogram();
         let variant_jobs = Family::<StateLabels, Gauge>::default();
+        let upload_sizes = Family::<SizesPathLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by route, method and status",
@@ -106,6 +115,11 @@ impl Default for Metrics {
             "Variant jobs by state",
             variant_jobs.clone(),
         );
+        registry.register(
+            "upload_sizes",
+            "Accepted uploads by where their sizes were made: inline or job",
+            upload_sizes.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -115,6 +129,7 @@ impl Default for Metrics {
             stored_bytes,
             variant_jobs_seconds,
             variant_jobs,
+            upload_sizes,
         }
     }
 }
@@ -155,6 +170,14 @@ impl Metrics {
                     .inc();
             }
         }
+    }
+
+    /// Counts where an accepted upload's sizes were made.
+    pub fn record_sizes_path(&self, inline: bool) {
+        let path = if inline { "inline" } else { "job" };
+        self.upload_sizes
+            .get_or_create(&SizesPathLabels { path })
+            .inc();
     }
 
     /// The registry in Prometheus text format.

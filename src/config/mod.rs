@@ -354,6 +354,11 @@ pub struct VariantsConfig {
     pub sizes: Vec<SizeConfig>,
     /// JPEG quality of resized copies, 1–100.
     pub jpeg_quality: u8,
+    /// Uploads of at most this many pixels have their sizes made within
+    /// the upload, from the decode that checks them, so the answer has
+    /// them ready; larger ones (and any whose sizes fail there) go to a
+    /// resize job. 0: always a job.
+    pub inline_max_pixels: u64,
     /// Resizing workers in this process: `"auto"` (one per CPU), a number,
     /// or 0 for none (a replica that only serves).
     pub workers: Workers,
@@ -381,6 +386,10 @@ impl Default for VariantsConfig {
                 SizeConfig::new("monstrous", 600),
             ],
             jpeg_quality: 82,
+            // Every phone and most cameras: the upload's own decode makes
+            // the sizes cheaply, and a request waits at most a few hundred
+            // milliseconds more for them.
+            inline_max_pixels: 40_000_000,
             workers: Workers::Auto,
             max_attempts: 3,
             // Short enough that a dead replica's job is taken over within

@@ -260,6 +260,26 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, image_id: i64) -> Result<(), 
 }
 
 /// The images whose jobs are in `state`, oldest first.
+/// Records an image whose sizes were made within its upload: its job row,
+/// already done, so that counts and `kitteh variants requeue` treat it like
+/// any other image.
+pub async fn record_done<C: ConnectionTrait>(conn: &C, image_id: i64) -> Result<(), DbErr> {
+    let now = Utc::now();
+    variant_jobs::ActiveModel {
+        image_id: Set(image_id),
+        state: Set(JobState::Done.as_str().into()),
+        attempts: Set(0),
+        last_error: Set(None),
+        lease_until: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
 pub async fn images_in_state(db: &DatabaseConnection, state: JobState) -> Result<Vec<i64>, DbErr> {
     Ok(variant_jobs::Entity::find()
         .filter(Column::State.eq(state.as_str()))

@@ -54,20 +54,42 @@ impl Stop {
     }
 }
 
+/// Reads between two looks at the clock. The JPEG decoder reads its
+/// entropy-coded data a byte at a time, and reading the clock on each of
+/// five million bytes would cost more than the resize; PNG and WebP read
+/// in chunks, so for them this is one look every few hundred kilobytes.
+const READS_PER_CLOCK: u32 = 256;
+
 /// A reader that fails once its decode must stop, so a streaming decoder
-/// (PNG, WebP) ends at its next read instead of running on.
+/// (PNG, WebP, JPEG between and within scans) ends within a few reads
+/// instead of running on. Cancellation is seen at the next read; the
+/// deadline within `READS_PER_CLOCK` reads.
 pub struct Interruptible<R> {
     inner: R,
     stop: Stop,
+    reads: u32,
 }
 
 impl<R> Interruptible<R> {
     pub fn new(inner: R, stop: Stop) -> Self {
-        Self { inner, stop }
+        Self {
+            inner,
+            stop,
+            reads: 0,
+        }
     }
 
-    fn check(&self) -> io::Result<()> {
-        self.stop.check().map_err(io::Error::other)
+    fn check(&mut self) -> io::Result<()> {
+        if let Some(cancelled) = &self.stop.cancelled
+            && cancelled.load(Ordering::Relaxed)
+        {
+            return Err(io::Error::other(ImagingError::Cancelled));
+        }
+        self.reads = self.reads.wrapping_add(1);
+        if self.reads % READS_PER_CLOCK == 1 {
+            self.stop.check().map_err(io::Error::other)?;
+        }
+        Ok(())
     }
 }
 
@@ -112,6 +134,21 @@ mod tests {
 
         let late = Stop::new(Arc::new(AtomicBool::new(false)), Duration::ZERO);
         assert_eq!(late.check(), Err(ImagingError::TimedOut { millis: 0 }));
+        let mut reader = Interruptible::new(io::Cursor::new(vec![1u8; 1024]), late);
+        assert!(
+            reader.read(&mut buf).is_err(),
+            "the first read looks at the clock"
+        );
+
+        // A deadline that passes mid-decode is seen within READS_PER_CLOCK reads.
+        let soon = Stop::new(Arc::new(AtomicBool::new(false)), Duration::from_millis(20));
+        let mut reader = Interruptible::new(io::Cursor::new(vec![1u8; 4096]), soon);
+        assert_eq!(reader.read(&mut buf[..1]).unwrap(), 1);
+        std::thread::sleep(Duration::from_millis(30));
+        let reads_after = (0..=READS_PER_CLOCK)
+            .position(|_| reader.read(&mut buf[..1]).is_err())
+            .expect("the deadline stops the reader");
+        assert!(reads_after < READS_PER_CLOCK as usize, "{reads_after}");
         assert_eq!(super::super::seconds_text(250), "0.25");
         assert_eq!(super::super::seconds_text(10_000), "10");
         assert_eq!(Stop::never().check(), Ok(()));

@@ -342,6 +342,9 @@ pub struct Inspection {
     pub cost: u64,
     /// The EXIF orientation of the original, read before stripping it.
     orientation: Orientation,
+    /// A JPEG that needs no turning and that the scaled decoder reads: it
+    /// is checked by a decode at a reduced DCT scale.
+    scaled_jpeg: Option<resize::JpegKind>,
     /// The file with its metadata removed: what is decoded and stored.
     cleaned: Vec<u8>,
 }
@@ -351,6 +354,58 @@ impl Inspection {
     pub fn cleaned(&self) -> &[u8] {
         &self.cleaned
     }
+
+    /// How the check can also yield the pixels `sizes` are made from, and
+    /// what the check and the sizes cost together; None when the image has
+    /// more than `max_pixels` (the sizes are then left to a resize job).
+    /// A scaled JPEG is then decoded at the scale the largest size needs
+    /// rather than 1/8; anything else keeps the pixels of its full decode.
+    pub fn plan_sizes(
+        &self,
+        sizes: &[resize::SizeSpec],
+        max_pixels: u64,
+    ) -> Option<SizesPlan> {
+        let largest = sizes.iter().map(|s| s.width).max()?;
+        let (w, h) = (self.width, self.height);
+        if u64::from(w) * u64::from(h) > max_pixels {
+            return None;
+        }
+        const SLACK: u64 = 4 << 20;
+        let made = resize::sizes_cost(w, h, sizes);
+        if let Some(kind) = self.scaled_jpeg {
+            let (tw, th) = resize::target_size(w, h, largest);
+            let scale = resize::jpeg_scale(w, h, tw, th);
+            let decode = resize::jpeg_scaled_cost(kind, w, h, w.div_ceil(scale), h.div_ceil(scale));
+            return Some(SizesPlan {
+                largest,
+                cost: decode + made + SLACK,
+            });
+        }
+        let pixels = u64::from(w) * u64::from(h);
+        // The pixels as 8-bit RGBA for the resizer; a GIF's first frame is
+        // painted on its whole logical screen as well.
+        let rgba = pixels * 4;
+        let screen = if self.format == Format::Gif { rgba } else { 0 };
+        Some(SizesPlan {
+            largest,
+            cost: self.cost + rgba + screen + made + SLACK,
+        })
+    }
+}
+
+/// How an upload's check also yields the pixels its sizes are made from.
+#[derive(Debug, Clone, Copy)]
+pub struct SizesPlan {
+    largest: u32,
+    /// Bytes the check and the sizes allocate together at most.
+    pub cost: u64,
+}
+
+/// An accepted image and, when a `SizesPlan` asked for them, the decoded
+/// pixels its sizes are made from.
+pub struct Checked {
+    pub processed: Processed,
+    pub pixels: Option<resize::Decoded>,
 }
 
 /// Refuses a colour profile that inflates past `limits.max_icc_bytes`,
@@ -496,7 +551,20 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspection, ImagingError
         }
         Format::Png | Format::WebP | Format::Jpeg => frames_of(container, &cleaned, limits)?,
     };
-    let cost = decode_cost(format, &cleaned, limits, orientation, largest_gif_frame)?;
+    let scaled_jpeg = if format == Format::Jpeg && orientation == Orientation::NoTransforms {
+        // A header the scaled decoder cannot read is left to the full one.
+        resize::jpeg_kind(&cleaned).ok().filter(|k| k.scalable)
+    } else {
+        None
+    };
+    let cost = match scaled_jpeg {
+        // Checked at 1/8 scale unless its sizes are made at once.
+        Some(kind) => {
+            resize::jpeg_scaled_cost(kind, width, height, width.div_ceil(8), height.div_ceil(8))
+                + (1 << 20)
+        }
+        None => decode_cost(format, &cleaned, limits, orientation, largest_gif_frame)?,
+    };
     Ok(Inspection {
         format,
         width,
@@ -504,30 +572,60 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspection, ImagingError
         frames,
         cost,
         orientation,
+        scaled_jpeg,
         cleaned,
     })
 }
 
-/// The expensive half: decodes the cleaned file in full (every GIF frame)
-/// to prove it sound, turns it upright if its EXIF said so, and returns
-/// what to store. Gives up when `stop` says so.
+/// The expensive half: decodes the cleaned file to prove it sound, turns it
+/// upright if its EXIF said so, and returns what to store, with the pixels
+/// for its sizes when `plan` asks for them. Gives up when `stop` says so.
+///
+/// A JPEG that needs no turning is decoded at a reduced DCT scale (the one
+/// its largest size needs, or 1/8): the scale only shortens the inverse
+/// DCT, and the decode still reads every scan's entropy-coded data, a
+/// progressive file's AC scans included, so a corrupt or cut stream fails
+/// as it would at full size (the scaled decoder is the stricter of the
+/// two: it refuses invalid Huffman codes that the full decoder paints
+/// over). A rotated JPEG is decoded in full, since its original is
+/// re-encoded upright; PNG and WebP in full; a GIF frame by frame.
 pub fn decode_checked(
     inspection: Inspection,
     limits: &Limits,
     stop: &Stop,
-) -> Result<Processed, ImagingError> {
+    plan: Option<&SizesPlan>,
+) -> Result<Checked, ImagingError> {
     let Inspection {
         format,
         width,
         height,
         orientation,
+        scaled_jpeg,
         cleaned,
         ..
     } = inspection;
     stop.check()?;
     if format == Format::Gif {
         animation::verify_gif(&cleaned, limits, stop)?;
-        return Ok(finish(format, cleaned, width, height));
+        // The sizes show the first frame, painted on the logical screen:
+        // a second, bounded decode of that frame alone.
+        let pixels = plan.and_then(|p| resize::decode(&cleaned, format, p.largest, limits).ok());
+        return Ok(Checked {
+            processed: finish(format, cleaned, width, height),
+            pixels,
+        });
+    }
+    if scaled_jpeg.is_some() {
+        // Without sizes to make, the smallest scale (1/8) is enough.
+        let largest = plan.map_or(1, |p| p.largest);
+        if let Some(pixels) =
+            resize::decode_jpeg_scaled(&cleaned, largest, resize::Scans::All, stop)?
+        {
+            return Ok(Checked {
+                processed: finish(format, cleaned, width, height),
+                pixels: plan.map(|_| pixels),
+            });
+        }
     }
     let mut reader = reader(&cleaned, format, stop.clone());
     reader.limits(decoder_limits(limits));
@@ -536,21 +634,24 @@ pub fn decode_checked(
     let icc = decoder.icc_profile().ok().flatten();
     let mut image = DynamicImage::from_decoder(decoder).map_err(failed)?;
     stop.check()?;
-    if orientation != Orientation::NoTransforms {
+    let processed = if orientation == Orientation::NoTransforms {
+        finish(format, cleaned, width, height)
+    } else {
         // Rotating needs the pixels: re-encode, this once.
         image.apply_orientation(orientation);
         drop(cleaned);
         let bytes = encode(&image, format, icc.as_deref())?;
-        return Ok(finish(format, bytes, image.width(), image.height()));
-    }
-    Ok(finish(format, cleaned, width, height))
+        finish(format, bytes, image.width(), image.height())
+    };
+    let pixels = plan.map(|_| resize::Decoded::full(image, format, icc));
+    Ok(Checked { processed, pixels })
 }
 
 /// Validates and cleans an upload: the whole pipeline in one call, with no
 /// budget and no stop (benchmarks and tests).
 pub fn process(bytes: &[u8], limits: &Limits) -> Result<Processed, ImagingError> {
     let inspection = inspect(bytes, limits)?;
-    decode_checked(inspection, limits, &Stop::never())
+    decode_checked(inspection, limits, &Stop::never(), None).map(|c| c.processed)
 }
 
 /// Encodes pixels in the given format, keeping the ICC profile.

@@ -11,7 +11,7 @@ use fast_image_resize::pixels::{U8x3, U8x4};
 use fast_image_resize::{FilterType, PixelTrait, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, ImageDecoder, RgbImage, RgbaImage};
 
-use super::{Format, ImagingError, Limits, encode_with_quality, strip};
+use super::{Format, ImagingError, Limits, Stop, encode_with_quality, strip};
 
 /// One size to make: its name (used in URLs) and its target width.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,18 +114,173 @@ pub fn target_size(w: u32, h: u32, target_width: u32) -> (u32, u32) {
     (width, height.min(u64::from(u32::MAX)) as u32)
 }
 
-/// A decoded original: pixels (perhaps at a reduced scale), its full size,
-/// and its ICC profile.
-struct Decoded {
+/// A decoded original, ready to be resized: pixels (perhaps at a reduced
+/// DCT scale), the original's full size and format, and its ICC profile.
+/// Made by the upload's own check (so the sizes need no second decode) or
+/// by a resize job.
+pub struct Decoded {
     pixels: Pixels,
+    format: Format,
     width: u32,
     height: u32,
     icc: Option<Vec<u8>>,
 }
 
+impl Decoded {
+    /// Pixels decoded at full size (the image upright), for `format`.
+    pub(crate) fn full(image: DynamicImage, format: Format, icc: Option<Vec<u8>>) -> Self {
+        let (width, height) = (image.width(), image.height());
+        Self {
+            pixels: Pixels::from_dynamic(image),
+            format,
+            width,
+            height,
+            icc,
+        }
+    }
+
+    /// The original's full width and height.
+    pub fn dimensions(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// The width and height of the pixels held (smaller after a scaled decode).
+    pub fn decoded_dimensions(&self) -> (u32, u32) {
+        (self.pixels.width(), self.pixels.height())
+    }
+}
+
+/// What a JPEG's header says about decoding it at a reduced scale.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JpegKind {
+    /// 8-bit RGB or grey. CMYK and 16-bit JPEGs are rare in photos and
+    /// take the general decoder, at full size.
+    pub scalable: bool,
+    /// Progressive: the decoder keeps every coefficient of the image (two
+    /// bytes per pixel and component) until the last scan, whatever the
+    /// output scale.
+    pub progressive: bool,
+}
+
+pub(crate) fn jpeg_kind(bytes: &[u8]) -> Result<JpegKind, ImagingError> {
+    let mut header = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    header
+        .read_info()
+        .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
+    let info = header
+        .info()
+        .ok_or_else(|| ImagingError::Corrupt("JPEG without a frame header".into()))?;
+    Ok(JpegKind {
+        scalable: matches!(
+            info.pixel_format,
+            jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
+        ),
+        progressive: info.coding_process == jpeg_decoder::CodingProcess::DctProgressive,
+    })
+}
+
+/// Bytes a scaled decode of a `w`×`h` JPEG allocates at most when its
+/// output is `sw`×`sh`: three bytes a pixel out and the decoder's planes
+/// beside them, plus a progressive file's coefficients.
+pub(crate) fn jpeg_scaled_cost(kind: JpegKind, w: u32, h: u32, sw: u32, sh: u32) -> u64 {
+    let out = u64::from(sw) * u64::from(sh) * 3 * 2;
+    let coefficients = if kind.progressive {
+        u64::from(w) * u64::from(h) * 2 * 3
+    } else {
+        0
+    };
+    out + coefficients
+}
+
+/// Bytes the sizes themselves take while they are made and encoded.
+pub(crate) fn sizes_cost(w: u32, h: u32, sizes: &[SizeSpec]) -> u64 {
+    sizes
+        .iter()
+        .map(|s| {
+            let (sw, sh) = target_size(w, h, s.width);
+            u64::from(sw) * u64::from(sh) * 4 * 2
+        })
+        .sum()
+}
+
+/// The largest of 1/8, 1/4, 1/2 and 1/1 that still covers `tw`×`th`.
+pub(crate) fn jpeg_scale(w: u32, h: u32, tw: u32, th: u32) -> u32 {
+    [8u32, 4, 2, 1]
+        .into_iter()
+        .find(|s| w.div_ceil(*s) >= tw && h.div_ceil(*s) >= th)
+        .unwrap_or(1)
+}
+
+/// How a scaled JPEG decode treats a progressive file's AC scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scans {
+    /// Decode every scan: the upload's check, which must read the whole
+    /// entropy-coded stream to prove it sound.
+    All,
+    /// At 1/8 scale, decode a progressive file's DC scans only: a resize
+    /// job, working on an original that was checked when it was uploaded.
+    DcOnlyWhenEighth,
+}
+
+/// Decodes a JPEG at the smallest DCT scale (1/8, 1/4, 1/2 or 1/1) that
+/// still covers `largest` pixels of width. The scale only shortens the
+/// inverse DCT: a baseline file's entropy-coded data is decoded in full,
+/// so a corrupt or cut stream fails here as it would at full size. None
+/// for a JPEG the scaled decoder does not handle (`jpeg_scalable`).
+pub(crate) fn decode_jpeg_scaled(
+    bytes: &[u8],
+    largest: u32,
+    scans: Scans,
+    stop: &Stop,
+) -> Result<Option<Decoded>, ImagingError> {
+    let (w, h) = super::dimensions(Format::Jpeg, bytes)?;
+    let (tw, th) = target_size(w, h, largest);
+    let clamp = |v: u32| v.min(u32::from(u16::MAX)) as u16;
+    let failed = |e: jpeg_decoder::Error| {
+        stop.check()
+            .err()
+            .unwrap_or_else(|| ImagingError::Corrupt(e.to_string()))
+    };
+    let mut decoder = jpeg_decoder::Decoder::new(super::input(bytes, stop.clone()));
+    let (sw, sh) = decoder.scale(clamp(tw), clamp(th)).map_err(failed)?;
+    // At 1/8 scale only the DC coefficients are used, so a progressive
+    // JPEG's AC scans (most of its bytes) need not be decoded at all.
+    let eighth = u32::from(sw) == w.div_ceil(8) && u32::from(sh) == h.div_ceil(8);
+    let dc_only = if eighth && scans == Scans::DcOnlyWhenEighth {
+        progressive_dc_scans(bytes)
+    } else {
+        None
+    };
+    if let Some(dc) = &dc_only {
+        decoder = jpeg_decoder::Decoder::new(super::input(dc, stop.clone()));
+        decoder.scale(clamp(tw), clamp(th)).map_err(failed)?;
+    }
+    let raw = decoder.decode().map_err(failed)?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| ImagingError::Corrupt("JPEG without a frame header".into()))?;
+    let (dw, dh) = (u32::from(info.width), u32::from(info.height));
+    let rgb = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => RgbImage::from_raw(dw, dh, raw),
+        jpeg_decoder::PixelFormat::L8 => {
+            let grey = image::GrayImage::from_raw(dw, dh, raw);
+            grey.map(|g| DynamicImage::ImageLuma8(g).into_rgb8())
+        }
+        jpeg_decoder::PixelFormat::L16 | jpeg_decoder::PixelFormat::CMYK32 => return Ok(None),
+    }
+    .ok_or_else(|| ImagingError::Corrupt("decoded JPEG has the wrong size".into()))?;
+    Ok(Some(Decoded {
+        pixels: Pixels::Rgb(rgb),
+        format: Format::Jpeg,
+        width: w,
+        height: h,
+        icc: strip::icc_profile(strip::Container::Jpeg, bytes),
+    }))
+}
+
 /// Decodes a stored original, at a reduced scale when that is enough for
 /// `largest` pixels of width.
-fn decode(
+pub(crate) fn decode(
     bytes: &[u8],
     format: Format,
     largest: u32,
@@ -133,58 +288,16 @@ fn decode(
 ) -> Result<Decoded, ImagingError> {
     let (w, h) = super::dimensions(format, bytes)?;
     super::check_limits(w, h, limits)?;
-    if format == Format::Jpeg {
-        let (tw, th) = target_size(w, h, largest);
-        let clamp = |v: u32| v.min(u32::from(u16::MAX)) as u16;
-        let corrupt = |e: jpeg_decoder::Error| ImagingError::Corrupt(e.to_string());
-        let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-        let (sw, sh) = decoder.scale(clamp(tw), clamp(th)).map_err(corrupt)?;
-        // At 1/8 scale only the DC coefficients are used, so a progressive
-        // JPEG's AC scans (most of its bytes) need not be decoded at all.
-        let eighth = u32::from(sw) == w.div_ceil(8) && u32::from(sh) == h.div_ceil(8);
-        let dc_only = if eighth {
-            progressive_dc_scans(bytes)
-        } else {
-            None
-        };
-        if let Some(dc) = &dc_only {
-            decoder = jpeg_decoder::Decoder::new(Cursor::new(dc.as_slice()));
-            decoder.scale(clamp(tw), clamp(th)).map_err(corrupt)?;
-        }
-        let raw = decoder
-            .decode()
-            .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
-        let info = decoder
-            .info()
-            .ok_or_else(|| ImagingError::Corrupt("JPEG without a frame header".into()))?;
-        let (dw, dh) = (u32::from(info.width), u32::from(info.height));
-        let rgb = match info.pixel_format {
-            jpeg_decoder::PixelFormat::RGB24 => RgbImage::from_raw(dw, dh, raw),
-            jpeg_decoder::PixelFormat::L8 => {
-                let grey = image::GrayImage::from_raw(dw, dh, raw);
-                grey.map(|g| DynamicImage::ImageLuma8(g).into_rgb8())
-            }
-            jpeg_decoder::PixelFormat::L16 | jpeg_decoder::PixelFormat::CMYK32 => {
-                // Rare in photos: let the general decoder handle them.
-                return decode_general(bytes, format, limits).map(|(pixels, icc)| Decoded {
-                    pixels,
-                    width: w,
-                    height: h,
-                    icc,
-                });
-            }
-        }
-        .ok_or_else(|| ImagingError::Corrupt("decoded JPEG has the wrong size".into()))?;
-        let icc = strip::icc_profile(strip::Container::Jpeg, bytes);
-        return Ok(Decoded {
-            pixels: Pixels::Rgb(rgb),
-            width: w,
-            height: h,
-            icc,
-        });
+    if format == Format::Jpeg
+        && let Some(decoded) =
+            decode_jpeg_scaled(bytes, largest, Scans::DcOnlyWhenEighth, &Stop::never())?
+    {
+        return Ok(decoded);
     }
-    decode_general(bytes, format, limits).map(|(pixels, icc)| Decoded {
+    let (pixels, icc) = decode_general(bytes, format, limits)?;
+    Ok(Decoded {
         pixels,
+        format,
         width: w,
         height: h,
         icc,
@@ -295,30 +408,12 @@ pub fn decode_cost(
     super::check_limits(w, h, limits)?;
     let largest = sizes.iter().map(|s| s.width).max().unwrap_or(1);
     let (tw, th) = target_size(w, h, largest);
-    let made: u64 = sizes
-        .iter()
-        .map(|s| {
-            let (sw, sh) = target_size(w, h, s.width);
-            u64::from(sw) * u64::from(sh) * 4 * 2
-        })
-        .sum();
+    let made = sizes_cost(w, h, sizes);
     if format == Format::Jpeg {
-        // The largest of 1/8, 1/4, 1/2, 1/1 that still covers the largest size.
-        let scale = [8u32, 4, 2, 1]
-            .into_iter()
-            .find(|s| w.div_ceil(*s) >= tw && h.div_ceil(*s) >= th)
-            .unwrap_or(1);
-        let mut header = jpeg_decoder::Decoder::new(Cursor::new(original));
-        header
-            .read_info()
-            .map_err(|e| ImagingError::Corrupt(e.to_string()))?;
-        let scaled = matches!(
-            header.info().map(|i| i.pixel_format),
-            Some(jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8)
-        );
-        let decode = if scaled {
-            // Three bytes a pixel out, the decoder's planes beside them.
-            u64::from(w.div_ceil(scale)) * u64::from(h.div_ceil(scale)) * 3 * 2
+        let kind = jpeg_kind(original)?;
+        let decode = if kind.scalable {
+            let scale = jpeg_scale(w, h, tw, th);
+            jpeg_scaled_cost(kind, w, h, w.div_ceil(scale), h.div_ceil(scale))
         } else {
             // CMYK and 16-bit JPEGs take the general decoder, at full size.
             u64::from(w) * u64::from(h) * 8 * 2
@@ -342,17 +437,29 @@ pub fn render(
     jpeg_quality: u8,
     limits: &Limits,
 ) -> Result<Vec<Rendered>, ImagingError> {
-    let mut order: Vec<&SizeSpec> = sizes.iter().collect();
-    order.sort_by_key(|s| std::cmp::Reverse(s.width));
-    let Some(largest) = order.first().map(|s| s.width) else {
+    let Some(largest) = sizes.iter().map(|s| s.width).max() else {
         return Ok(Vec::new());
     };
+    let decoded = decode(original, format, largest, limits)?;
+    render_decoded(decoded, sizes, jpeg_quality)
+}
+
+/// Makes every size from pixels already decoded, largest first, each
+/// resized from the previous one, encoded in the original's format.
+pub fn render_decoded(
+    decoded: Decoded,
+    sizes: &[SizeSpec],
+    jpeg_quality: u8,
+) -> Result<Vec<Rendered>, ImagingError> {
+    let mut order: Vec<&SizeSpec> = sizes.iter().collect();
+    order.sort_by_key(|s| std::cmp::Reverse(s.width));
     let Decoded {
         pixels: mut current,
+        format,
         width: w,
         height: h,
         icc,
-    } = decode(original, format, largest, limits)?;
+    } = decoded;
     let mut resizer = Resizer::new();
     let mut out = Vec::with_capacity(order.len());
     for size in order {
@@ -411,6 +518,60 @@ mod tests {
             d.decode().unwrap()
         };
         assert_eq!(eighth(&dc), eighth(&jpeg));
+    }
+
+    /// `jpeg` with the entropy-coded data of its first DC scan (`ac`
+    /// false) or first AC scan made of stuffed 0xFF bytes: a run of one
+    /// bits, which no Huffman table may use as a code.
+    fn broken_scan(jpeg: &[u8], ac: bool) -> Vec<u8> {
+        let spectral_start = |sos: usize| jpeg[sos + 5 + 2 * usize::from(jpeg[sos + 4])];
+        let sos = jpeg
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| *w == [0xFF, 0xDA])
+            .map(|(i, _)| i)
+            .find(|&sos| (spectral_start(sos) > 0) == ac)
+            .unwrap();
+        let data = sos + 2 + (usize::from(jpeg[sos + 2]) << 8 | usize::from(jpeg[sos + 3]));
+        let mut out = jpeg[..data].to_vec();
+        out.extend([0xFF, 0x00].repeat(64));
+        let next = (data..jpeg.len() - 1)
+            .find(|&i| jpeg[i] == 0xFF && jpeg[i + 1] != 0 && !(0xD0..=0xD7).contains(&jpeg[i + 1]))
+            .unwrap();
+        out.extend_from_slice(&jpeg[next..]);
+        out
+    }
+
+    #[test]
+    fn the_upload_check_reads_every_scan_and_the_dc_shortcut_does_not() {
+        let jpeg = progressive_jpeg(640, 480);
+        let broken_ac = broken_scan(&jpeg, true);
+        let stop = Stop::never();
+        // The upload's check, even at 1/8 scale, decodes the AC scan.
+        let checked = decode_jpeg_scaled(&broken_ac, 1, Scans::All, &stop);
+        assert!(
+            matches!(checked, Err(ImagingError::Corrupt(_))),
+            "{:?}",
+            checked.map(|d| d.map(|d| d.decoded_dimensions()))
+        );
+        // A resize job's DC-only decode never reads it: it proves the DC
+        // scans sound and nothing about the rest, which is why only
+        // originals already checked at upload take it.
+        let job = decode_jpeg_scaled(&broken_ac, 1, Scans::DcOnlyWhenEighth, &stop)
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.decoded_dimensions(), (80, 60));
+        // Noise in the DC scan is refused on both paths.
+        let broken_dc = broken_scan(&jpeg, false);
+        for scans in [Scans::All, Scans::DcOnlyWhenEighth] {
+            assert!(decode_jpeg_scaled(&broken_dc, 1, scans, &stop).is_err());
+        }
+        // The sound file decodes to the scale the largest size needs.
+        let sound = decode_jpeg_scaled(&jpeg, 300, Scans::All, &stop)
+            .unwrap()
+            .unwrap();
+        assert_eq!(sound.decoded_dimensions(), (320, 240));
+        assert_eq!(sound.dimensions(), (640, 480));
     }
 
     #[test]

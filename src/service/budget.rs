@@ -122,6 +122,19 @@ impl DecodeBudget {
         }
     }
 
+    /// Only if the room is free right now: for optional work (sizes made
+    /// within an upload) that has a cheaper path when it is not.
+    pub fn try_reserve(&self, bytes: u64) -> Option<Reservation> {
+        let units = self.units(bytes).ok()?;
+        let permit = Arc::clone(&self.permits)
+            .try_acquire_many_owned(units)
+            .ok()?;
+        Some(Reservation {
+            _permit: permit,
+            bytes,
+        })
+    }
+
     /// For a resize job: waits as long as it takes.
     pub async fn reserve_for_job(&self, bytes: u64) -> Result<Reservation, BudgetError> {
         let units = self.units(bytes)?;
@@ -165,6 +178,22 @@ mod tests {
                 needed: 2 << 20,
                 limit: 1 << 20
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn optional_work_takes_room_only_when_it_is_free() {
+        let budget = DecodeBudget::new(4 << 20, Duration::from_secs(60));
+        let held = budget.try_reserve(3 << 20).expect("free room is granted");
+        assert!(budget.try_reserve(2 << 20).is_none());
+        assert!(
+            budget.try_reserve(8 << 20).is_none(),
+            "more than the budget"
+        );
+        drop(held);
+        assert_eq!(
+            budget.try_reserve(2 << 20).map(|r| r.bytes()),
+            Some(2 << 20)
         );
     }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    SqlErr, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use crate::db::entities::{images, variants};
 use crate::db::{SqliteFile, queue};
+use crate::imaging::resize::Rendered;
 use crate::imaging::{self, Processed, Stop};
 use crate::metrics::Metrics;
 use crate::names::{DEFAULT_TYPE, NameGenerator, capitalise};
@@ -177,19 +178,24 @@ impl Images {
     /// the commit leaves an object without a row, which the sweep removes.
     /// The same holds on both backends, so no backend needs a conditional
     /// write.
+    ///
+    /// Sizes made within the upload are written after the original, while
+    /// the transaction is still open, and recorded in it with a finished
+    /// job; if they cannot be written, a pending job is recorded instead.
     async fn store(&self, upload: NewUpload) -> Result<Uploaded> {
         self.check_db_file()?;
-        let processed = self.process(upload.bytes).await?;
+        let (processed, mut rendered) = self.process(upload.bytes).await?;
         self.check_db_file()?;
         let original_name = clean_original_name(upload.file_name.as_deref());
         let delete_token = hex::encode(rand::random::<[u8; 24]>());
         let delete_token_hash = hash_token(&delete_token);
         let body = bytes::Bytes::from(processed.bytes);
-        let content_type = processed.format.mime();
+        let format = processed.format;
+        let content_type = format.mime();
 
         for _ in 0..NAME_ATTEMPTS {
             let name = self.names.generate(&mut rand::rng());
-            let file_name = format!("{}.{}", name.token, processed.format.extension());
+            let file_name = format!("{}.{}", name.token, format.extension());
             let now = Utc::now();
             let row = images::ActiveModel {
                 original_name: Set(original_name.clone()),
@@ -208,15 +214,7 @@ impl Images {
                 ..Default::default()
             };
             let txn = self.db.begin().await?;
-            // The image and its resize job are one unit: either both rows
-            // exist or neither does.
-            let reserved = async {
-                let image = row.insert(&txn).await?;
-                queue::enqueue(&txn, image.id).await?;
-                Ok::<_, DbErr>(image)
-            }
-            .await;
-            let image = match reserved {
+            let image = match row.insert(&txn).await {
                 Ok(image) => image,
                 Err(e) => {
                     let _ = txn.rollback().await;
@@ -237,13 +235,37 @@ impl Images {
                 let _ = self.storage.delete(&file_name).await;
                 return Err(Error::StorageUnavailable(e));
             }
-            if let Err(e) = txn.commit().await {
-                // The object must not outlive a row that was never written.
+            let written = match rendered.take() {
+                Some(r) => self.sizes.write_inline(&file_name, format, r).await,
+                None => None,
+            };
+            // The image and its sizes (or the job that will make them) are
+            // one unit: either both rows exist or neither does.
+            let recorded = match &written {
+                Some(w) => self.sizes.record_inline(&txn, image.id, w).await,
+                None => queue::enqueue(&txn, image.id).await,
+            };
+            let committed = match recorded {
+                Ok(()) => txn.commit().await,
+                Err(e) => {
+                    let _ = txn.rollback().await;
+                    Err(e)
+                }
+            };
+            if let Err(e) = committed {
+                // The objects must not outlive rows that were never written.
                 let _ = self.storage.delete(&file_name).await;
+                if let Some(w) = &written {
+                    self.sizes.remove_written(w).await;
+                }
                 return Err(e.into());
             }
-            tracing::info!(token = %image.token, bytes = image.size, content_type = %image.content_type, "upload stored");
-            self.sizes.wake();
+            let inline = written.is_some();
+            tracing::info!(token = %image.token, bytes = image.size, content_type = %image.content_type, sizes_inline = inline, "upload stored");
+            self.metrics.record_sizes_path(inline);
+            if !inline {
+                self.sizes.wake();
+            }
             let image = ImageInfo::from(image);
             let sizes = self.sizes_of(&image).await?;
             return Ok(Uploaded {
@@ -264,36 +286,59 @@ impl Images {
 
     /// Runs the imaging pipeline off the async runtime: the cheap
     /// inspection first, then, once the decode's memory is reserved from
-    /// the shared budget and a core is free, the full decode. The decode
-    /// gives up when this future is dropped or `limits.decode_seconds`
-    /// pass. A panic inside a decoder is refused as a bad image.
-    async fn process(&self, bytes: bytes::Bytes) -> Result<Processed> {
+    /// the shared budget and a core is free, the decode that checks the
+    /// file and, for an image small enough, yields the pixels its sizes
+    /// are made from, and then the sizes. The decode gives up when this
+    /// future is dropped or `limits.decode_seconds` pass. A panic inside a
+    /// decoder is refused as a bad image; one while making the sizes only
+    /// leaves them to a job. Returns the sizes when they were made.
+    async fn process(&self, bytes: bytes::Bytes) -> Result<(Processed, Option<Vec<Rendered>>)> {
         let limits = self.decoding.limits;
         let sizes = Arc::clone(&self.sizes);
-        let (inspection, job_cost) = blocking(move || {
+        let (inspection, job_cost, plan) = blocking(move || {
             let inspection = imaging::inspect(&bytes, &limits)?;
             let job_cost = sizes.job_cost(inspection.cleaned(), inspection.format)?;
-            Ok((inspection, job_cost))
+            let plan = sizes.plan(&inspection);
+            Ok((inspection, job_cost, plan))
         })
         .await?;
-        let limit = self.decoding.budget.limit();
+        let budget = &self.decoding.budget;
         let needed = inspection.cost.max(job_cost);
-        if needed > limit {
-            return Err(Error::DecodeTooBig { needed, limit });
+        if needed > budget.limit() {
+            return Err(Error::DecodeTooBig {
+                needed,
+                limit: budget.limit(),
+            });
         }
-        let reservation = self
-            .decoding
-            .budget
-            .reserve_for_upload(inspection.cost)
-            .await?;
+        // Sizes within the upload take decode memory only when it is free
+        // right now, unless their path is the cheaper one (a scaled JPEG
+        // decode); otherwise the upload is checked alone, as before, and
+        // its sizes are left to a job.
+        let (reservation, plan) = match plan {
+            Some(plan) if plan.cost <= inspection.cost => {
+                (budget.reserve_for_upload(plan.cost).await?, Some(plan))
+            }
+            Some(plan) => match budget.try_reserve(plan.cost) {
+                Some(reservation) => (reservation, Some(plan)),
+                None => (budget.reserve_for_upload(inspection.cost).await?, None),
+            },
+            None => (budget.reserve_for_upload(inspection.cost).await?, None),
+        };
         // The semaphore is never closed, so acquiring cannot fail; a
         // closed one would only mean running without the bound.
         let _core = self.decoders.acquire().await.ok();
         let cancel = CancelOnDrop::default();
         let stop = Stop::new(Arc::clone(&cancel.0), self.decoding.timeout);
+        let maker = self.sizes.inline_maker();
         blocking(move || {
+            // Held until the pixels and the sizes made from them are gone.
             let _memory = reservation;
-            imaging::decode_checked(inspection, &limits, &stop)
+            let checked = imaging::decode_checked(inspection, &limits, &stop, plan.as_ref())?;
+            let rendered = match checked.pixels {
+                Some(pixels) if stop.check().is_ok() => maker.make(pixels),
+                _ => None,
+            };
+            Ok((checked.processed, rendered))
         })
         .await
     }

@@ -22,6 +22,65 @@ pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
     encode(&rgb(w, h), ImageFormat::Jpeg)
 }
 
+/// A progressive JPEG (spectral selection and successive approximation
+/// scans), which the `image` crate cannot write.
+pub fn progressive_jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = rgb(w, h).to_rgb8();
+    let mut out = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut out, 90);
+    enc.set_progressive(true);
+    enc.encode(
+        img.as_raw(),
+        w as u16,
+        h as u16,
+        jpeg_encoder::ColorType::Rgb,
+    )
+    .unwrap();
+    out
+}
+
+/// Where a scan's entropy-coded data starts and ends (the next marker that
+/// is not a stuffed 0xFF00 or a restart marker).
+fn scan_data(jpeg: &[u8], sos: usize) -> (usize, usize) {
+    let data = sos + 2 + (usize::from(jpeg[sos + 2]) << 8 | usize::from(jpeg[sos + 3]));
+    let end = (data..jpeg.len() - 1)
+        .find(|&i| jpeg[i] == 0xFF && jpeg[i + 1] != 0 && !(0xD0..=0xD7).contains(&jpeg[i + 1]))
+        .expect("the scan ends at a marker");
+    (data, end)
+}
+
+/// A baseline JPEG whose headers, markers and end-of-image are intact but
+/// whose entropy-coded data, after its first 16 bytes, is marker-free
+/// noise: only decoding the scan can tell.
+pub fn jpeg_with_noise_in_scan(jpeg: &[u8]) -> Vec<u8> {
+    let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).expect("a scan");
+    let (data, end) = scan_data(jpeg, sos);
+    let mut out = jpeg.to_vec();
+    for (b, n) in out[data + 16..end].iter_mut().zip(random_bytes(end - data)) {
+        *b = n.min(0xFE);
+    }
+    out
+}
+
+/// A progressive JPEG whose first DC scan (`ac` false) or first AC scan
+/// holds only stuffed 0xFF bytes: one bits, which no Huffman code may be.
+/// Everything else, the end-of-image marker included, is intact.
+pub fn progressive_jpeg_with_broken_scan(jpeg: &[u8], ac: bool) -> Vec<u8> {
+    let spectral_start = |sos: usize| jpeg[sos + 5 + 2 * usize::from(jpeg[sos + 4])];
+    let sos = jpeg
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| *w == [0xFF, 0xDA])
+        .map(|(i, _)| i)
+        .find(|&sos| (spectral_start(sos) > 0) == ac)
+        .expect("such a scan");
+    let (data, end) = scan_data(jpeg, sos);
+    let mut out = jpeg[..data].to_vec();
+    out.extend([0xFF, 0x00].repeat(64));
+    out.extend_from_slice(&jpeg[end..]);
+    out
+}
+
 pub fn jpeg_of(img: &DynamicImage) -> Vec<u8> {
     encode(img, ImageFormat::Jpeg)
 }

@@ -20,11 +20,16 @@ fn metrics_are_off_by_default() {
 fn metrics_count_requests_uploads_rejections_bytes_and_jobs() {
     let sb = Sandbox::sqlite();
     let mut cmd = sb.kitteh();
-    cmd.env("KITTEH_METRICS__ENABLED", "true");
+    // 400×300 is over the inline limit (its sizes go to a job), 100×80
+    // under it (made within the upload).
+    cmd.env("KITTEH_METRICS__ENABLED", "true")
+        .env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "100000");
     let server = Server::start_with(cmd, &["--migrate"]);
     let ok = api_upload(&server, "a.png", "image/png", &fixtures::png(400, 300));
     assert_eq!(ok.status, 201);
     let token = ok.json()["token"].as_str().unwrap().to_string();
+    let small = api_upload(&server, "s.png", "image/png", &fixtures::png(100, 80));
+    assert_eq!(small.status, 201);
     assert_eq!(
         api_upload(&server, "b.pdf", "application/pdf", b"%PDF-1.4").status,
         415
@@ -45,11 +50,13 @@ fn metrics_count_requests_uploads_rejections_bytes_and_jobs() {
     );
     let text = res.text();
     for needle in [
-        "kitteh_http_requests_total{route=\"create\",method=\"POST\",status=\"201\"} 1",
+        "kitteh_http_requests_total{route=\"create\",method=\"POST\",status=\"201\"} 2",
         "kitteh_http_requests_total{route=\"create\",method=\"POST\",status=\"415\"} 1",
-        "kitteh_uploads_accepted_total 1",
+        "kitteh_uploads_accepted_total 2",
         "kitteh_uploads_rejected_total{reason=\"unsupported_format\"} 1",
-        "kitteh_variant_jobs{state=\"done\"} 1",
+        "kitteh_upload_sizes_total{path=\"inline\"} 1",
+        "kitteh_upload_sizes_total{path=\"job\"} 1",
+        "kitteh_variant_jobs{state=\"done\"} 2",
         "kitteh_variant_job_duration_seconds_count 1",
         "kitteh_http_request_duration_seconds_bucket{",
     ] {
@@ -61,7 +68,7 @@ fn metrics_count_requests_uploads_rejections_bytes_and_jobs() {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|n| n.parse().ok())
         .unwrap();
-    let original = ok.json()["bytes"].as_i64().unwrap();
+    let original = ok.json()["bytes"].as_i64().unwrap() + small.json()["bytes"].as_i64().unwrap();
     assert!(
         stored > original,
         "stored {stored} should include variants beyond {original}"

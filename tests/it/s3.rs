@@ -132,7 +132,8 @@ fn an_unreachable_bucket_is_a_503_that_stores_nothing() {
         cmd.env("KITTEH_STORAGE__S3__ENDPOINT", &dead)
             .env("KITTEH_STORAGE__S3__TIMEOUT_SECONDS", "2")
             .env("KITTEH_STORAGE__S3__MAX_RETRIES", "1")
-            .env("KITTEH_VARIANTS__WORKERS", "0");
+            .env("KITTEH_VARIANTS__WORKERS", "0")
+            .env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0");
         cmd
     };
     assert!(kitteh().arg("migrate").status().unwrap().success());
@@ -302,8 +303,11 @@ fn two_replicas_share_postgres_and_a_bucket() {
     let Some(sb) = Sandbox::postgres_s3() else {
         return;
     };
+    // Both replicas leave every size to the shared queue: that is what
+    // this test is about.
     let lease = |cmd: &mut std::process::Command| {
-        cmd.env("KITTEH_VARIANTS__LEASE_SECONDS", "2");
+        cmd.env("KITTEH_VARIANTS__LEASE_SECONDS", "2")
+            .env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0");
     };
     let mut a_cmd = sb.kitteh();
     lease(&mut a_cmd);
@@ -398,7 +402,8 @@ fn two_replicas_share_postgres_and_a_bucket() {
     // the other finishes it once the lease has run out.
     let mut slow = sb.kitteh();
     lease(&mut slow);
-    slow.env("KITTEH_VARIANTS__WORK_DELAY_MS", "60000");
+    slow.env("KITTEH_VARIANTS__WORK_DELAY_MS", "60000")
+        .env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0");
     let mut slow = Server::start_with(slow, &[]);
     let res = api_upload(&slow, "late.png", "image/png", &png);
     let token = res.json()["token"].as_str().unwrap().to_string();

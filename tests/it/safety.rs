@@ -444,6 +444,7 @@ fn a_job_killed_on_sqlite_resumes_at_once_after_a_restart() {
     let mut slow = sb.kitteh();
     // A long lease: only the startup reclaim can explain a quick resume.
     slow.env("KITTEH_VARIANTS__WORK_DELAY_MS", "60000")
+        .env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0")
         .env("KITTEH_VARIANTS__LEASE_SECONDS", "300");
     let mut server = Server::start_with(slow, &["--migrate"]);
     let res = api_upload(&server, "a.jpg", "image/jpeg", &fixtures::jpeg(640, 480));
@@ -490,6 +491,7 @@ fn a_graceful_shutdown_on_postgres_hands_its_running_job_back() {
 fn graceful_shutdown_hands_back(sb: &Sandbox) {
     let mut slow = sb.kitteh();
     slow.env("KITTEH_VARIANTS__WORK_DELAY_MS", "60000")
+        .env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0")
         .env("KITTEH_VARIANTS__LEASE_SECONDS", "300");
     let mut server = Server::start_with(slow, &["--migrate"]);
     let res = api_upload(&server, "a.jpg", "image/jpeg", &fixtures::jpeg(320, 240));

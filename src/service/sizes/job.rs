@@ -5,12 +5,9 @@
 use std::io;
 use std::time::Duration;
 
-use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 
-use super::{Sizes, variant_file_name};
+use super::{Sizes, Written};
 use crate::db::entities::{images, variants};
 use crate::db::queue::{self, Claim, JobState};
 use crate::imaging::resize::{Rendered, SizeSpec};
@@ -48,16 +45,6 @@ pub enum JobError {
     Database(#[from] DbErr),
     #[error("the resize task was lost")]
     Task(#[source] tokio::task::JoinError),
-}
-
-/// A size written to storage, not yet recorded.
-struct Written {
-    size: String,
-    width: u32,
-    height: u32,
-    bytes: usize,
-    name: String,
-    sha256: String,
 }
 
 impl Sizes {
@@ -100,30 +87,13 @@ impl Sizes {
 
         // Sizes are derived, so a rewrite replaces them whole; each object
         // appears atomically on either backend.
-        let mut written = Vec::with_capacity(rendered.len());
-        for r in rendered {
-            let name = variant_file_name(&image.path, &r.name);
-            let bytes = bytes::Bytes::from(r.bytes);
-            let sha256 = imaging::sha256_hex(&bytes);
-            self.storage
-                .put(&name, bytes.clone(), format.mime())
-                .await
-                .map_err(|source| JobError::Write {
-                    name: name.clone(),
-                    source,
-                })?;
-            written.push(Written {
-                size: r.name,
-                width: r.width,
-                height: r.height,
-                bytes: bytes.len(),
-                name,
-                sha256,
-            });
-            if self.config.write_delay_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(self.config.write_delay_ms)).await;
-            }
-        }
+        let written = self
+            .write_all(&image.path, format, rendered)
+            .await
+            .map_err(|e| JobError::Write {
+                name: e.name,
+                source: e.source,
+            })?;
         self.record(claim, &image, &written).await
     }
 
@@ -194,22 +164,7 @@ impl Sizes {
             .filter(variants::Column::ImageId.eq(image.id))
             .exec(&txn)
             .await?;
-        let now = Utc::now();
-        for w in written {
-            variants::ActiveModel {
-                image_id: Set(image.id),
-                name: Set(w.size.clone()),
-                width: Set(w.width as i32),
-                height: Set(w.height as i32),
-                path: Set(w.name.clone()),
-                size: Set(w.bytes as i64),
-                sha256: Set(w.sha256.clone()),
-                created_at: Set(now),
-                ..Default::default()
-            }
-            .insert(&txn)
-            .await?;
-        }
+        super::insert_rows(&txn, image.id, written).await?;
         txn.commit().await?;
         // Pages and size URLs must see the new sizes now, not after a TTL.
         self.cache.announce(&self.db, &image.token).await;

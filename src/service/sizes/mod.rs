@@ -10,19 +10,24 @@
 //! once its lease runs out another worker takes the job over, and the
 //! attempt counter says how often that happened.
 
+mod inline;
 mod job;
 mod worker;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, Set,
+};
 use tokio::sync::Notify;
 
 use crate::config::{SizeConfig, VariantsConfig};
-use crate::db::entities::images;
+use crate::db::entities::{images, variants};
 use crate::db::queue::{self, JobState};
-use crate::imaging::resize::SizeSpec;
+use crate::imaging::resize::{Rendered, SizeSpec};
 use crate::imaging::{self, Format, ImagingError};
 use crate::metrics::Metrics;
 use crate::service::budget::Decoding;
@@ -30,6 +35,7 @@ use crate::service::cache::ImageCache;
 use crate::service::error::{Error, Result};
 use crate::storage::Storage;
 
+pub use inline::{InlineMaker, InlineRender};
 pub use job::{JobError, Render};
 
 /// Which jobs `requeue` puts back.
@@ -55,6 +61,9 @@ pub struct Sizes {
     /// outside tests, which swap in one that panics to prove that a crash
     /// in it fails the job and nothing else.
     render: Render,
+    /// The CPU-bound step of sizes made within an upload; swapped the same
+    /// way to prove that its failures fall back to a job.
+    inline_render: InlineRender,
 }
 
 impl Sizes {
@@ -75,12 +84,20 @@ impl Sizes {
             cache,
             wake: Notify::new(),
             render: crate::imaging::resize::render,
+            inline_render: crate::imaging::resize::render_decoded,
         }
     }
 
     /// As `new`, with another CPU-bound step (for tests of its failures).
     pub fn with_render(mut self, render: Render) -> Self {
         self.render = render;
+        self
+    }
+
+    /// As `new`, with another CPU-bound step for sizes made within an
+    /// upload (for tests of its failures).
+    pub fn with_inline_render(mut self, render: InlineRender) -> Self {
+        self.inline_render = render;
         self
     }
 
@@ -152,6 +169,90 @@ impl Sizes {
     pub async fn counts(&self) -> Result<BTreeMap<JobState, i64>> {
         Ok(queue::counts(&self.db).await?)
     }
+}
+
+/// A size written to storage, not yet recorded.
+pub(crate) struct Written {
+    size: String,
+    width: u32,
+    height: u32,
+    bytes: usize,
+    name: String,
+    sha256: String,
+}
+
+/// A size that could not be written, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("writing {name}")]
+pub(crate) struct WriteError {
+    name: String,
+    #[source]
+    source: std::io::Error,
+}
+
+impl Sizes {
+    /// Stores every rendered size beside `original` (its stored name). On
+    /// a failed write, the sizes already written are removed again.
+    async fn write_all(
+        &self,
+        original: &str,
+        format: Format,
+        rendered: Vec<Rendered>,
+    ) -> Result<Vec<Written>, WriteError> {
+        let mut written: Vec<Written> = Vec::with_capacity(rendered.len());
+        for r in rendered {
+            let name = variant_file_name(original, &r.name);
+            let bytes = bytes::Bytes::from(r.bytes);
+            let sha256 = imaging::sha256_hex(&bytes);
+            if let Err(source) = self.storage.put(&name, bytes.clone(), format.mime()).await {
+                // A write that failed half-way may still have landed.
+                let _ = self.storage.delete(&name).await;
+                for w in &written {
+                    let _ = self.storage.delete(&w.name).await;
+                }
+                return Err(WriteError { name, source });
+            }
+            written.push(Written {
+                size: r.name,
+                width: r.width,
+                height: r.height,
+                bytes: bytes.len(),
+                name,
+                sha256,
+            });
+            if self.config.write_delay_ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(self.config.write_delay_ms))
+                    .await;
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// Inserts the variant rows of written sizes (the caller has removed any
+/// older ones).
+async fn insert_rows<C: ConnectionTrait>(
+    conn: &C,
+    image_id: i64,
+    written: &[Written],
+) -> Result<(), DbErr> {
+    let now = Utc::now();
+    for w in written {
+        variants::ActiveModel {
+            image_id: Set(image_id),
+            name: Set(w.size.clone()),
+            width: Set(w.width as i32),
+            height: Set(w.height as i32),
+            path: Set(w.name.clone()),
+            size: Set(w.bytes as i64),
+            sha256: Set(w.sha256.clone()),
+            created_at: Set(now),
+            ..Default::default()
+        }
+        .insert(conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// `sublimedandelionbengal.jpg` + `tiny` → `sublimedandelionbengal-tiny.jpg`:
