@@ -360,11 +360,7 @@ impl Inspection {
     /// more than `max_pixels` (the sizes are then left to a resize job).
     /// A scaled JPEG is then decoded at the scale the largest size needs
     /// rather than 1/8; anything else keeps the pixels of its full decode.
-    pub fn plan_sizes(
-        &self,
-        sizes: &[resize::SizeSpec],
-        max_pixels: u64,
-    ) -> Option<SizesPlan> {
+    pub fn plan_sizes(&self, sizes: &[resize::SizeSpec], max_pixels: u64) -> Option<SizesPlan> {
         let largest = sizes.iter().map(|s| s.width).max()?;
         let (w, h) = (self.width, self.height);
         if u64::from(w) * u64::from(h) > max_pixels {

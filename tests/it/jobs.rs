@@ -9,14 +9,15 @@ use std::sync::Arc;
 
 use kitteh::config::Config;
 use kitteh::db::queue::{self, JobState};
-use kitteh::imaging::resize::{Rendered, SizeSpec};
+use kitteh::imaging::resize::{Decoded, Rendered, SizeSpec};
 use kitteh::imaging::{Format, ImagingError, Limits};
 use kitteh::metrics::Metrics;
 use kitteh::names::NameGenerator;
 use kitteh::service::Error;
+use kitteh::service::budget::Decoding;
 use kitteh::service::cache::ImageCache;
 use kitteh::service::images::{Images, NewUpload};
-use kitteh::service::sizes::{Render, Sizes};
+use kitteh::service::sizes::{InlineRender, Render, Sizes};
 use kitteh::storage::Storage;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
@@ -30,6 +31,7 @@ struct Rig {
     db: DatabaseConnection,
     sizes: Arc<Sizes>,
     images: Images,
+    decoding: Decoding,
 }
 
 impl Rig {
@@ -38,6 +40,18 @@ impl Rig {
         tune: impl FnOnce(&mut Config),
         names: NameGenerator,
         render: Option<Render>,
+    ) -> Self {
+        Self::with_inline(sb, tune, names, render, None).await
+    }
+
+    /// As `new`, with another CPU-bound step for sizes made within an
+    /// upload.
+    async fn with_inline(
+        sb: &Sandbox,
+        tune: impl FnOnce(&mut Config),
+        names: NameGenerator,
+        render: Option<Render>,
+        inline: Option<InlineRender>,
     ) -> Self {
         let mut config = Config::default();
         config.database.url = sb.database_url.clone();
@@ -63,17 +77,25 @@ impl Rig {
         if let Some(render) = render {
             sizes = sizes.with_render(render);
         }
+        if let Some(inline) = inline {
+            sizes = sizes.with_inline_render(inline);
+        }
         let sizes = Arc::new(sizes);
         let images = Images::with_names(
             db.clone(),
             storage.clone(),
-            decoding,
+            decoding.clone(),
             Arc::clone(&sizes),
             cache,
             metrics,
             names,
         );
-        Self { db, sizes, images }
+        Self {
+            db,
+            sizes,
+            images,
+            decoding,
+        }
     }
 
     async fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<String, Error> {
@@ -293,4 +315,141 @@ fn a_panic_while_resizing_fails_that_job_and_the_worker_goes_on() {
         assert_eq!(rig.texts(&state(&jpeg)).await, vec!["done:"]);
         assert!(sb.uploads().join(format!("{jpeg}-tiny.jpg")).is_file());
     });
+}
+
+/// Calls of the two failing steps below: proof that the upload tried.
+static INLINE_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sizes within an upload that fail, the way a resize or encode can.
+fn inline_fails(_: Decoded, _: &[SizeSpec], _: u8) -> Result<Vec<Rendered>, ImagingError> {
+    INLINE_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Err(ImagingError::Corrupt("cannot encode: out of luck".into()))
+}
+
+/// Sizes within an upload that panic, the way a decoder bug would.
+fn inline_panics(_: Decoded, _: &[SizeSpec], _: u8) -> Result<Vec<Rendered>, ImagingError> {
+    INLINE_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    panic!("a resizer bug");
+}
+
+/// The sizes of one image as the upload answered them: (name, state).
+fn states(uploaded: &kitteh::service::images::Uploaded) -> Vec<(String, String)> {
+    uploaded
+        .sizes
+        .iter()
+        .map(|s| (s.name.clone(), s.state.as_str().to_string()))
+        .collect()
+}
+
+fn all_in(state: &str) -> Vec<(String, String)> {
+    ["tiny", "large", "monstrous"]
+        .iter()
+        .map(|n| (n.to_string(), state.to_string()))
+        .collect()
+}
+
+#[test]
+fn sizes_that_fail_or_panic_within_the_upload_are_left_to_a_job() {
+    for inline in [inline_fails as InlineRender, inline_panics] {
+        let sb = Sandbox::sqlite();
+        block_on(async {
+            let rig = Rig::with_inline(
+                &sb,
+                |c| c.variants.inline_max_pixels = 40_000_000,
+                NameGenerator::default(),
+                None,
+                Some(inline),
+            )
+            .await;
+            for (name, bytes) in [
+                ("a.jpg", fixtures::jpeg(640, 480)),
+                ("b.png", fixtures::png(320, 200)),
+            ] {
+                let calls = INLINE_CALLS.load(std::sync::atomic::Ordering::SeqCst);
+                let uploaded = rig
+                    .images
+                    .upload(NewUpload {
+                        bytes: bytes.into(),
+                        file_name: Some(name.into()),
+                    })
+                    .await
+                    .expect("the upload itself succeeds");
+                let token = uploaded.image.token.clone();
+                assert_eq!(
+                    INLINE_CALLS.load(std::sync::atomic::Ordering::SeqCst),
+                    calls + 1,
+                    "{name}: the upload tried to make its sizes"
+                );
+                assert_eq!(states(&uploaded), all_in("pending"), "{name}");
+                // Nothing of the failed attempt is left: only the original.
+                assert_eq!(
+                    files_in(&sb.uploads())
+                        .iter()
+                        .filter(|f| f.starts_with(&token))
+                        .count(),
+                    1
+                );
+                assert!(rig.sizes.work_once().await.unwrap(), "a job was queued");
+                let (_, sizes) = rig.images.describe(&token).await.unwrap();
+                assert!(sizes.iter().all(|s| s.state.as_str() == "ready"), "{name}");
+                assert_eq!(
+                    files_in(&sb.uploads())
+                        .iter()
+                        .filter(|f| f.starts_with(&token))
+                        .count(),
+                    4
+                );
+            }
+            assert_eq!(
+                rig.ints("SELECT CAST(attempts AS BIGINT) FROM variant_jobs")
+                    .await,
+                vec![1, 1]
+            );
+        });
+    }
+}
+
+#[test]
+fn sizes_within_the_upload_wait_for_nothing_when_the_decode_budget_is_taken() {
+    for sb in sandboxes() {
+        block_on(async {
+            let rig = Rig::new(
+                &sb,
+                |c| c.variants.inline_max_pixels = 40_000_000,
+                NameGenerator::default(),
+                None,
+            )
+            .await;
+            // A 1000×1000 PNG needs about 4 MiB to be checked and about 16
+            // MiB with its sizes; leave 8 MiB of the budget free.
+            let budget = &rig.decoding.budget;
+            let held = budget.try_reserve(budget.limit() - (8 << 20)).unwrap();
+            let started = std::time::Instant::now();
+            let uploaded = rig
+                .images
+                .upload(NewUpload {
+                    bytes: fixtures::png(1000, 1000).into(),
+                    file_name: Some("busy.png".into()),
+                })
+                .await
+                .unwrap();
+            assert!(started.elapsed() < std::time::Duration::from_secs(2));
+            assert_eq!(states(&uploaded), all_in("pending"));
+            drop(held);
+            // With the budget free again, the next one has its sizes at once.
+            let next = rig
+                .images
+                .upload(NewUpload {
+                    bytes: fixtures::png(1000, 1000).into(),
+                    file_name: Some("free.png".into()),
+                })
+                .await
+                .unwrap();
+            assert_eq!(states(&next), all_in("ready"));
+            assert!(rig.sizes.work_once().await.unwrap());
+            assert!(!rig.sizes.work_once().await.unwrap(), "one job only");
+            let (_, sizes) = rig.images.describe(&uploaded.image.token).await.unwrap();
+            assert!(sizes.iter().all(|s| s.state.as_str() == "ready"));
+        });
+    }
 }

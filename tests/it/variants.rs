@@ -73,16 +73,34 @@ pub fn sql_i64(database_url: &str, query: &str) -> Vec<i64> {
 /// (file name, content type, bytes, expected tiny / large / monstrous size)
 type SizeCase = (&'static str, &'static str, Vec<u8>, [(u64, u64); 3]);
 
+/// The same sizes whichever path makes them: within the upload (the
+/// default), or a resize job (`inline_max_pixels = 0`).
 #[test]
 fn sizes_keep_aspect_ratio_never_upscale_and_keep_the_format() {
-    let sb = Sandbox::sqlite();
-    let server = Server::start(&sb, &["--migrate"]);
+    for inline in [true, false] {
+        let sb = Sandbox::sqlite();
+        let mut cmd = sb.kitteh();
+        if !inline {
+            cmd.env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0");
+        }
+        let server = Server::start_with(cmd, &["--migrate"]);
+        sizes_of_every_format(&server, inline);
+    }
+}
+
+fn sizes_of_every_format(server: &Server, inline: bool) {
     let cases: Vec<SizeCase> = vec![
         (
             "landscape.jpg",
             "image/jpeg",
             fixtures::jpeg(800, 600),
             [(90, 68), (300, 225), (600, 450)],
+        ),
+        (
+            "progressive.jpg",
+            "image/jpeg",
+            fixtures::progressive_jpeg(1000, 700),
+            [(90, 63), (300, 210), (600, 420)],
         ),
         (
             "portrait.png",
@@ -117,7 +135,16 @@ fn sizes_keep_aspect_ratio_never_upscale_and_keep_the_format() {
         ),
     ];
     for (name, mime, bytes, expected) in cases {
-        let v = upload_and_wait(&server, name, mime, &bytes);
+        let res = api_upload(server, name, mime, &bytes);
+        assert_eq!(res.status, 201, "{}", res.text());
+        let answer = res.json();
+        let ready_at_once = answer["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "ready" && s["bytes"].as_u64().is_some_and(|b| b > 0));
+        assert_eq!(ready_at_once, inline, "{name}: {answer}");
+        let v = wait_sizes(server, answer["token"].as_str().unwrap(), "ready");
         let names = ["tiny", "large", "monstrous"];
         let want: Vec<(String, u64, u64)> = names
             .iter()
@@ -174,6 +201,140 @@ fn sizes_keep_aspect_ratio_never_upscale_and_keep_the_format() {
             let tiny = get(&server.url(&format!("/img/tiny{token}")), &[]).body;
             assert_eq!(&tiny[12..16], b"VP8L", "a lossless bitstream");
         }
+    }
+}
+
+/// Whether a pixel is within `tolerance` of `want` in every channel.
+fn near(pixel: [u8; 3], want: [u8; 3], tolerance: u8) -> bool {
+    pixel
+        .iter()
+        .zip(want)
+        .all(|(p, w)| p.abs_diff(w) <= tolerance)
+}
+
+#[test]
+fn large_jpegs_and_pngs_have_their_sizes_in_the_upload_answer() {
+    let sb = Sandbox::sqlite();
+    let server = Server::start(&sb, &["--migrate"]);
+    // The fixtures are gradients: red grows to the right, green downwards,
+    // blue is 128. A size made from the wrong pixels (a bad scale, rows
+    // out of order, a missed turn) has the wrong colour in a corner.
+    let cases = [
+        (
+            "photo.jpg",
+            "image/jpeg",
+            fixtures::jpeg(4000, 3000),
+            (600, 450),
+        ),
+        (
+            "progressive.jpg",
+            "image/jpeg",
+            fixtures::progressive_jpeg(3000, 2000),
+            (600, 400),
+        ),
+        (
+            "scan.png",
+            "image/png",
+            fixtures::png(2400, 1800),
+            (600, 450),
+        ),
+    ];
+    for (name, mime, bytes, monstrous) in cases {
+        let res = api_upload(&server, name, mime, &bytes);
+        assert_eq!(res.status, 201, "{name}: {}", res.text());
+        let v = res.json();
+        let token = v["token"].as_str().unwrap();
+        for size in v["sizes"].as_array().unwrap() {
+            assert_eq!(size["state"], "ready", "{name}: {v}");
+            // The URL handed out answers with the size itself, not a
+            // redirect to the original.
+            let res = get(size["url"].as_str().unwrap(), &[]);
+            assert_eq!(res.status, 200);
+            assert_eq!(res.body.len() as u64, size["bytes"].as_u64().unwrap());
+            let img = image::load_from_memory(&res.body).unwrap().to_rgb8();
+            assert_eq!(
+                (u64::from(img.width()), u64::from(img.height())),
+                (
+                    size["width"].as_u64().unwrap(),
+                    size["height"].as_u64().unwrap()
+                )
+            );
+            let (w, h) = (img.width() - 1, img.height() - 1);
+            for (x, y, want) in [
+                (0, 0, [0, 0, 128]),
+                (w, 0, [255, 0, 128]),
+                (0, h, [0, 255, 128]),
+                (w, h, [255, 255, 128]),
+                (w / 2, h / 2, [128, 128, 128]),
+            ] {
+                let pixel = img.get_pixel(x, y).0;
+                assert!(
+                    near(pixel, want, 24),
+                    "{name} {} at {x},{y}: {pixel:?}",
+                    size["name"]
+                );
+            }
+        }
+        let m = &v["sizes"][2];
+        assert_eq!(
+            (m["width"].as_u64().unwrap(), m["height"].as_u64().unwrap()),
+            (monstrous.0, monstrous.1)
+        );
+        // No job ran, and none will: the image's job row is recorded done.
+        assert_eq!(
+            sql_text(
+                &sb.database_url,
+                &format!(
+                    "SELECT j.state || ':' || CAST(j.attempts AS TEXT) FROM variant_jobs j \
+                     JOIN images i ON i.id = j.image_id WHERE i.token = '{token}'"
+                )
+            ),
+            vec!["done:0"]
+        );
+    }
+}
+
+#[test]
+fn an_upload_over_the_inline_limit_has_its_sizes_made_by_a_job() {
+    let sb = Sandbox::sqlite();
+    let mut cmd = sb.kitteh();
+    cmd.env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "100000");
+    let server = Server::start_with(cmd, &["--migrate"]);
+    // 640×480 is over the limit; 300×300 (90 000 pixels) within it.
+    for (name, mime, bytes, inline) in [
+        ("big.jpg", "image/jpeg", fixtures::jpeg(640, 480), false),
+        ("big.png", "image/png", fixtures::png(640, 480), false),
+        ("small.jpg", "image/jpeg", fixtures::jpeg(300, 300), true),
+        ("small.png", "image/png", fixtures::png(300, 300), true),
+    ] {
+        let res = api_upload(&server, name, mime, &bytes);
+        assert_eq!(res.status, 201, "{}", res.text());
+        let v = res.json();
+        let token = v["token"].as_str().unwrap();
+        let states: Vec<&str> = v["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["state"].as_str().unwrap())
+            .collect();
+        let expected = if inline { "ready" } else { "pending" };
+        // A worker may already have claimed the job by the time the
+        // answer is written; it cannot have finished it.
+        assert!(
+            states
+                .iter()
+                .all(|s| *s == expected || (!inline && *s == "running")),
+            "{name}: {v}"
+        );
+        wait_sizes(&server, token, "ready");
+        let attempts = sql_i64(
+            &sb.database_url,
+            &format!(
+                "SELECT CAST(j.attempts AS BIGINT) FROM variant_jobs j \
+                 JOIN images i ON i.id = j.image_id WHERE i.token = '{token}'"
+            ),
+        );
+        assert_eq!(attempts, vec![if inline { 0 } else { 1 }], "{name}");
     }
 }
 
