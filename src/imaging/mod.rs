@@ -578,13 +578,18 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspection, ImagingError
 /// for its sizes when `plan` asks for them. Gives up when `stop` says so.
 ///
 /// A JPEG that needs no turning is decoded at a reduced DCT scale (the one
-/// its largest size needs, or 1/8): the scale only shortens the inverse
-/// DCT, and the decode still reads every scan's entropy-coded data, a
-/// progressive file's AC scans included, so a corrupt or cut stream fails
-/// as it would at full size (the scaled decoder is the stricter of the
-/// two: it refuses invalid Huffman codes that the full decoder paints
-/// over). A rotated JPEG is decoded in full, since its original is
-/// re-encoded upright; PNG and WebP in full; a GIF frame by frame.
+/// its largest size needs, or 1/8). The scale only shortens the inverse
+/// DCT: a baseline file's entropy-coded data is decoded in full, so a cut
+/// or corrupt stream fails as it would at full size (and this decoder is
+/// the stricter one: it refuses invalid Huffman codes that the full
+/// decoder paints over). At 1/8, a progressive file's DC scans alone are
+/// decoded: that proves its headers, every DC scan and the file's
+/// structure (every scan delimited, the end-of-image marker present), and
+/// nothing about the AC scans' coefficients, which no size made from this
+/// decode uses and which a browser shows as blocky detail at worst. At
+/// 1/4 and above every scan is decoded. A rotated JPEG is decoded in full,
+/// since its original is re-encoded upright; PNG and WebP in full; a GIF
+/// frame by frame.
 pub fn decode_checked(
     inspection: Inspection,
     limits: &Limits,
@@ -614,9 +619,7 @@ pub fn decode_checked(
     if scaled_jpeg.is_some() {
         // Without sizes to make, the smallest scale (1/8) is enough.
         let largest = plan.map_or(1, |p| p.largest);
-        if let Some(pixels) =
-            resize::decode_jpeg_scaled(&cleaned, largest, resize::Scans::All, stop)?
-        {
+        if let Some(pixels) = resize::decode_jpeg_scaled(&cleaned, largest, stop)? {
             return Ok(Checked {
                 processed: finish(format, cleaned, width, height),
                 pixels: plan.map(|_| pixels),

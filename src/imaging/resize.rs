@@ -211,26 +211,16 @@ pub(crate) fn jpeg_scale(w: u32, h: u32, tw: u32, th: u32) -> u32 {
         .unwrap_or(1)
 }
 
-/// How a scaled JPEG decode treats a progressive file's AC scans.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scans {
-    /// Decode every scan: the upload's check, which must read the whole
-    /// entropy-coded stream to prove it sound.
-    All,
-    /// At 1/8 scale, decode a progressive file's DC scans only: a resize
-    /// job, working on an original that was checked when it was uploaded.
-    DcOnlyWhenEighth,
-}
-
 /// Decodes a JPEG at the smallest DCT scale (1/8, 1/4, 1/2 or 1/1) that
 /// still covers `largest` pixels of width. The scale only shortens the
 /// inverse DCT: a baseline file's entropy-coded data is decoded in full,
-/// so a corrupt or cut stream fails here as it would at full size. None
-/// for a JPEG the scaled decoder does not handle (`jpeg_scalable`).
+/// so a corrupt or cut stream fails here as it would at full size. At 1/8
+/// a progressive file's DC scans alone are decoded (see `decode_checked`
+/// for what that proves). None for a JPEG the scaled decoder does not
+/// handle (`jpeg_kind`).
 pub(crate) fn decode_jpeg_scaled(
     bytes: &[u8],
     largest: u32,
-    scans: Scans,
     stop: &Stop,
 ) -> Result<Option<Decoded>, ImagingError> {
     let (w, h) = super::dimensions(Format::Jpeg, bytes)?;
@@ -246,7 +236,7 @@ pub(crate) fn decode_jpeg_scaled(
     // At 1/8 scale only the DC coefficients are used, so a progressive
     // JPEG's AC scans (most of its bytes) need not be decoded at all.
     let eighth = u32::from(sw) == w.div_ceil(8) && u32::from(sh) == h.div_ceil(8);
-    let dc_only = if eighth && scans == Scans::DcOnlyWhenEighth {
+    let dc_only = if eighth {
         progressive_dc_scans(bytes)
     } else {
         None
@@ -289,8 +279,7 @@ pub(crate) fn decode(
     let (w, h) = super::dimensions(format, bytes)?;
     super::check_limits(w, h, limits)?;
     if format == Format::Jpeg
-        && let Some(decoded) =
-            decode_jpeg_scaled(bytes, largest, Scans::DcOnlyWhenEighth, &Stop::never())?
+        && let Some(decoded) = decode_jpeg_scaled(bytes, largest, &Stop::never())?
     {
         return Ok(decoded);
     }
@@ -543,33 +532,28 @@ mod tests {
     }
 
     #[test]
-    fn the_upload_check_reads_every_scan_and_the_dc_shortcut_does_not() {
+    fn at_an_eighth_only_a_progressive_jpegs_dc_scans_are_read() {
         let jpeg = progressive_jpeg(640, 480);
-        let broken_ac = broken_scan(&jpeg, true);
         let stop = Stop::never();
-        // The upload's check, even at 1/8 scale, decodes the AC scan.
-        let checked = decode_jpeg_scaled(&broken_ac, 1, Scans::All, &stop);
+        let broken_ac = broken_scan(&jpeg, true);
+        // 1/8 scale (80×60): the AC scans are never read, so a broken one
+        // passes unseen; that is all a DC-only decode can prove.
+        let eighth = decode_jpeg_scaled(&broken_ac, 80, &stop).unwrap().unwrap();
+        assert_eq!(eighth.decoded_dimensions(), (80, 60));
+        // 1/4 scale needs the AC scans: the broken one is refused.
+        let quarter = decode_jpeg_scaled(&broken_ac, 160, &stop);
         assert!(
-            matches!(checked, Err(ImagingError::Corrupt(_))),
+            matches!(quarter, Err(ImagingError::Corrupt(_))),
             "{:?}",
-            checked.map(|d| d.map(|d| d.decoded_dimensions()))
+            quarter.map(|d| d.map(|d| d.decoded_dimensions()))
         );
-        // A resize job's DC-only decode never reads it: it proves the DC
-        // scans sound and nothing about the rest, which is why only
-        // originals already checked at upload take it.
-        let job = decode_jpeg_scaled(&broken_ac, 1, Scans::DcOnlyWhenEighth, &stop)
-            .unwrap()
-            .unwrap();
-        assert_eq!(job.decoded_dimensions(), (80, 60));
-        // Noise in the DC scan is refused on both paths.
+        // A broken DC scan is refused at every scale.
         let broken_dc = broken_scan(&jpeg, false);
-        for scans in [Scans::All, Scans::DcOnlyWhenEighth] {
-            assert!(decode_jpeg_scaled(&broken_dc, 1, scans, &stop).is_err());
+        for largest in [80, 160, 640] {
+            assert!(decode_jpeg_scaled(&broken_dc, largest, &stop).is_err());
         }
         // The sound file decodes to the scale the largest size needs.
-        let sound = decode_jpeg_scaled(&jpeg, 300, Scans::All, &stop)
-            .unwrap()
-            .unwrap();
+        let sound = decode_jpeg_scaled(&jpeg, 300, &stop).unwrap().unwrap();
         assert_eq!(sound.decoded_dimensions(), (320, 240));
         assert_eq!(sound.dimensions(), (640, 480));
     }
