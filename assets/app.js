@@ -100,7 +100,12 @@
 
     function show(image) {
       result.replaceChildren();
-      const heading = el("h2", {}, image.name);
+      const heading = el("h2", { class: "result-title" });
+      // A line-break opportunity between the words of the name.
+      image.name.split(/(?=[A-Z])/).forEach((word, i) => {
+        if (i > 0) heading.append(document.createElement("wbr"));
+        heading.append(word);
+      });
       const figure = el("figure");
       const img = el("img", { src: image.image_url, alt: "Uploaded picture " + image.name, width: image.width, height: image.height });
       img.id = "result-image";
@@ -110,11 +115,13 @@
       const sizes = el("ul", { class: "plain sizes" });
       for (const size of image.sizes) {
         const li = el("li");
-        li.append(el("a", { href: size.page_url, class: "size-link" }, cap(size.name)), " " + size.width + "×" + size.height);
+        const thumb = el("img", { class: "thumb", alt: "", width: 48, height: 48, src: size.state === "ready" ? size.url : image.image_url });
+        li.append(thumb, el("a", { href: size.page_url, class: "size-link" }, cap(size.name)), " " + size.width + "×" + size.height);
         sizes.append(li);
       }
       const copies = el("div", { class: "copies" });
-      copies.append(copyRow("Page link", image.page_url), copyRow("Image link", image.image_url));
+      const extension = { "image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp" }[image.content_type] || "";
+      copies.append(copyRow("Page link", image.page_url), copyRow("Image link", image.image_url + extension));
       const del = el("div", { class: "delete-link" });
       del.append(
         el("p", {}, "Delete link (shown only once; anyone with it can delete this picture):"),

@@ -281,8 +281,12 @@ impl From<Error> for FormError {
 
 impl<'r> Responder<'r, 'static> for FormError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let max_bytes = req
+            .rocket()
+            .state::<crate::config::Config>()
+            .map_or(0, |c| c.uploads.max_bytes.as_u64());
         self.0.negotiated(req, |assets, p| {
-            views::upload_page(assets, Some(&p.message))
+            views::upload_page(assets, max_bytes, Some(&p.message))
         })
     }
 }

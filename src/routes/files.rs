@@ -88,9 +88,17 @@ async fn image(
     base: BaseUrl,
     images: &State<Arc<Images>>,
 ) -> Result<ImageReply, PageError> {
+    let requested = token;
     let object = match images.open(token, size, wants_download(download)).await? {
         Served::Object(object) => object,
-        Served::NotReady { token } => return Ok(ImageReply::NotReady(base.original(&token))),
+        Served::NotReady { token } => {
+            // The stand-in keeps the extension the link was written with.
+            let extension = token_param_extension(requested);
+            return Ok(ImageReply::NotReady(format!(
+                "{}{extension}",
+                base.original(&token)
+            )));
+        }
         Served::Elsewhere(url) => return Ok(ImageReply::Elsewhere(url)),
     };
     let etag = format!("\"{}\"", object.sha256);
@@ -132,6 +140,41 @@ async fn image(
         },
     };
     Ok(ImageReply::Bytes(reply))
+}
+
+/// `.jpg` when the requested name ends in an extension, else nothing.
+fn token_param_extension(requested: &str) -> &str {
+    requested
+        .rfind('.')
+        .map_or("", |dot| requested.get(dot..).unwrap_or_default())
+}
+
+/// `attachment` with the file name twice (RFC 6266): a plain ASCII copy
+/// for old clients, every character the uploader's name cannot carry
+/// safely in a quoted string replaced, and the exact name percent-encoded
+/// as UTF-8 for the rest.
+fn attachment(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let exact: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{exact}")
 }
 
 fn etag_matches(header: &str, etag: &str) -> bool {
@@ -219,10 +262,7 @@ impl<'r> Responder<'r, 'static> for ImageResponse {
             return res.ok();
         }
         if let Some(name) = self.download_name {
-            res.header(Header::new(
-                "Content-Disposition",
-                format!("attachment; filename=\"{name}\""),
-            ));
+            res.header(Header::new("Content-Disposition", attachment(&name)));
         }
         if self.status != Status::RangeNotSatisfiable {
             if let Some(ct) = ContentType::parse_flexible(&self.content_type) {
@@ -269,5 +309,23 @@ mod tests {
         assert!(etag_matches("\"x\", \"abc\"", "\"abc\""));
         assert!(etag_matches("*", "\"abc\""));
         assert!(!etag_matches("\"abd\"", "\"abc\""));
+    }
+}
+
+#[cfg(test)]
+mod attachment_tests {
+    use super::attachment;
+
+    #[test]
+    fn a_download_name_cannot_break_out_of_its_header() {
+        assert_eq!(
+            attachment("a\"b\\c\r\nSet-Cookie: x.jpg"),
+            "attachment; filename=\"a_b_c__Set-Cookie: x.jpg\"; \
+             filename*=UTF-8''a%22b%5Cc%0D%0ASet-Cookie%3A%20x.jpg"
+        );
+        assert_eq!(
+            attachment("чай.png"),
+            "attachment; filename=\"___.png\"; filename*=UTF-8''%D1%87%D0%B0%D0%B9.png"
+        );
     }
 }

@@ -61,6 +61,17 @@ impl BaseUrl {
         format!("{}/img/{size}{}", self.0, image.token)
     }
 
+    /// `/img/{token}.jpg`: the original's bytes under a name that ends in
+    /// its extension, which many forums and chat tools need to embed it.
+    pub fn image_file(&self, image: &ImageInfo) -> String {
+        format!("{}.{}", self.original(&image.token), image.extension())
+    }
+
+    /// `/img/tiny{token}.jpg`: a size's bytes, with the extension.
+    pub fn size_file(&self, image: &ImageInfo, size: &str) -> String {
+        format!("{}.{}", self.size_image(image, size), image.extension())
+    }
+
     /// `/Tiny{Name}Kitty`: a size's own page.
     pub fn size_page(&self, image: &ImageInfo, size: &str) -> String {
         format!("{}/{}{}", self.0, capitalise(size), image.name)

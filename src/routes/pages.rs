@@ -9,6 +9,7 @@ use rocket::response::{Flash, Redirect};
 use rocket::{Request, Route, State, get, post, routes};
 
 use crate::assets::Assets;
+use crate::config::Config;
 use crate::names::{capitalise, token_from_path};
 use crate::routes::error::{FormError, PageError};
 use crate::routes::links::BaseUrl;
@@ -26,8 +27,8 @@ pub fn routes() -> Vec<Route> {
 const CREATED: &str = "created";
 
 #[get("/")]
-fn index(assets: &State<Assets>) -> Page {
-    views::upload_page(assets, None)
+fn index(assets: &State<Assets>, config: &State<Config>) -> Page {
+    views::upload_page(assets, config.uploads.max_bytes.as_u64(), None)
 }
 
 /// The plain form POST: works with JavaScript off. On success the browser
@@ -74,10 +75,12 @@ async fn show(
         .map(|s| SizeLink {
             label: capitalise(&s.name),
             image_url: base.size_image(image, &s.name),
+            file_url: base.size_file(image, &s.name),
             page_url: base.size_page(image, &s.name),
             width: s.width,
             height: s.height,
             state: s.state.as_str().to_string(),
+            bytes: s.bytes,
             name: s.name.clone(),
         })
         .collect();
@@ -89,13 +92,18 @@ async fn show(
     let delete_url = delete_token.map(|t| base.delete_page(image, &t));
     let page_url = base.page(image);
     let image_url = base.image(image);
-    let download_url = base.download(image);
+    let image_file_url = base.image_file(image);
+    let download_url = match focus {
+        Some(size) => format!("{}?download", size.image_url),
+        None => base.download(image),
+    };
     Ok(views::show_page(
         assets,
         image,
         &ShowLinks {
             page_url: &page_url,
             image_url: &image_url,
+            image_file_url: &image_file_url,
             download_url: &download_url,
             delete_url: delete_url.as_deref(),
             sizes: &sizes,
@@ -109,16 +117,25 @@ async fn delete_confirm(
     name: &str,
     token: Option<&str>,
     origin: &Origin<'_>,
+    base: BaseUrl,
     images: &State<Arc<Images>>,
     assets: &State<Assets>,
 ) -> Result<Page, PageError> {
-    let image = images.get(&lookup_token(name)?).await?;
+    let (image, sizes) = images.describe(&lookup_token(name)?).await?;
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or(Error::WrongDeleteToken)?;
+    // A preview no larger than the page needs: the largest ready size up
+    // to 300 px wide, else the original.
+    let preview = sizes
+        .iter()
+        .filter(|s| s.state.as_str() == "ready" && s.width <= 300)
+        .max_by_key(|s| s.width)
+        .map_or_else(|| base.image(&image), |s| base.size_image(&image, &s.name));
     Ok(views::delete_confirm_page(
         assets,
         &image,
+        &preview,
         token,
         origin.path().as_str(),
     ))

@@ -29,19 +29,56 @@ fn layout(assets: &Assets, title: &str, body: Markup) -> Page {
                     a href="/" { "Kitteh" }
                 }
                 main id="main" { (body) }
-                footer class="site" { "Kitteh: pictures with memorable names." }
+                footer class="site" {
+                    "Kitteh: pictures with memorable names. "
+                    a href="/" { "Upload a picture" }
+                }
             }
         }
     };
     RawHtml(markup.into_string())
 }
 
-fn upload_form() -> Markup {
+/// A picture's name with a line-break opportunity between its words, so a
+/// long name wraps as `SwimminglySpiffingNectar­CelticShorthair­Kitty`
+/// would be hyphenated by a person, never in the middle of a word.
+pub fn name_words(name: &str) -> Markup {
+    let mut words: Vec<&str> = Vec::new();
+    let mut start = 0;
+    for (i, c) in name.char_indices().skip(1) {
+        if c.is_uppercase() {
+            words.push(&name[start..i]);
+            start = i;
+        }
+    }
+    words.push(&name[start..]);
+    html! {
+        @for (i, word) in words.iter().enumerate() {
+            @if i > 0 { wbr; }
+            (word)
+        }
+    }
+}
+
+/// `25 MiB`: a byte limit in words.
+fn limit_words(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        human_bytes(i64::try_from(bytes).unwrap_or(i64::MAX))
+    }
+}
+
+fn upload_form(max_bytes: u64) -> Markup {
     html! {
         form id="upload-form" class="card drop" method="post" action="/upload" enctype="multipart/form-data" {
             label for="file" { "Choose a picture, drop it anywhere, or paste it" }
-            p { "JPEG, PNG, GIF or WebP" }
-            input id="file" type="file" name="image[file]" accept="image/jpeg,image/png,image/gif,image/webp" required;
+            p id="promise" {
+                "JPEG, PNG, GIF or WebP, up to " (limit_words(max_bytes)) ". "
+                "Location, camera and other personal details are removed from the file; the picture itself is kept as it is."
+            }
+            input id="file" type="file" name="image[file]" accept="image/jpeg,image/png,image/gif,image/webp" required aria-describedby="promise";
             div class="actions" {
                 button type="submit" { "Upload" }
             }
@@ -52,19 +89,29 @@ fn upload_form() -> Markup {
 }
 
 /// The upload page, optionally with the previous attempt's error in words.
-pub fn upload_page(assets: &Assets, error: Option<&str>) -> Page {
+pub fn upload_page(assets: &Assets, max_bytes: u64, error: Option<&str>) -> Page {
     layout(
         assets,
         "Upload a picture",
         html! {
             h1 { "Upload a picture" }
             @if let Some(error) = error {
-                p role="alert" class="error" { (error) }
+                (error_box(error))
             }
-            (upload_form())
+            (upload_form(max_bytes))
             section id="result" class="result card" hidden aria-live="polite" {}
         },
     )
+}
+
+/// An error as people should see it: marked, coloured and announced.
+fn error_box(message: &str) -> Markup {
+    html! {
+        div class="error-box" role="alert" {
+            span class="error-icon" aria-hidden="true" { "!" }
+            p { (message) }
+        }
+    }
 }
 
 /// Human-readable byte size (1.2 MB).
@@ -82,6 +129,8 @@ pub fn human_bytes(bytes: i64) -> String {
 pub struct ShowLinks<'a> {
     pub page_url: &'a str,
     pub image_url: &'a str,
+    /// The image URL ending in its extension, for sharing.
+    pub image_file_url: &'a str,
     pub download_url: &'a str,
     /// Shown once, right after the upload that created the image.
     pub delete_url: Option<&'a str>,
@@ -95,10 +144,14 @@ pub struct SizeLink {
     pub name: String,
     pub label: String,
     pub image_url: String,
+    /// The image URL ending in its extension, for sharing.
+    pub file_url: String,
     pub page_url: String,
     pub width: u32,
     pub height: u32,
     pub state: String,
+    /// Byte size, once made.
+    pub bytes: Option<i64>,
 }
 
 fn copy_row(id: &str, label: &str, value: &str) -> Markup {
@@ -131,18 +184,35 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
         Some(size) => (size.image_url.as_str(), size.width, size.height),
         None => (links.image_url, image.width, image.height),
     };
+    // What is shared ends in the file's extension: many forums and chat
+    // tools embed only such links.
+    let share_src = match links.focus {
+        Some(size) => size.file_url.as_str(),
+        None => links.image_file_url,
+    };
+    let (shown_bytes, shown_label) = match links.focus {
+        Some(size) => (size.bytes, size.label.as_str()),
+        None => (Some(image.bytes), ""),
+    };
+    let page_url = match links.focus {
+        Some(size) => size.page_url.as_str(),
+        None => links.page_url,
+    };
     let alt = format!("Uploaded picture {title}");
-    let markdown = format!("[![{title}]({main_src})]({})", links.page_url);
+    let markdown = format!("[![{title}]({share_src})]({page_url})");
     let html_snippet = format!(
-        "<a href=\"{}\"><img src=\"{main_src}\" alt=\"{title}\" width=\"{main_w}\" height=\"{main_h}\"></a>",
-        links.page_url
+        "<a href=\"{page_url}\"><img src=\"{share_src}\" alt=\"{title}\" width=\"{main_w}\" height=\"{main_h}\"></a>"
     );
-    let bbcode = format!("[url={}][img]{main_src}[/img][/url]", links.page_url);
+    let bbcode = format!("[url={page_url}][img]{share_src}[/img][/url]");
+    let original_name = (image.original_name != "upload").then_some(image.original_name.as_str());
     layout(
         assets,
         &title,
         html! {
-            h1 { (title) }
+            h1 {
+                @if !shown_label.is_empty() { (shown_label) wbr; }
+                (name_words(&image.name))
+            }
             figure {
                 @if links.focus.is_some() {
                     img src=(main_src) alt=(alt) width=(main_w) height=(main_h);
@@ -152,8 +222,13 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
                         alt=(alt) width=(main_w) height=(main_h);
                 }
                 figcaption {
-                    (image.width) "×" (image.height) " pixels · "
-                    (human_bytes(image.bytes)) " · "
+                    @if let Some(original) = original_name {
+                        span class="original-name" { (original) } " · "
+                    }
+                    span id="dimensions" { (main_w) "×" (main_h) " pixels" } " · "
+                    @if let Some(bytes) = shown_bytes {
+                        span id="bytes" { (human_bytes(bytes)) } " · "
+                    }
                     (image.content_type) " · uploaded "
                     time datetime=(image.created_at.to_rfc3339()) {
                         (image.created_at.format("%Y-%m-%d %H:%M UTC"))
@@ -161,24 +236,31 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
                 }
             }
             p class="actions" {
-                a class="button" href=(links.image_url) { "Image file" }
+                a class="button" href=(main_src) { "Image file" }
                 a class="button" href=(links.download_url) { "Download" }
+                a class="button secondary" href="/" { "Upload another" }
             }
             h2 { "Share" }
             div class="copies" {
-                (copy_row("copy-page", "Page link", links.page_url))
-                (copy_row("copy-image", "Image link", main_src))
+                (copy_row("copy-page", "Page link", page_url))
+                (copy_row("copy-image", "Image link", share_src))
                 (copy_row("copy-markdown", "Markdown", &markdown))
                 (copy_row("copy-html", "HTML", &html_snippet))
                 (copy_row("copy-bbcode", "BBCode", &bbcode))
             }
             h2 { "Sizes" }
             ul class="plain sizes" {
-                li { a href=(links.page_url) { "Original" } " " (image.width) "×" (image.height) }
+                li {
+                    (thumbnail(links.sizes, links.image_url))
+                    a href=(links.page_url) { "Original" } " " (image.width) "×" (image.height)
+                    " · " (human_bytes(image.bytes))
+                }
                 @for size in links.sizes {
                     li {
+                        (thumbnail(std::slice::from_ref(size), &size.image_url))
                         a href=(size.page_url) { (size.label) }
                         " " (size.width) "×" (size.height)
+                        @if let Some(bytes) = size.bytes { " · " (human_bytes(bytes)) }
                         @if size.state != "ready" { span class="state" { " (" (size.state) ")" } }
                         " · " a href=(size.image_url) { "file" }
                     }
@@ -195,19 +277,41 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
     )
 }
 
-pub fn delete_confirm_page(assets: &Assets, image: &ImageInfo, token: &str, action: &str) -> Page {
+/// A small square preview for a list row: the smallest size that is
+/// ready, else `fallback` (the original, scaled down by the browser).
+fn thumbnail(sizes: &[SizeLink], fallback: &str) -> Markup {
+    let src = sizes
+        .iter()
+        .filter(|s| s.state == "ready")
+        .min_by_key(|s| s.width)
+        .map_or(fallback, |s| s.image_url.as_str());
+    html! {
+        img class="thumb" src=(src) alt="" width="48" height="48" loading="lazy";
+    }
+}
+
+pub fn delete_confirm_page(
+    assets: &Assets,
+    image: &ImageInfo,
+    preview_url: &str,
+    token: &str,
+    action: &str,
+) -> Page {
     let title = image.name.clone();
     layout(
         assets,
         &format!("Delete {title}"),
         html! {
-            h1 { "Delete " (title) "?" }
+            h1 { "Delete " (name_words(&title)) "?" }
+            figure class="preview" {
+                img src=(preview_url) alt={ "The picture " (title) } width="300";
+                figcaption { (image.width) "×" (image.height) " pixels · " (human_bytes(image.bytes)) }
+            }
             p { "This removes the picture and every size of it. It cannot be undone." }
-            form method="post" action=(action) {
+            form class="delete-actions" method="post" action=(action) {
                 input type="hidden" name="token" value=(token);
-                button type="submit" { "Delete it" }
-                " "
-                a href={ "/" (title) } { "Keep it" }
+                a class="button secondary" href={ "/" (title) } { "Keep it" }
+                button type="submit" class="danger" { "Delete it" }
             }
         },
     )
@@ -219,7 +323,7 @@ pub fn deleted_page(assets: &Assets, name: &str) -> Page {
         "Deleted",
         html! {
             h1 { "Deleted" }
-            p { (name) " is gone." }
+            p { (name_words(name)) " is gone." }
             p { a href="/" { "Upload another picture" } }
         },
     )
@@ -235,7 +339,7 @@ pub fn error_page(assets: &Assets, status: Status, message: &str) -> Page {
         &heading,
         html! {
             h1 { (heading) }
-            p role="alert" { (message) }
+            (error_box(message))
             p { a href="/" { "Go to the upload page" } }
         },
     )

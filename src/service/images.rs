@@ -397,17 +397,29 @@ impl Images {
     /// Decides which object answers `/img/{requested}` (with `size` from
     /// the query, which wins over a size prefix in the name): the original,
     /// a size, a stand-in while the size is made, or a public URL.
+    /// The name may end in its image's file extension
+    /// (`/img/{token}.jpg`), which many forums and chat tools need before
+    /// they embed a link; any other extension is not found.
     pub async fn open(
         &self,
         requested: &str,
         size: Option<&str>,
         download: bool,
     ) -> Result<Served> {
+        let (stem, extension) = split_extension(requested);
         let (resolved, prefixed) = self
-            .lookup(requested)
+            .lookup(stem)
             .await?
             .ok_or_else(|| Error::NotFound(requested.to_string()))?;
         let image = &resolved.image;
+        if let Some(extension) = extension
+            && !extension_fits(extension, image.extension())
+        {
+            return Err(Error::NotFound(format!(
+                "{requested} (this picture is .{})",
+                image.extension()
+            )));
+        }
         let wanted = match size.filter(|s| !s.is_empty()) {
             Some(s) => Some(s.to_ascii_lowercase()),
             None => prefixed,
@@ -437,8 +449,7 @@ impl Images {
         if !download && let Some(url) = self.storage.public_url(&object.path) {
             return Ok(Served::Elsewhere(url));
         }
-        let download_name =
-            download.then(|| format!("{label}{}.{}", image.name, image.extension()));
+        let download_name = download.then(|| download_name(image, &label));
         let bytes = self.bytes(&object).await?;
         Ok(Served::Object(Object {
             content_type: image.content_type.clone(),
@@ -580,6 +591,47 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// `name.jpg` → (`name`, Some(`jpg`)) when the part after the last dot is
+/// an image extension; anything else is all name.
+fn split_extension(requested: &str) -> (&str, Option<&str>) {
+    match requested.rsplit_once('.') {
+        Some((stem, ext))
+            if ["jpg", "jpeg", "png", "gif", "webp"]
+                .iter()
+                .any(|known| ext.eq_ignore_ascii_case(known)) =>
+        {
+            (stem, Some(ext))
+        }
+        _ => (requested, None),
+    }
+}
+
+/// Whether a requested extension names the image's own format (`jpeg`
+/// and `jpg` both name JPEG).
+fn extension_fits(requested: &str, own: &str) -> bool {
+    requested.eq_ignore_ascii_case(own) || (own == "jpg" && requested.eq_ignore_ascii_case("jpeg"))
+}
+
+/// The file name a download gets: the uploader's own file name when there
+/// was one (a size adds its name: `cat-tiny.jpg`), else the picture's name;
+/// always with the extension of the stored format.
+fn download_name(image: &ImageInfo, size_label: &str) -> String {
+    let original = image.original_name.as_str();
+    let stem = original
+        .rsplit_once('.')
+        .map_or(original, |(stem, _)| stem)
+        .trim();
+    if original == "upload" || stem.is_empty() {
+        return format!("{size_label}{}.{}", image.name, image.extension());
+    }
+    let suffix = if size_label.is_empty() {
+        String::new()
+    } else {
+        format!("-{}", size_label.to_ascii_lowercase())
+    };
+    format!("{stem}{suffix}.{}", image.extension())
+}
+
 /// Only a hash of each delete token is stored, so a leaked database cannot
 /// be used to delete images.
 pub fn hash_token(token: &str) -> String {
@@ -635,6 +687,17 @@ mod tests {
             clean_original_name(Some(&"x".repeat(1000))).chars().count(),
             255
         );
+    }
+
+    #[test]
+    fn extensions_split_only_when_they_name_an_image_format() {
+        assert_eq!(split_extension("abc.jpg"), ("abc", Some("jpg")));
+        assert_eq!(split_extension("tinyabc.WEBP"), ("tinyabc", Some("WEBP")));
+        assert_eq!(split_extension("abc.exe"), ("abc.exe", None));
+        assert_eq!(split_extension("abc"), ("abc", None));
+        assert!(extension_fits("jpeg", "jpg"));
+        assert!(extension_fits("PNG", "png"));
+        assert!(!extension_fits("png", "jpg"));
     }
 
     #[test]

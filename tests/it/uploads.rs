@@ -217,13 +217,21 @@ pub fn happy_path(sb: &Sandbox, label: &str, mime: &str, bytes: &[u8], w: u32, h
         head.header("content-length"),
         Some(stored.len().to_string().as_str())
     );
+    // A download is named after the uploader's file, with the extension
+    // of the stored format.
     let download = get(&server.url(&format!("/img/{token}?download")), &[]);
     let disposition = download.header("content-disposition").unwrap();
-    assert!(
-        disposition.starts_with("attachment; filename=\""),
-        "{disposition}"
+    let file = format!("cat.{}", ext(mime));
+    assert_eq!(
+        disposition,
+        format!("attachment; filename=\"{file}\"; filename*=UTF-8''{file}")
     );
-    assert!(disposition.contains(&name), "{disposition}");
+    assert_eq!(download.body, stored);
+    // The same bytes under a name that ends in the extension.
+    let with_extension = get(&server.url(&format!("/img/{token}.{}", ext(mime))), &[]);
+    assert_eq!(with_extension.status, 200);
+    assert_eq!(with_extension.header("content-type"), Some(mime));
+    assert_eq!(with_extension.body, stored);
 
     // Delete: a wrong token removes nothing.
     let wrong = reply(
@@ -398,10 +406,28 @@ fn the_browser_form_redirects_to_the_show_page_and_shows_the_delete_link_once() 
     // The delete link leads to a confirmation form, which deletes.
     let confirm = get(&delete_url, &[("Accept", "text/html")]);
     assert_eq!(confirm.status, 200);
+    let confirm_html = confirm.text();
+    assert!(confirm_html.contains("method=\"post\""), "{confirm_html}");
+    // It shows what is about to go (a size of it, made within the upload)
+    // and keeps the two actions apart.
+    let token_in_link = location
+        .trim_start_matches('/')
+        .trim_end_matches("Kitty")
+        .to_ascii_lowercase();
+    let preview = confirm_html
+        .split("<figure class=\"preview\"><img src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no preview in {confirm_html}"));
     assert!(
-        confirm.text().contains("<form method=\"post\""),
-        "{}",
-        confirm.text()
+        preview.contains("/img/")
+            && preview.ends_with(&token_in_link)
+            && !preview.ends_with(&format!("/img/{token_in_link}")),
+        "{preview}"
+    );
+    assert!(
+        confirm_html.contains("class=\"delete-actions\""),
+        "{confirm_html}"
     );
     let token = delete_url.split("token=").nth(1).unwrap();
     let action = format!("{location}/delete");
@@ -956,4 +982,85 @@ fn every_url_handed_out_is_absolute_and_uses_the_public_url() {
     for url in absolute_urls(&size_page.text()) {
         public(&url, "size page");
     }
+}
+
+#[test]
+fn image_urls_may_end_in_their_extension_and_downloads_keep_the_uploaders_name() {
+    let sb = Sandbox::sqlite();
+    let server = Server::start(&sb, &["--migrate"]);
+    let res = api_upload(
+        &server,
+        "Ünïcode holiday photo.jpeg",
+        "image/jpeg",
+        &fixtures::jpeg(640, 480),
+    );
+    assert_eq!(res.status, 201, "{}", res.text());
+    let v = res.json();
+    let token = v["token"].as_str().unwrap();
+    let original = get(&server.url(&format!("/img/{token}")), &[]).body;
+    for path in [
+        format!("/img/{token}.jpg"),
+        format!("/img/{token}.jpeg"),
+        format!("/img/{token}.JPG"),
+    ] {
+        let res = get(&server.url(&path), &[]);
+        assert_eq!(res.status, 200, "{path}");
+        assert_eq!(res.body, original, "{path}");
+    }
+    // A size, by prefix and by query, with the extension.
+    let tiny = get(&server.url(&format!("/img/tiny{token}")), &[]).body;
+    assert_eq!(
+        get(&server.url(&format!("/img/tiny{token}.jpg")), &[]).body,
+        tiny
+    );
+    assert_eq!(
+        get(&server.url(&format!("/img/{token}.jpg?size=tiny")), &[]).body,
+        tiny
+    );
+    // Another format's extension is not this picture; nor is anything else.
+    let wrong = get(&server.url(&format!("/img/{token}.png")), &[]);
+    assert_eq!(wrong.status, 404);
+    assert!(
+        wrong.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(".jpg"),
+        "{}",
+        wrong.text()
+    );
+    assert_eq!(
+        get(&server.url(&format!("/img/{token}.exe")), &[]).status,
+        404
+    );
+
+    // Downloads are named after the uploader's file, made safe for the
+    // quoted form and exact in the UTF-8 form; a size adds its name.
+    let download = get(&server.url(&format!("/img/{token}.jpg?download")), &[]);
+    assert_eq!(
+        download.header("content-disposition"),
+        Some(
+            "attachment; filename=\"_n_code holiday photo.jpg\"; filename*=UTF-8''%C3%9Cn%C3%AFcode%20holiday%20photo.jpg"
+        )
+    );
+    let tiny_download = get(&server.url(&format!("/img/tiny{token}?download")), &[]);
+    assert!(
+        tiny_download
+            .header("content-disposition")
+            .unwrap()
+            .ends_with("photo-tiny.jpg"),
+        "{:?}",
+        tiny_download.header("content-disposition")
+    );
+
+    // The show page shares links that end in the extension.
+    let page = get(
+        &server.url(&format!("/{}", v["name"].as_str().unwrap())),
+        &[("Accept", "text/html")],
+    )
+    .text();
+    let image_file = format!("{}.jpg", v["image_url"].as_str().unwrap());
+    assert!(page.contains(&format!("value=\"{image_file}\"")), "{page}");
+    assert!(page.contains(&format!("[img]{image_file}[/img]")), "{page}");
+    // And names the uploader's file.
+    assert!(page.contains("Ünïcode holiday photo.jpeg"), "{page}");
 }
