@@ -20,8 +20,13 @@ fi
 # once.
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 if ! command -v garage >/dev/null 2>&1 && [ -z "${TEST_S3_ENDPOINT:-}" ]; then
-  echo "installing garage (cargo install garage --locked)" >&2
-  cargo install garage --locked --quiet
+  # The longest step on a fresh machine: say what it is and how long it
+  # takes, then show cargo's progress instead of going quiet.
+  echo "== building Garage, the S3 server the storage tests run against" >&2
+  echo "   (cargo install garage --locked: once per machine, about 15-20 minutes on 2 cores)" >&2
+  started=$(date +%s)
+  cargo install garage --locked
+  echo "== Garage built in $(( $(date +%s) - started )) s" >&2
 fi
 # shellcheck source=scripts/pg.sh
 . scripts/pg.sh

@@ -21,18 +21,19 @@ pub fn parse_level(level: &str) -> Result<Targets, String> {
 
 /// Installs the global subscriber. Logs go to stderr so that commands whose
 /// output is data (`kitteh config`, `kitteh version --json`) stay parseable.
-/// `quiet` lowers library chatter for one-shot commands.
-pub fn init(config: &LogConfig, quiet: bool) {
+pub fn init(config: &LogConfig) {
     // sqlx reports PostgreSQL notices ("relation already exists, skipping")
     // at info; they are noise to operators. An explicit `sqlx=…` in the
     // configured level still wins, coming later.
     // Rocket logs through the `log` crate for every request and announces
     // its launch as a warning; our own lines replace those, so only its
     // errors pass.
-    let mut directives = format!("sqlx=warn,rocket=error,_=error,{}", config.level);
-    if quiet {
-        directives.push_str(",sea_orm_migration=warn");
-    }
+    // sea-orm-migration announces each migration three times at info;
+    // `db::apply_pending` reports each once, so its own lines are left out.
+    let directives = format!(
+        "sqlx=warn,rocket=error,_=error,sea_orm_migration=warn,{}",
+        config.level
+    );
     // The level was validated with the config; fall back rather than abort.
     let filter =
         parse_level(&directives).unwrap_or_else(|_| Targets::new().with_default(Level::INFO));
@@ -47,9 +48,14 @@ pub fn init(config: &LogConfig, quiet: bool) {
             .with_current_span(false)
             .boxed(),
     };
-    // A second init (tests calling into the library twice) is harmless.
+    // One layer, so the filter is global: as a per-layer filter it dropped
+    // events that followed one it had filtered out on the same thread
+    // (the lines after a quieted library's own, such as each migration
+    // applied on PostgreSQL). A second init (tests calling into the
+    // library twice) is harmless.
     let _ = tracing_subscriber::registry()
-        .with(layer.with_filter(filter))
+        .with(filter)
+        .with(layer)
         .try_init();
 }
 

@@ -141,8 +141,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
     if let Command::Config(args) = &cli.command {
         return config::show_config(&loaded, args);
     }
-    let quiet = !matches!(cli.command, Command::Serve(_));
-    logging::init(&loaded.config.log, quiet);
+    logging::init(&loaded.config.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

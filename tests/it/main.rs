@@ -7,6 +7,7 @@ mod browser;
 mod cache;
 mod cli;
 mod config;
+mod docs;
 mod fixtures;
 mod helpers;
 mod hostile;

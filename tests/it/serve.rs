@@ -54,6 +54,13 @@ fn serves_when_migrated_with_the_flag(sb: &Sandbox) {
     let mut server = Server::start(sb, &["--migrate"]);
     let agent = http();
 
+    // Each migration applied is logged once, not once per library layer.
+    let log = server.log_text();
+    use migration::MigratorTrait;
+    for m in migration::Migrator::migrations() {
+        assert_eq!(log.matches(m.name()).count(), 1, "{}:\n{log}", m.name());
+    }
+
     let res = agent.get(server.url("/healthz")).call().unwrap();
     assert_eq!(res.status(), 200);
 

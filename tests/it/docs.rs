@@ -1,0 +1,72 @@
+//! The README against the code: every configuration key and every field of
+//! the API's answer is documented, so neither can drift away unnoticed.
+
+use crate::fixtures;
+use crate::helpers::{Sandbox, Server, bare_kitteh};
+use crate::uploads::api_upload;
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+}
+
+#[test]
+fn every_configuration_key_is_in_the_readme() {
+    let sb = Sandbox::sqlite();
+    let out = bare_kitteh(sb.path()).arg("config").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let readme = readme();
+    let mut section = String::new();
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_string();
+        } else if let Some((key, _)) = line.split_once(" = ") {
+            keys.push(format!("{section}.{key}"));
+        }
+    }
+    assert!(keys.len() > 40, "{text}");
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !readme.contains(&format!("`{k}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys missing from the README: {missing:?}"
+    );
+}
+
+#[test]
+fn every_field_of_the_api_answer_is_in_the_readme() {
+    let sb = Sandbox::sqlite();
+    let mut cmd = sb.kitteh();
+    // One size stays pending (its job never runs), so that the fields of a
+    // size not made yet show up too.
+    cmd.env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0")
+        .env("KITTEH_VARIANTS__WORKERS", "0");
+    let server = Server::start_with(cmd, &["--migrate"]);
+    let created = api_upload(&server, "a.png", "image/png", &fixtures::png(40, 30)).json();
+    let ready = {
+        let sb2 = Sandbox::sqlite();
+        let server = Server::start(&sb2, &["--migrate"]);
+        api_upload(&server, "b.png", "image/png", &fixtures::png(40, 30)).json()
+    };
+    let readme = readme();
+    let mut fields: Vec<String> = created.as_object().unwrap().keys().cloned().collect();
+    for answer in [&created, &ready] {
+        for size in answer["sizes"].as_array().unwrap() {
+            fields.extend(size.as_object().unwrap().keys().cloned());
+        }
+    }
+    fields.sort();
+    fields.dedup();
+    assert!(fields.len() > 15, "{fields:?}");
+    let missing: Vec<&String> = fields
+        .iter()
+        .filter(|f| !readme.contains(&format!("`{f}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "API fields missing from the README: {missing:?}"
+    );
+}
