@@ -45,11 +45,15 @@ fn layout(assets: &Assets, title: &str, body: Markup) -> Page {
 pub fn name_words(name: &str) -> Markup {
     let mut words: Vec<&str> = Vec::new();
     let mut start = 0;
-    for (i, c) in name.char_indices().skip(1) {
-        if c.is_uppercase() {
+    let mut previous_lower = false;
+    for (i, c) in name.char_indices() {
+        // A word starts where a capital follows a small letter, so an
+        // acronym (JPEG) stays whole.
+        if c.is_uppercase() && previous_lower {
             words.push(&name[start..i]);
             start = i;
         }
+        previous_lower = c.is_lowercase();
     }
     words.push(&name[start..]);
     html! {
@@ -110,6 +114,22 @@ fn error_box(message: &str) -> Markup {
         div class="error-box" role="alert" {
             span class="error-icon" aria-hidden="true" { "!" }
             p { (message) }
+        }
+    }
+}
+
+/// An error whose message may name a picture: each name in it may wrap
+/// between its words, as titles do.
+fn error_box_words(message: &str) -> Markup {
+    html! {
+        div class="error-box" role="alert" {
+            span class="error-icon" aria-hidden="true" { "!" }
+            p {
+                @for (i, word) in message.split(' ').enumerate() {
+                    @if i > 0 { " " }
+                    (name_words(word))
+                }
+            }
         }
     }
 }
@@ -339,8 +359,24 @@ pub fn error_page(assets: &Assets, status: Status, message: &str) -> Page {
         &heading,
         html! {
             h1 { (heading) }
-            (error_box(message))
+            (error_box_words(message))
             p { a href="/" { "Go to the upload page" } }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_words;
+
+    #[test]
+    fn names_may_break_only_between_their_words() {
+        assert_eq!(
+            name_words("SwimminglySpiffingLaPermKitty").into_string(),
+            "Swimmingly<wbr>Spiffing<wbr>La<wbr>Perm<wbr>Kitty"
+        );
+        assert_eq!(name_words("JPEG").into_string(), "JPEG");
+        assert_eq!(name_words("a&lt;b").into_string(), "a&amp;lt;b");
+        assert_eq!(name_words("").into_string(), "");
+    }
 }

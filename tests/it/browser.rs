@@ -380,9 +380,16 @@ fn the_upload_page_works_in_a_real_browser() {
 /// its longest word allows (so the name is far too wide for one line), it
 /// wraps only between its words, and nothing scrolls sideways.
 fn assert_title_wraps_between_words(driver: &Driver, label: &str) {
+    assert_wraps_between_words(driver, "h1", label);
+}
+
+/// As above, for the element `selector` picks; text between spaces may
+/// wrap at its spaces, so only the name's words (no space in them) are
+/// held to staying whole.
+fn assert_wraps_between_words(driver: &Driver, selector: &str, label: &str) {
     let facts = driver.script(
-        "const h1 = document.querySelector('h1');
-         const words = Array.from(h1.childNodes).filter(n => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+        "const h1 = document.querySelector(arguments[0]);
+         const words = Array.from(h1.childNodes).filter(n => n.nodeType === Node.TEXT_NODE && n.textContent.trim() && !/\\s/.test(n.textContent.trim()));
          const widest = () => Math.max(...words.map(n => {
            const r = document.createRange();
            r.selectNodeContents(n);
@@ -409,7 +416,7 @@ fn assert_title_wraps_between_words(driver: &Driver, label: &str) {
                           overflow: document.documentElement.scrollWidth > window.innerWidth };
          h1.style.fontSize = '';
          return result;",
-        json!([]),
+        json!([selector]),
     );
     assert!(facts["words"].as_u64().unwrap() >= 4, "{label}: {facts}");
     assert_eq!(
@@ -520,8 +527,12 @@ fn pages_wrap_names_mark_errors_and_show_thumbnails_on_phones_and_desktops() {
         assert_title_wraps_between_words(&driver, &format!("delete page, {device}"));
         driver.screenshot(&format!("12-delete-page-{device}"));
 
-        // An error page looks like one and is announced.
-        driver.goto(&server.url("/NoSuchSleepyKitty"));
+        // An error page looks like one and is announced, and a long name
+        // in its message does not push the page sideways.
+        driver
+            .goto(&server.url(
+                "/SwimminglySpiffingNectarCelticShorthairKittyThatNobodyEverUploadedAnywhere",
+            ));
         driver.wait_for("the error page", "document.querySelector('.error-box')");
         let error = driver.script(
             "const box = document.querySelector('.error-box');
@@ -538,6 +549,16 @@ fn pages_wrap_names_mark_errors_and_show_thumbnails_on_phones_and_desktops() {
             json!("rgba(0, 0, 0, 0)"),
             "{device}: {error}"
         );
+        let fits = driver.script(
+            "return document.documentElement.scrollWidth <= window.innerWidth;",
+            json!([]),
+        );
+        assert_eq!(
+            fits,
+            json!(true),
+            "{device}: the error page scrolls sideways"
+        );
+        assert_wraps_between_words(&driver, ".error-box p", &format!("error page, {device}"));
         driver.screenshot(&format!("13-error-page-{device}"));
 
         // A refused upload on the upload page: marked and announced too;
