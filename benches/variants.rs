@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kitteh::imaging::resize::{SizeSpec, render};
-use kitteh::imaging::{Format, Limits, sniff};
+use kitteh::imaging::{Format, Limits, Stop, sniff};
 
 const WIDTHS: [(&str, u32); 3] = [("tiny", 90), ("large", 300), ("monstrous", 600)];
 
@@ -101,7 +101,7 @@ fn main() {
         let bytes = std::fs::read(file).expect("read photo");
         let format = sniff(&bytes).expect("supported format");
         let before = peak_rss_kib();
-        let out = render(&bytes, format, &sizes(), 82, &limits()).expect("render");
+        let out = render(&bytes, format, &sizes(), 82, &limits(), &Stop::never()).expect("render");
         println!(
             "peak RSS rendering {} ({} sizes): {:.1} MiB (process before render: {:.1} MiB)",
             file,
@@ -157,7 +157,8 @@ fn main() {
         let (mut ours, mut im, mut vp) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let start = Instant::now();
-            let out = render(&bytes, format, &sizes(), 82, &limits()).expect("render");
+            let out =
+                render(&bytes, format, &sizes(), 82, &limits(), &Stop::never()).expect("render");
             ours.push(start.elapsed());
             assert_eq!(out.len(), 3);
             if let Some(convert) = &convert {

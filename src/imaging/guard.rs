@@ -54,16 +54,20 @@ impl Stop {
     }
 }
 
-/// Reads between two looks at the clock. The JPEG decoder reads its
+/// Small reads between two looks at the clock. The JPEG decoder reads its
 /// entropy-coded data a byte at a time, and reading the clock on each of
-/// five million bytes would cost more than the resize; PNG and WebP read
-/// in chunks, so for them this is one look every few hundred kilobytes.
+/// five million bytes would cost more than the resize; a read of a chunk
+/// (PNG, WebP, a GIF frame) and every `fill_buf` look at it at once.
 const READS_PER_CLOCK: u32 = 256;
+
+/// A read at least this long is a chunk, not a byte-at-a-time read.
+const CHUNK: usize = 256;
 
 /// A reader that fails once its decode must stop, so a streaming decoder
 /// (PNG, WebP, JPEG between and within scans) ends within a few reads
 /// instead of running on. Cancellation is seen at the next read; the
-/// deadline within `READS_PER_CLOCK` reads.
+/// deadline at the next chunk read or `fill_buf`, and within
+/// `READS_PER_CLOCK` small reads.
 pub struct Interruptible<R> {
     inner: R,
     stop: Stop,
@@ -79,14 +83,14 @@ impl<R> Interruptible<R> {
         }
     }
 
-    fn check(&mut self) -> io::Result<()> {
+    fn check(&mut self, chunk: bool) -> io::Result<()> {
         if let Some(cancelled) = &self.stop.cancelled
             && cancelled.load(Ordering::Relaxed)
         {
             return Err(io::Error::other(ImagingError::Cancelled));
         }
         self.reads = self.reads.wrapping_add(1);
-        if self.reads % READS_PER_CLOCK == 1 {
+        if chunk || self.reads % READS_PER_CLOCK == 1 {
             self.stop.check().map_err(io::Error::other)?;
         }
         Ok(())
@@ -95,14 +99,14 @@ impl<R> Interruptible<R> {
 
 impl<R: Read> Read for Interruptible<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.check()?;
+        self.check(buf.len() >= CHUNK)?;
         self.inner.read(buf)
     }
 }
 
 impl<R: BufRead> BufRead for Interruptible<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.check()?;
+        self.check(true)?;
         self.inner.fill_buf()
     }
 
@@ -149,6 +153,13 @@ mod tests {
             .position(|_| reader.read(&mut buf[..1]).is_err())
             .expect("the deadline stops the reader");
         assert!(reads_after < READS_PER_CLOCK as usize, "{reads_after}");
+        // A chunk read sees it at once.
+        let soon = Stop::new(Arc::new(AtomicBool::new(false)), Duration::from_millis(20));
+        let mut reader = Interruptible::new(io::Cursor::new(vec![1u8; 4096]), soon);
+        let mut chunk = [0u8; CHUNK];
+        assert!(reader.read(&mut chunk).is_ok());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(reader.read(&mut chunk).is_err());
         assert_eq!(super::super::seconds_text(250), "0.25");
         assert_eq!(super::super::seconds_text(10_000), "10");
         assert_eq!(Stop::never().check(), Ok(()));

@@ -610,7 +610,8 @@ pub fn decode_checked(
         animation::verify_gif(&cleaned, limits, stop)?;
         // The sizes show the first frame, painted on the logical screen:
         // a second, bounded decode of that frame alone.
-        let pixels = plan.and_then(|p| resize::decode(&cleaned, format, p.largest, limits).ok());
+        let pixels =
+            plan.and_then(|p| resize::decode(&cleaned, format, p.largest, limits, stop).ok());
         return Ok(Checked {
             processed: finish(format, cleaned, width, height),
             pixels,

@@ -269,21 +269,22 @@ pub(crate) fn decode_jpeg_scaled(
 }
 
 /// Decodes a stored original, at a reduced scale when that is enough for
-/// `largest` pixels of width.
+/// `largest` pixels of width; gives up when `stop` says so.
 pub(crate) fn decode(
     bytes: &[u8],
     format: Format,
     largest: u32,
     limits: &Limits,
+    stop: &Stop,
 ) -> Result<Decoded, ImagingError> {
     let (w, h) = super::dimensions(format, bytes)?;
     super::check_limits(w, h, limits)?;
     if format == Format::Jpeg
-        && let Some(decoded) = decode_jpeg_scaled(bytes, largest, &Stop::never())?
+        && let Some(decoded) = decode_jpeg_scaled(bytes, largest, stop)?
     {
         return Ok(decoded);
     }
-    let (pixels, icc) = decode_general(bytes, format, limits)?;
+    let (pixels, icc) = decode_general(bytes, format, limits, stop)?;
     Ok(Decoded {
         pixels,
         format,
@@ -372,12 +373,14 @@ fn decode_general(
     bytes: &[u8],
     format: Format,
     limits: &Limits,
+    stop: &Stop,
 ) -> Result<(Pixels, Option<Vec<u8>>), ImagingError> {
-    let mut reader = super::reader(bytes, format, super::Stop::never());
+    let mut reader = super::reader(bytes, format, stop.clone());
     reader.limits(super::decoder_limits(limits));
-    let mut decoder = reader.into_decoder().map_err(super::corrupt)?;
+    let failed = |e: image::ImageError| stop.check().err().unwrap_or_else(|| super::corrupt(e));
+    let mut decoder = reader.into_decoder().map_err(failed)?;
     let icc = decoder.icc_profile().ok().flatten();
-    let image = DynamicImage::from_decoder(decoder).map_err(super::corrupt)?;
+    let image = DynamicImage::from_decoder(decoder).map_err(failed)?;
     Ok((Pixels::from_dynamic(image), icc))
 }
 
@@ -418,18 +421,21 @@ pub fn decode_cost(
 }
 
 /// Makes every size of a stored original, largest first, each resized from
-/// the previous one. Sizes wider than the original keep its width.
+/// the previous one. Sizes wider than the original keep its width. The
+/// decode gives up when `stop` says so (a resize job's
+/// `limits.decode_seconds`).
 pub fn render(
     original: &[u8],
     format: Format,
     sizes: &[SizeSpec],
     jpeg_quality: u8,
     limits: &Limits,
+    stop: &Stop,
 ) -> Result<Vec<Rendered>, ImagingError> {
     let Some(largest) = sizes.iter().map(|s| s.width).max() else {
         return Ok(Vec::new());
     };
-    let decoded = decode(original, format, largest, limits)?;
+    let decoded = decode(original, format, largest, limits, stop)?;
     render_decoded(decoded, sizes, jpeg_quality)
 }
 

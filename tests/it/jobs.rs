@@ -10,7 +10,7 @@ use std::sync::Arc;
 use kitteh::config::Config;
 use kitteh::db::queue::{self, JobState};
 use kitteh::imaging::resize::{Decoded, Rendered, SizeSpec};
-use kitteh::imaging::{Format, ImagingError, Limits};
+use kitteh::imaging::{Format, ImagingError, Limits, Stop};
 use kitteh::metrics::Metrics;
 use kitteh::names::NameGenerator;
 use kitteh::service::Error;
@@ -279,11 +279,12 @@ fn panics_on_png(
     sizes: &[SizeSpec],
     quality: u8,
     limits: &Limits,
+    stop: &Stop,
 ) -> Result<Vec<Rendered>, ImagingError> {
     if format == Format::Png {
         panic!("a decoder bug");
     }
-    kitteh::imaging::resize::render(original, format, sizes, quality, limits)
+    kitteh::imaging::resize::render(original, format, sizes, quality, limits, stop)
 }
 
 #[test]

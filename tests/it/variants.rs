@@ -748,6 +748,36 @@ fn rebuild_now_makes_newly_configured_sizes_in_the_foreground() {
 }
 
 #[test]
+fn a_resize_job_stops_at_the_decode_time_limit_and_says_so() {
+    let sb = Sandbox::sqlite();
+    let token = {
+        let server = Server::start(&sb, &["--migrate"]);
+        let res = api_upload(&server, "a.png", "image/png", &fixtures::png(2400, 1800));
+        res.json()["token"].as_str().unwrap().to_string()
+    };
+    // The same original, rebuilt under a time limit no decode can meet.
+    let out = sb
+        .kitteh()
+        .env("KITTEH_LIMITS__DECODE_SECONDS", "0.001")
+        .env("KITTEH_VARIANTS__MAX_ATTEMPTS", "1")
+        .args(["variants", "rebuild", &token, "--now"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["failed", "1"]),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors = sql_text(
+        &sb.database_url,
+        "SELECT COALESCE(last_error, '') FROM variant_jobs",
+    );
+    assert!(errors[0].contains("limits.decode_seconds"), "{errors:?}");
+}
+
+#[test]
 fn rebuild_needs_to_be_told_what() {
     let sb = Sandbox::sqlite();
     assert!(sb.kitteh().arg("migrate").status().unwrap().success());

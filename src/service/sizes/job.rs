@@ -11,12 +11,12 @@ use super::{Sizes, Written};
 use crate::db::entities::{images, variants};
 use crate::db::queue::{self, Claim, JobState};
 use crate::imaging::resize::{Rendered, SizeSpec};
-use crate::imaging::{self, Format, ImagingError, Limits};
+use crate::imaging::{self, Format, ImagingError, Limits, Stop};
 
 /// The CPU-bound step: every size of an original, encoded. The job runs it
 /// on the blocking pool and turns a panic inside it into a failed attempt.
 pub type Render =
-    fn(&[u8], Format, &[SizeSpec], u8, &Limits) -> Result<Vec<Rendered>, ImagingError>;
+    fn(&[u8], Format, &[SizeSpec], u8, &Limits, &Stop) -> Result<Vec<Rendered>, ImagingError>;
 
 /// Why an attempt failed; recorded on the job with its causes.
 #[derive(Debug, thiserror::Error)]
@@ -110,8 +110,14 @@ impl Sizes {
             self.config.jpeg_quality,
             self.decoding.limits,
         );
+        // The same wall-clock limit as an upload's decode: an original that
+        // passed its upload's check should never come near it.
+        let stop = Stop::new(
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            self.decoding.timeout,
+        );
         match tokio::task::spawn_blocking(move || {
-            render(&original, format, &sizes, quality, &limits)
+            render(&original, format, &sizes, quality, &limits, &stop)
         })
         .await
         {
