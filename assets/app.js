@@ -102,7 +102,7 @@
       result.replaceChildren();
       const heading = el("h2", { class: "result-title" });
       // A line-break opportunity between the words of the name.
-      image.name.split(/(?=[A-Z])/).forEach((word, i) => {
+      image.name.split(/(?<=[a-z])(?=[A-Z])/).forEach((word, i) => {
         if (i > 0) heading.append(document.createElement("wbr"));
         heading.append(word);
       });
@@ -115,7 +115,10 @@
       const sizes = el("ul", { class: "plain sizes" });
       for (const size of image.sizes) {
         const li = el("li");
-        const thumb = el("img", { class: "thumb", alt: "", width: 48, height: 48, src: size.state === "ready" ? size.url : image.image_url });
+        // A size not made yet gets an empty square, never the original.
+        const thumb = size.state === "ready"
+          ? el("img", { class: "thumb", alt: "", width: 48, height: 48, src: size.url })
+          : el("span", { class: "thumb" });
         li.append(thumb, el("a", { href: size.page_url, class: "size-link" }, cap(size.name)), " " + size.width + "×" + size.height);
         sizes.append(li);
       }

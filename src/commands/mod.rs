@@ -2,8 +2,9 @@
 //! success, 1 runtime failure, 2 bad configuration or usage.
 
 /// `println!` for command output. A reader that stops early (`| head`,
-/// `| grep -q`) closes the pipe; that is the reader's choice, not a failure,
-/// so the command ends quietly with status 0 instead of panicking.
+/// `| grep -q`) closes the pipe; that is the reader's choice, not a
+/// failure: the command stops printing but finishes its work and exits
+/// with its own status, instead of panicking.
 macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::commands::write_out(format_args!("{}\n", format_args!($($arg)*)))
@@ -35,16 +36,23 @@ use crate::{app, db, logging};
 
 pub use version::{BUILD, BuildInfo};
 
-/// Writes command output; exits with status 0 when stdout has been closed.
+/// Set once stdout's reader has gone: nothing more is printed.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes command output, or nothing once stdout has been closed. Any other
+/// write error is said once on stderr, and printing stops there too.
 pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
     use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout.write_fmt(args) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("kitteh: cannot write to stdout: {e}");
         }
-        eprintln!("kitteh: cannot write to stdout: {e}");
-        std::process::exit(i32::from(EXIT_FAILURE));
     }
 }
 

@@ -259,7 +259,6 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, image_id: i64) -> Result<(), 
     Ok(())
 }
 
-/// The images whose jobs are in `state`, oldest first.
 /// Records an image whose sizes were made within its upload: its job row,
 /// already done, so that counts and `kitteh variants requeue` treat it like
 /// any other image.
@@ -280,6 +279,7 @@ pub async fn record_done<C: ConnectionTrait>(conn: &C, image_id: i64) -> Result<
     Ok(())
 }
 
+/// The images whose jobs are in `state`, oldest first.
 pub async fn images_in_state(db: &DatabaseConnection, state: JobState) -> Result<Vec<i64>, DbErr> {
     Ok(variant_jobs::Entity::find()
         .filter(Column::State.eq(state.as_str()))

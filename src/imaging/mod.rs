@@ -345,14 +345,46 @@ pub struct Inspection {
     /// A JPEG that needs no turning and that the scaled decoder reads: it
     /// is checked by a decode at a reduced DCT scale.
     scaled_jpeg: Option<resize::JpegKind>,
+    /// The width of the largest size this image will get (`check_at`): a
+    /// scaled JPEG is checked at the scale that size needs, the same one
+    /// its resize job would decode at, so a job never meets data that the
+    /// check did not read. 1 (the 1/8 scale) when none is set.
+    check_largest: u32,
     /// The file with its metadata removed: what is decoded and stored.
     cleaned: Vec<u8>,
+}
+
+/// Bytes a scaled JPEG check allocates at most when its largest size is
+/// `largest` wide: the scaled decode, the copy of the DC scans a
+/// progressive file may get (at most the file), and slack.
+fn scaled_check_cost(kind: resize::JpegKind, w: u32, h: u32, largest: u32, file: usize) -> u64 {
+    let (tw, th) = resize::target_size(w, h, largest);
+    let scale = resize::jpeg_scale(w, h, tw, th);
+    resize::jpeg_scaled_cost(kind, w, h, w.div_ceil(scale), h.div_ceil(scale))
+        + file as u64
+        + (1 << 20)
 }
 
 impl Inspection {
     /// The file with its metadata removed.
     pub fn cleaned(&self) -> &[u8] {
         &self.cleaned
+    }
+
+    /// Checks the image as its sizes will need it: a scaled JPEG at the
+    /// scale the largest of them (`largest` pixels wide) needs. Updates
+    /// `cost` to match.
+    pub fn check_at(&mut self, largest: u32) {
+        self.check_largest = largest.max(1);
+        if let Some(kind) = self.scaled_jpeg {
+            self.cost = scaled_check_cost(
+                kind,
+                self.width,
+                self.height,
+                self.check_largest,
+                self.cleaned.len(),
+            );
+        }
     }
 
     /// How the check can also yield the pixels `sizes` are made from, and
@@ -369,12 +401,10 @@ impl Inspection {
         const SLACK: u64 = 4 << 20;
         let made = resize::sizes_cost(w, h, sizes);
         if let Some(kind) = self.scaled_jpeg {
-            let (tw, th) = resize::target_size(w, h, largest);
-            let scale = resize::jpeg_scale(w, h, tw, th);
-            let decode = resize::jpeg_scaled_cost(kind, w, h, w.div_ceil(scale), h.div_ceil(scale));
+            let check = scaled_check_cost(kind, w, h, largest, self.cleaned.len());
             return Some(SizesPlan {
                 largest,
-                cost: decode + made + SLACK,
+                cost: check + made + SLACK,
             });
         }
         let pixels = u64::from(w) * u64::from(h);
@@ -554,11 +584,8 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspection, ImagingError
         None
     };
     let cost = match scaled_jpeg {
-        // Checked at 1/8 scale unless its sizes are made at once.
-        Some(kind) => {
-            resize::jpeg_scaled_cost(kind, width, height, width.div_ceil(8), height.div_ceil(8))
-                + (1 << 20)
-        }
+        // At 1/8 scale until `check_at` names the scale its sizes need.
+        Some(kind) => scaled_check_cost(kind, width, height, 1, cleaned.len()),
         None => decode_cost(format, &cleaned, limits, orientation, largest_gif_frame)?,
     };
     Ok(Inspection {
@@ -569,6 +596,7 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspection, ImagingError
         cost,
         orientation,
         scaled_jpeg,
+        check_largest: 1,
         cleaned,
     })
 }
@@ -578,7 +606,8 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspection, ImagingError
 /// for its sizes when `plan` asks for them. Gives up when `stop` says so.
 ///
 /// A JPEG that needs no turning is decoded at a reduced DCT scale (the one
-/// its largest size needs, or 1/8). The scale only shortens the inverse
+/// its largest size needs, see `Inspection::check_at`; 1/8 without one),
+/// the same scale its resize job would use. The scale only shortens the inverse
 /// DCT: a baseline file's entropy-coded data is decoded in full, so a cut
 /// or corrupt stream fails as it would at full size (and this decoder is
 /// the stricter one: it refuses invalid Huffman codes that the full
@@ -602,30 +631,32 @@ pub fn decode_checked(
         height,
         orientation,
         scaled_jpeg,
+        check_largest,
         cleaned,
         ..
     } = inspection;
+    let largest = plan.map_or(check_largest, |p| p.largest);
     stop.check()?;
     if format == Format::Gif {
         animation::verify_gif(&cleaned, limits, stop)?;
         // The sizes show the first frame, painted on the logical screen:
         // a second, bounded decode of that frame alone.
         let pixels =
-            plan.and_then(|p| resize::decode(&cleaned, format, p.largest, limits, stop).ok());
+            plan.and_then(|_| resize::decode(&cleaned, format, largest, limits, stop).ok());
         return Ok(Checked {
             processed: finish(format, cleaned, width, height),
             pixels,
         });
     }
     if scaled_jpeg.is_some() {
-        // Without sizes to make, the smallest scale (1/8) is enough.
-        let largest = plan.map_or(1, |p| p.largest);
-        if let Some(pixels) = resize::decode_jpeg_scaled(&cleaned, largest, stop)? {
-            return Ok(Checked {
-                processed: finish(format, cleaned, width, height),
-                pixels: plan.map(|_| pixels),
-            });
-        }
+        // Its memory was reserved for this decode alone, never a full one.
+        let pixels = resize::decode_jpeg_scaled(&cleaned, largest, stop)?.ok_or_else(|| {
+            ImagingError::Corrupt("the JPEG's frame disagrees with its header".into())
+        })?;
+        return Ok(Checked {
+            processed: finish(format, cleaned, width, height),
+            pixels: plan.map(|_| pixels),
+        });
     }
     let mut reader = reader(&cleaned, format, stop.clone());
     reader.limits(decoder_limits(limits));

@@ -405,7 +405,9 @@ pub fn decode_cost(
         let kind = jpeg_kind(original)?;
         let decode = if kind.scalable {
             let scale = jpeg_scale(w, h, tw, th);
+            // The copy of a progressive file's DC scans is at most the file.
             jpeg_scaled_cost(kind, w, h, w.div_ceil(scale), h.div_ceil(scale))
+                + original.len() as u64
         } else {
             // CMYK and 16-bit JPEGs take the general decoder, at full size.
             u64::from(w) * u64::from(h) * 8 * 2

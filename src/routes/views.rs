@@ -271,13 +271,13 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
             h2 { "Sizes" }
             ul class="plain sizes" {
                 li {
-                    (thumbnail(links.sizes, links.image_url))
+                    (thumbnail(links.sizes))
                     a href=(links.page_url) { "Original" } " " (image.width) "×" (image.height)
                     " · " (human_bytes(image.bytes))
                 }
                 @for size in links.sizes {
                     li {
-                        (thumbnail(std::slice::from_ref(size), &size.image_url))
+                        (thumbnail(std::slice::from_ref(size)))
                         a href=(size.page_url) { (size.label) }
                         " " (size.width) "×" (size.height)
                         @if let Some(bytes) = size.bytes { " · " (human_bytes(bytes)) }
@@ -297,16 +297,21 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
     )
 }
 
-/// A small square preview for a list row: the smallest size that is
-/// ready, else `fallback` (the original, scaled down by the browser).
-fn thumbnail(sizes: &[SizeLink], fallback: &str) -> Markup {
+/// A small square preview for a list row: the smallest of `sizes` that is
+/// ready, or an empty square (never the original, which may weigh
+/// megabytes).
+fn thumbnail(sizes: &[SizeLink]) -> Markup {
     let src = sizes
         .iter()
         .filter(|s| s.state == "ready")
         .min_by_key(|s| s.width)
-        .map_or(fallback, |s| s.image_url.as_str());
+        .map(|s| s.image_url.as_str());
     html! {
-        img class="thumb" src=(src) alt="" width="48" height="48" loading="lazy";
+        @if let Some(src) = src {
+            img class="thumb" src=(src) alt="" width="48" height="48" loading="lazy";
+        } @else {
+            span class="thumb" {}
+        }
     }
 }
 

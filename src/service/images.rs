@@ -296,7 +296,8 @@ impl Images {
         let limits = self.decoding.limits;
         let sizes = Arc::clone(&self.sizes);
         let (inspection, job_cost, plan) = blocking(move || {
-            let inspection = imaging::inspect(&bytes, &limits)?;
+            let mut inspection = imaging::inspect(&bytes, &limits)?;
+            inspection.check_at(sizes.largest_width());
             let job_cost = sizes.job_cost(inspection.cleaned(), inspection.format)?;
             let plan = sizes.plan(&inspection);
             Ok((inspection, job_cost, plan))
@@ -311,13 +312,9 @@ impl Images {
             });
         }
         // Sizes within the upload take decode memory only when it is free
-        // right now, unless their path is the cheaper one (a scaled JPEG
-        // decode); otherwise the upload is checked alone, as before, and
+        // right now; otherwise the upload is checked alone, as before, and
         // its sizes are left to a job.
         let (reservation, plan) = match plan {
-            Some(plan) if plan.cost <= inspection.cost => {
-                (budget.reserve_for_upload(plan.cost).await?, Some(plan))
-            }
             Some(plan) => match budget.try_reserve(plan.cost) {
                 Some(reservation) => (reservation, Some(plan)),
                 None => (budget.reserve_for_upload(inspection.cost).await?, None),

@@ -61,6 +61,26 @@ fn output_into_a_closed_pipe_ends_quietly_with_success() {
     let err = stderr(&out);
     assert!(out.status.success(), "{:?}: {err}", out.status);
     assert!(!err.contains("panicked"), "{err}");
+
+    // A command with work to do finishes it (`migrate | head -1` applies
+    // every migration, not only the first).
+    let mut child = sb
+        .kitteh()
+        .arg("migrate")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}: {}", out.status, stderr(&out));
+    let status = sb.kitteh().args(["migrate", "status"]).output().unwrap();
+    let text = stdout(&status);
+    assert!(status.status.success());
+    assert!(
+        !text.contains("pending") && text.contains("applied"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -454,3 +454,66 @@ fn sizes_within_the_upload_wait_for_nothing_when_the_decode_budget_is_taken() {
         });
     }
 }
+
+#[test]
+fn a_size_that_cannot_be_stored_within_the_upload_is_left_to_a_job_and_a_failing_job_keeps_the_sizes_it_replaces()
+ {
+    let sb = Sandbox::sqlite();
+    block_on(async {
+        let rig = Rig::new(
+            &sb,
+            |c| {
+                c.variants.inline_max_pixels = 40_000_000;
+                c.variants.max_attempts = 5;
+            },
+            NameGenerator::scripted(&["FirstSleepyTabby"]),
+            None,
+        )
+        .await;
+        let uploads = sb.uploads();
+        let file = |size: &str| uploads.join(format!("firstsleepytabby-{size}.png"));
+        // A folder where the Tiny size must go: that one write fails.
+        std::fs::create_dir_all(file("tiny")).unwrap();
+        let uploaded = rig
+            .images
+            .upload(NewUpload {
+                bytes: fixtures::png(640, 480).into(),
+                file_name: Some("a.png".into()),
+            })
+            .await
+            .expect("the upload itself succeeds");
+        assert_eq!(states(&uploaded), all_in("pending"));
+        // The sizes written before the failure were removed again.
+        assert!(!file("monstrous").exists() && !file("large").exists());
+        assert!(uploads.join("firstsleepytabby.png").is_file());
+        assert_eq!(rig.ints("SELECT COUNT(*) FROM variants").await, vec![0]);
+
+        std::fs::remove_dir(file("tiny")).unwrap();
+        assert!(rig.sizes.work_once().await.unwrap());
+        let (_, sizes) = rig.images.describe("firstsleepytabby").await.unwrap();
+        assert!(sizes.iter().all(|s| s.state.as_str() == "ready"));
+        let before: Vec<Vec<u8>> = ["monstrous", "large"]
+            .iter()
+            .map(|s| std::fs::read(file(s)).unwrap())
+            .collect();
+
+        // A rebuild whose Tiny write fails again: the sizes it was about
+        // to replace, which rows point to, stay where they are.
+        rig.sizes
+            .requeue(kitteh::service::sizes::Requeue::Token("firstsleepytabby"))
+            .await
+            .unwrap();
+        std::fs::remove_file(file("tiny")).unwrap();
+        std::fs::create_dir_all(file("tiny")).unwrap();
+        assert!(rig.sizes.work_once().await.unwrap());
+        let error = rig
+            .texts("SELECT COALESCE(last_error, '') FROM variant_jobs")
+            .await;
+        assert!(error[0].contains("firstsleepytabby-tiny.png"), "{error:?}");
+        let after: Vec<Vec<u8>> = ["monstrous", "large"]
+            .iter()
+            .map(|s| std::fs::read(file(s)).unwrap())
+            .collect();
+        assert_eq!(after, before);
+    });
+}

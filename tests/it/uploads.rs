@@ -1064,3 +1064,29 @@ fn image_urls_may_end_in_their_extension_and_downloads_keep_the_uploaders_name()
     // And names the uploader's file.
     assert!(page.contains("Ünïcode holiday photo.jpeg"), "{page}");
 }
+
+#[test]
+fn a_broken_jpeg_scan_is_refused_whichever_path_its_sizes_take() {
+    let sb = Sandbox::sqlite();
+    let mut cmd = sb.kitteh();
+    cmd.env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0");
+    let server = Server::start_with(cmd, &["--migrate"]);
+    // Checked without sizes to make, the file is still decoded at the
+    // scale its resize job would use (here every scan): a job never meets
+    // data the check did not read.
+    for (name, bytes) in [
+        (
+            "broken.jpg",
+            fixtures::jpeg_with_broken_scan(&fixtures::jpeg(640, 480), false),
+        ),
+        (
+            "broken-ac.jpg",
+            fixtures::jpeg_with_broken_scan(&fixtures::progressive_jpeg(640, 480), true),
+        ),
+    ] {
+        let res = api_upload(&server, name, "image/jpeg", &bytes);
+        assert_eq!(res.status, 422, "{name}: {}", res.text());
+        assert_eq!(res.json()["error"]["code"], "corrupt_image");
+    }
+    assert_eq!(count_rows(&sb.database_url), 0);
+}

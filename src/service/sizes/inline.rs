@@ -74,7 +74,7 @@ impl Sizes {
         format: Format,
         rendered: Vec<Rendered>,
     ) -> Option<Vec<Written>> {
-        match self.write_all(original, format, rendered).await {
+        match self.write_all(original, format, rendered, true).await {
             Ok(written) => Some(written),
             Err(e) => {
                 tracing::warn!(

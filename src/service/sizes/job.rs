@@ -88,7 +88,7 @@ impl Sizes {
         // Sizes are derived, so a rewrite replaces them whole; each object
         // appears atomically on either backend.
         let written = self
-            .write_all(&image.path, format, rendered)
+            .write_all(&image.path, format, rendered, false)
             .await
             .map_err(|e| JobError::Write {
                 name: e.name,

@@ -113,6 +113,11 @@ impl Sizes {
         imaging::resize::decode_cost(original, format, &self.specs(), &self.decoding.limits)
     }
 
+    /// The width of the widest configured size (1 when there is none).
+    pub fn largest_width(&self) -> u32 {
+        self.config.sizes.iter().map(|s| s.width).max().unwrap_or(1)
+    }
+
     fn specs(&self) -> Vec<SizeSpec> {
         self.config
             .sizes
@@ -191,13 +196,16 @@ pub(crate) struct WriteError {
 }
 
 impl Sizes {
-    /// Stores every rendered size beside `original` (its stored name). On
-    /// a failed write, the sizes already written are removed again.
+    /// Stores every rendered size beside `original` (its stored name).
+    /// With `fresh` (an upload's first sizes, whose names nothing else can
+    /// hold), a failed write removes the sizes already written; a job
+    /// leaves them, because it overwrites sizes that rows may point to.
     async fn write_all(
         &self,
         original: &str,
         format: Format,
         rendered: Vec<Rendered>,
+        fresh: bool,
     ) -> Result<Vec<Written>, WriteError> {
         let mut written: Vec<Written> = Vec::with_capacity(rendered.len());
         for r in rendered {
@@ -205,10 +213,12 @@ impl Sizes {
             let bytes = bytes::Bytes::from(r.bytes);
             let sha256 = imaging::sha256_hex(&bytes);
             if let Err(source) = self.storage.put(&name, bytes.clone(), format.mime()).await {
-                // A write that failed half-way may still have landed.
-                let _ = self.storage.delete(&name).await;
-                for w in &written {
-                    let _ = self.storage.delete(&w.name).await;
+                if fresh {
+                    // A write that failed half-way may still have landed.
+                    let _ = self.storage.delete(&name).await;
+                    for w in &written {
+                        let _ = self.storage.delete(&w.name).await;
+                    }
                 }
                 return Err(WriteError { name, source });
             }
