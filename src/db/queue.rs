@@ -242,31 +242,18 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, image_id: i64) -> Result<(), 
             job.update(conn).await?;
         }
         None => {
-            variant_jobs::ActiveModel {
-                image_id: Set(image_id),
-                state: Set(JobState::Pending.as_str().into()),
-                attempts: Set(0),
-                last_error: Set(None),
-                lease_until: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-                ..Default::default()
-            }
-            .insert(conn)
-            .await?;
+            new_job(image_id, JobState::Pending).insert(conn).await?;
         }
     }
     Ok(())
 }
 
-/// Records an image whose sizes were made within its upload: its job row,
-/// already done, so that counts and `kitteh variants requeue` treat it like
-/// any other image.
-pub async fn record_done<C: ConnectionTrait>(conn: &C, image_id: i64) -> Result<(), DbErr> {
+/// A fresh job row for `image_id`, unclaimed, in `state`.
+fn new_job(image_id: i64, state: JobState) -> variant_jobs::ActiveModel {
     let now = Utc::now();
     variant_jobs::ActiveModel {
         image_id: Set(image_id),
-        state: Set(JobState::Done.as_str().into()),
+        state: Set(state.as_str().into()),
         attempts: Set(0),
         last_error: Set(None),
         lease_until: Set(None),
@@ -274,8 +261,13 @@ pub async fn record_done<C: ConnectionTrait>(conn: &C, image_id: i64) -> Result<
         updated_at: Set(now),
         ..Default::default()
     }
-    .insert(conn)
-    .await?;
+}
+
+/// Records an image whose sizes were made within its upload: its job row,
+/// already done, so that counts and `kitteh variants requeue` treat it like
+/// any other image.
+pub async fn record_done<C: ConnectionTrait>(conn: &C, image_id: i64) -> Result<(), DbErr> {
+    new_job(image_id, JobState::Done).insert(conn).await?;
     Ok(())
 }
 

@@ -355,14 +355,9 @@ pub struct Inspection {
 }
 
 /// Bytes a scaled JPEG check allocates at most when its largest size is
-/// `largest` wide: the scaled decode, the copy of the DC scans a
-/// progressive file may get (at most the file), and slack.
+/// `largest` wide: the scaled decode and slack.
 fn scaled_check_cost(kind: resize::JpegKind, w: u32, h: u32, largest: u32, file: usize) -> u64 {
-    let (tw, th) = resize::target_size(w, h, largest);
-    let scale = resize::jpeg_scale(w, h, tw, th);
-    resize::jpeg_scaled_cost(kind, w, h, w.div_ceil(scale), h.div_ceil(scale))
-        + file as u64
-        + (1 << 20)
+    resize::jpeg_scaled_cost(kind, w, h, largest, file) + (1 << 20)
 }
 
 impl Inspection {

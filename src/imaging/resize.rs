@@ -179,17 +179,21 @@ pub(crate) fn jpeg_kind(bytes: &[u8]) -> Result<JpegKind, ImagingError> {
     })
 }
 
-/// Bytes a scaled decode of a `w`×`h` JPEG allocates at most when its
-/// output is `sw`×`sh`: three bytes a pixel out and the decoder's planes
-/// beside them, plus a progressive file's coefficients.
-pub(crate) fn jpeg_scaled_cost(kind: JpegKind, w: u32, h: u32, sw: u32, sh: u32) -> u64 {
-    let out = u64::from(sw) * u64::from(sh) * 3 * 2;
+/// Bytes `decode_jpeg_scaled` allocates at most for a `w`×`h` JPEG of
+/// `file` bytes whose largest size is `largest` wide: three bytes a pixel
+/// out at the scale it picks and the decoder's planes beside them, a
+/// progressive file's coefficients (two bytes a pixel and component,
+/// whatever the scale), and the copy of its DC scans (at most the file).
+pub(crate) fn jpeg_scaled_cost(kind: JpegKind, w: u32, h: u32, largest: u32, file: usize) -> u64 {
+    let (tw, th) = target_size(w, h, largest);
+    let scale = jpeg_scale(w, h, tw, th);
+    let out = u64::from(w.div_ceil(scale)) * u64::from(h.div_ceil(scale)) * 3 * 2;
     let coefficients = if kind.progressive {
         u64::from(w) * u64::from(h) * 2 * 3
     } else {
         0
     };
-    out + coefficients
+    out + coefficients + file as u64
 }
 
 /// Bytes the sizes themselves take while they are made and encoded.
@@ -204,7 +208,7 @@ pub(crate) fn sizes_cost(w: u32, h: u32, sizes: &[SizeSpec]) -> u64 {
 }
 
 /// The largest of 1/8, 1/4, 1/2 and 1/1 that still covers `tw`×`th`.
-pub(crate) fn jpeg_scale(w: u32, h: u32, tw: u32, th: u32) -> u32 {
+fn jpeg_scale(w: u32, h: u32, tw: u32, th: u32) -> u32 {
     [8u32, 4, 2, 1]
         .into_iter()
         .find(|s| w.div_ceil(*s) >= tw && h.div_ceil(*s) >= th)
@@ -399,15 +403,11 @@ pub fn decode_cost(
     let (w, h) = super::dimensions(format, original)?;
     super::check_limits(w, h, limits)?;
     let largest = sizes.iter().map(|s| s.width).max().unwrap_or(1);
-    let (tw, th) = target_size(w, h, largest);
     let made = sizes_cost(w, h, sizes);
     if format == Format::Jpeg {
         let kind = jpeg_kind(original)?;
         let decode = if kind.scalable {
-            let scale = jpeg_scale(w, h, tw, th);
-            // The copy of a progressive file's DC scans is at most the file.
-            jpeg_scaled_cost(kind, w, h, w.div_ceil(scale), h.div_ceil(scale))
-                + original.len() as u64
+            jpeg_scaled_cost(kind, w, h, largest, original.len())
         } else {
             // CMYK and 16-bit JPEGs take the general decoder, at full size.
             u64::from(w) * u64::from(h) * 8 * 2

@@ -88,16 +88,10 @@ async fn image(
     base: BaseUrl,
     images: &State<Arc<Images>>,
 ) -> Result<ImageReply, PageError> {
-    let requested = token;
     let object = match images.open(token, size, wants_download(download)).await? {
         Served::Object(object) => object,
-        Served::NotReady { token } => {
-            // The stand-in keeps the extension the link was written with.
-            let extension = token_param_extension(requested);
-            return Ok(ImageReply::NotReady(format!(
-                "{}{extension}",
-                base.original(&token)
-            )));
+        Served::NotReady { original } => {
+            return Ok(ImageReply::NotReady(base.original(&original)));
         }
         Served::Elsewhere(url) => return Ok(ImageReply::Elsewhere(url)),
     };
@@ -140,13 +134,6 @@ async fn image(
         },
     };
     Ok(ImageReply::Bytes(reply))
-}
-
-/// `.jpg` when the requested name ends in an extension, else nothing.
-fn token_param_extension(requested: &str) -> &str {
-    requested
-        .rfind('.')
-        .map_or("", |dot| requested.get(dot..).unwrap_or_default())
 }
 
 /// `attachment` with the file name twice (RFC 6266): a plain ASCII copy

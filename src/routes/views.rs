@@ -108,26 +108,20 @@ pub fn upload_page(assets: &Assets, max_bytes: u64, error: Option<&str>) -> Page
     )
 }
 
-/// An error as people should see it: marked, coloured and announced.
-fn error_box(message: &str) -> Markup {
-    html! {
-        div class="error-box" role="alert" {
-            span class="error-icon" aria-hidden="true" { "!" }
-            p { (message) }
-        }
-    }
-}
+/// Longer than any ordinary word of a message: a picture's name.
+const NAME_LIKE: usize = 16;
 
-/// An error whose message may name a picture: each name in it may wrap
-/// between its words, as titles do.
-fn error_box_words(message: &str) -> Markup {
+/// An error as people should see it: marked, coloured and announced. A
+/// picture's name in the message may wrap between its words, as titles
+/// do; ordinary words (`WebP`) are left whole.
+fn error_box(message: &str) -> Markup {
     html! {
         div class="error-box" role="alert" {
             span class="error-icon" aria-hidden="true" { "!" }
             p {
                 @for (i, word) in message.split(' ').enumerate() {
                     @if i > 0 { " " }
-                    (name_words(word))
+                    @if word.len() > NAME_LIKE { (name_words(word)) } @else { (word) }
                 }
             }
         }
@@ -224,7 +218,7 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
         "<a href=\"{page_url}\"><img src=\"{share_src}\" alt=\"{title}\" width=\"{main_w}\" height=\"{main_h}\"></a>"
     );
     let bbcode = format!("[url={page_url}][img]{share_src}[/img][/url]");
-    let original_name = (image.original_name != "upload").then_some(image.original_name.as_str());
+    let original_name = image.uploader_file_name();
     layout(
         assets,
         &title,
@@ -364,7 +358,7 @@ pub fn error_page(assets: &Assets, status: Status, message: &str) -> Page {
         &heading,
         html! {
             h1 { (heading) }
-            (error_box_words(message))
+            (error_box(message))
             p { a href="/" { "Go to the upload page" } }
         },
     )

@@ -23,7 +23,7 @@ use crate::names::{DEFAULT_TYPE, NameGenerator, capitalise};
 use crate::service::budget::Decoding;
 use crate::service::cache::{ImageCache, Resolved};
 use crate::service::error::{Error, Result};
-use crate::service::model::{ImageInfo, SizeInfo, StoredObject};
+use crate::service::model::{ImageInfo, NO_FILE_NAME, SizeInfo, StoredObject};
 use crate::service::sizes::Sizes;
 use crate::storage::Storage;
 
@@ -71,8 +71,9 @@ pub enum Served {
     /// The stored bytes.
     Object(Object),
     /// The size exists in the configuration but is not made yet; the
-    /// original (this token) stands in.
-    NotReady { token: String },
+    /// original stands in, under this name (its token, with the extension
+    /// the request was written with).
+    NotReady { original: String },
     /// The object is public at the bucket or a CDN (`storage.s3.public_url`).
     Elsewhere(String),
 }
@@ -435,9 +436,11 @@ impl Images {
                 match &status.object {
                     Some(object) => (object.clone(), capitalise(&name)),
                     None => {
-                        return Ok(Served::NotReady {
-                            token: image.token.clone(),
-                        });
+                        let original = match extension {
+                            Some(extension) => format!("{}.{extension}", image.token),
+                            None => image.token.clone(),
+                        };
+                        return Ok(Served::NotReady { original });
                     }
                 }
             }
@@ -613,12 +616,16 @@ fn extension_fits(requested: &str, own: &str) -> bool {
 /// was one (a size adds its name: `cat-tiny.jpg`), else the picture's name;
 /// always with the extension of the stored format.
 fn download_name(image: &ImageInfo, size_label: &str) -> String {
-    let original = image.original_name.as_str();
-    let stem = original
-        .rsplit_once('.')
-        .map_or(original, |(stem, _)| stem)
-        .trim();
-    if original == "upload" || stem.is_empty() {
+    let stem = image
+        .uploader_file_name()
+        .map(|original| {
+            original
+                .rsplit_once('.')
+                .map_or(original, |(stem, _)| stem)
+                .trim()
+        })
+        .unwrap_or_default();
+    if stem.is_empty() {
         return format!("{size_label}{}.{}", image.name, image.extension());
     }
     let suffix = if size_label.is_empty() {
@@ -655,7 +662,7 @@ pub fn clean_original_name(raw: Option<&str>) -> String {
         .collect();
     let cleaned = cleaned.trim().to_string();
     if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
-        "upload".into()
+        NO_FILE_NAME.into()
     } else {
         cleaned
     }

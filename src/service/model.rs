@@ -33,9 +33,17 @@ pub struct ImageInfo {
     pub object: StoredObject,
 }
 
+/// The display name an upload gets when its client gave no file name.
+pub const NO_FILE_NAME: &str = "upload";
+
 impl ImageInfo {
     pub fn sha256(&self) -> &str {
         &self.object.sha256
+    }
+
+    /// The uploader's file name, when the client gave one.
+    pub fn uploader_file_name(&self) -> Option<&str> {
+        Some(self.original_name.as_str()).filter(|n| *n != NO_FILE_NAME)
     }
 
     /// The file extension of its format (`jpg`), `bin` if unknown.

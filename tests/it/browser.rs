@@ -198,6 +198,24 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
+/// Pastes a PDF into the upload page, which the server refuses; waits
+/// until the page shows the error.
+fn paste_a_pdf_and_wait_for_the_error(driver: &Driver) {
+    driver.async_script(
+        "const [done] = arguments;
+         const file = new File(['%PDF-1.7 not a picture'], 'doc.pdf', { type: 'application/pdf' });
+         const dt = new DataTransfer();
+         dt.items.add(file);
+         document.dispatchEvent(new ClipboardEvent('paste', { bubbles: true, cancelable: true, clipboardData: dt }));
+         done(true);",
+        json!([]),
+    );
+    driver.wait_for(
+        "the error message",
+        "document.getElementById('status').classList.contains('error')",
+    );
+}
+
 #[test]
 fn the_upload_page_works_in_a_real_browser() {
     if !browser_available() {
@@ -309,19 +327,7 @@ fn the_upload_page_works_in_a_real_browser() {
     // An error from the server appears in words next to the form.
     driver.goto(&server.url("/"));
     driver.wait_for("the upload form", "document.getElementById('upload-form')");
-    driver.async_script(
-        "const [done] = arguments;
-         const file = new File(['%PDF-1.7 not a picture'], 'doc.pdf', { type: 'application/pdf' });
-         const dt = new DataTransfer();
-         dt.items.add(file);
-         document.dispatchEvent(new ClipboardEvent('paste', { bubbles: true, cancelable: true, clipboardData: dt }));
-         done(true);",
-        json!([]),
-    );
-    driver.wait_for(
-        "the error message",
-        "document.getElementById('status').classList.contains('error')",
-    );
+    paste_a_pdf_and_wait_for_the_error(&driver);
     let message = driver.script(
         "return document.getElementById('status').textContent;",
         json!([]),
@@ -576,19 +582,7 @@ fn pages_wrap_names_mark_errors_and_show_thumbnails_on_phones_and_desktops() {
                 && promise.contains("Location"),
             "{promise}"
         );
-        driver.async_script(
-            "const [done] = arguments;
-             const file = new File(['%PDF-1.7 not a picture'], 'doc.pdf', { type: 'application/pdf' });
-             const dt = new DataTransfer();
-             dt.items.add(file);
-             document.dispatchEvent(new ClipboardEvent('paste', { bubbles: true, cancelable: true, clipboardData: dt }));
-             done(true);",
-            json!([]),
-        );
-        driver.wait_for(
-            "the error message",
-            "document.getElementById('status').classList.contains('error')",
-        );
+        paste_a_pdf_and_wait_for_the_error(&driver);
         let status = driver.script(
             "const s = document.getElementById('status');
              return { role: s.getAttribute('role'), border: getComputedStyle(s).borderTopStyle };",

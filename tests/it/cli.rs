@@ -49,30 +49,25 @@ fn output_into_a_closed_pipe_ends_quietly_with_success() {
     // A reader that stops early (`| head -1`, `| grep -q`) closes the pipe
     // before the command has written everything.
     let sb = Sandbox::sqlite();
-    let mut child = sb
-        .kitteh()
-        .args(["version", "--verbose"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    let with_stdout_closed = |args: &[&str]| {
+        let mut child = sb
+            .kitteh()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    };
+    let out = with_stdout_closed(&["version", "--verbose"]);
     let err = stderr(&out);
     assert!(out.status.success(), "{:?}: {err}", out.status);
     assert!(!err.contains("panicked"), "{err}");
 
     // A command with work to do finishes it (`migrate | head -1` applies
     // every migration, not only the first).
-    let mut child = sb
-        .kitteh()
-        .arg("migrate")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdout_closed(&["migrate"]);
     assert!(out.status.success(), "{:?}: {}", out.status, stderr(&out));
     let status = sb.kitteh().args(["migrate", "status"]).output().unwrap();
     let text = stdout(&status);

@@ -16,7 +16,7 @@ use kitteh::names::NameGenerator;
 use kitteh::service::Error;
 use kitteh::service::budget::Decoding;
 use kitteh::service::cache::ImageCache;
-use kitteh::service::images::{Images, NewUpload};
+use kitteh::service::images::{Images, NewUpload, Uploaded};
 use kitteh::service::sizes::{InlineRender, Render, Sizes};
 use kitteh::storage::Storage;
 use migration::{Migrator, MigratorTrait};
@@ -99,14 +99,17 @@ impl Rig {
     }
 
     async fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<String, Error> {
-        let uploaded = self
-            .images
+        Ok(self.upload_answer(name, bytes).await?.image.token)
+    }
+
+    /// Uploads and returns the whole answer, sizes included.
+    async fn upload_answer(&self, name: &str, bytes: Vec<u8>) -> Result<Uploaded, Error> {
+        self.images
             .upload(NewUpload {
                 bytes: bytes.into(),
                 file_name: Some(name.into()),
             })
-            .await?;
-        Ok(uploaded.image.token)
+            .await
     }
 
     async fn sql(&self, statement: &str) {
@@ -334,7 +337,7 @@ fn inline_panics(_: Decoded, _: &[SizeSpec], _: u8) -> Result<Vec<Rendered>, Ima
 }
 
 /// The sizes of one image as the upload answered them: (name, state).
-fn states(uploaded: &kitteh::service::images::Uploaded) -> Vec<(String, String)> {
+fn states(uploaded: &Uploaded) -> Vec<(String, String)> {
     uploaded
         .sizes
         .iter()
@@ -368,11 +371,7 @@ fn sizes_that_fail_or_panic_within_the_upload_are_left_to_a_job() {
             ] {
                 let calls = INLINE_CALLS.load(std::sync::atomic::Ordering::SeqCst);
                 let uploaded = rig
-                    .images
-                    .upload(NewUpload {
-                        bytes: bytes.into(),
-                        file_name: Some(name.into()),
-                    })
+                    .upload_answer(name, bytes)
                     .await
                     .expect("the upload itself succeeds");
                 let token = uploaded.image.token.clone();
@@ -427,11 +426,7 @@ fn sizes_within_the_upload_wait_for_nothing_when_the_decode_budget_is_taken() {
             let held = budget.try_reserve(budget.limit() - (8 << 20)).unwrap();
             let started = std::time::Instant::now();
             let uploaded = rig
-                .images
-                .upload(NewUpload {
-                    bytes: fixtures::png(1000, 1000).into(),
-                    file_name: Some("busy.png".into()),
-                })
+                .upload_answer("busy.png", fixtures::png(1000, 1000))
                 .await
                 .unwrap();
             assert!(started.elapsed() < std::time::Duration::from_secs(2));
@@ -439,11 +434,7 @@ fn sizes_within_the_upload_wait_for_nothing_when_the_decode_budget_is_taken() {
             drop(held);
             // With the budget free again, the next one has its sizes at once.
             let next = rig
-                .images
-                .upload(NewUpload {
-                    bytes: fixtures::png(1000, 1000).into(),
-                    file_name: Some("free.png".into()),
-                })
+                .upload_answer("free.png", fixtures::png(1000, 1000))
                 .await
                 .unwrap();
             assert_eq!(states(&next), all_in("ready"));
@@ -475,11 +466,7 @@ fn a_size_that_cannot_be_stored_within_the_upload_is_left_to_a_job_and_a_failing
         // A folder where the Tiny size must go: that one write fails.
         std::fs::create_dir_all(file("tiny")).unwrap();
         let uploaded = rig
-            .images
-            .upload(NewUpload {
-                bytes: fixtures::png(640, 480).into(),
-                file_name: Some("a.png".into()),
-            })
+            .upload_answer("a.png", fixtures::png(640, 480))
             .await
             .expect("the upload itself succeeds");
         assert_eq!(states(&uploaded), all_in("pending"));

@@ -371,6 +371,16 @@ fn a_size_not_ready_redirects_to_the_original_without_caching() {
         res.headers()["location"],
         server.url(&format!("/img/{token}")).as_str()
     );
+    // Asked for with its extension, the stand-in keeps it.
+    let res = no_redirects
+        .get(server.url(&format!("/img/monstrous{token}.png")))
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 307);
+    assert_eq!(
+        res.headers()["location"],
+        server.url(&format!("/img/{token}.png")).as_str()
+    );
     // The page of a size still renders, showing its state.
     let page = get(
         &server.url(&format!("/Monstrous{}", v["name"].as_str().unwrap())),

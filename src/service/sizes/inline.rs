@@ -39,8 +39,11 @@ impl InlineMaker {
                 );
                 None
             }
-            Err(_) => {
-                tracing::warn!("the resizer panicked within an upload; a resize job will retry");
+            Err(payload) => {
+                tracing::warn!(
+                    "the resizer panicked within an upload ({}); a resize job will retry",
+                    super::panic_message(&*payload)
+                );
                 None
             }
         }

@@ -124,13 +124,7 @@ impl Sizes {
             Ok(Ok(rendered)) => Ok(rendered),
             Ok(Err(e)) => Err(JobError::Render(e)),
             Err(e) if e.is_panic() => {
-                let payload = e.into_panic();
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".into());
-                Err(JobError::Panicked(message))
+                Err(JobError::Panicked(super::panic_message(&*e.into_panic())))
             }
             Err(e) => Err(JobError::Task(e)),
         }

@@ -176,6 +176,15 @@ impl Sizes {
     }
 }
 
+/// What a panic said, when it said it with a string.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}
+
 /// A size written to storage, not yet recorded.
 pub(crate) struct Written {
     size: String,
