@@ -9,7 +9,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rocket::config::{Ident, LogLevel, Shutdown, Sig};
+use rocket::config::{Ident, LogLevel, Shutdown};
 use rocket::data::Limits;
 use rocket::fairing::AdHoc;
 use rocket::shield::Shield;
@@ -20,6 +20,8 @@ use tokio::sync::watch;
 use crate::assets::Assets;
 use crate::config::{Config, StorageBackend};
 use crate::db::{self, DbError, SqliteFile};
+use crate::edge::departures::Departures;
+use crate::edge::{self, Edge};
 use crate::imaging::Limits as ImageLimits;
 use crate::metrics::Metrics;
 use crate::routes;
@@ -60,6 +62,12 @@ pub enum StartError {
     },
     #[error("cannot start the server")]
     Server(#[source] Box<rocket::Error>),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot start the metrics listener on {addr}")]
     MetricsListener {
         addr: std::net::SocketAddr,
@@ -133,6 +141,11 @@ pub struct Services {
     images: Arc<Images>,
     health: Arc<Health>,
     installation: Arc<Installation>,
+    /// Uploads passed on by the edge, whose clients may leave.
+    departures: Arc<Departures>,
+    /// Proves to the app that a request came through the edge; made anew
+    /// by every process.
+    edge_secret: String,
 }
 
 impl Services {
@@ -204,6 +217,8 @@ impl Services {
             images,
             health,
             installation,
+            departures: Arc::new(Departures::default()),
+            edge_secret: format!("{:032x}", rand::random::<u128>()),
         })
     }
 
@@ -246,7 +261,10 @@ impl Services {
 }
 
 /// Rocket's own configuration, derived entirely from ours: operators never
-/// need a Rocket.toml or `ROCKET_` variables, and those are not read.
+/// need a Rocket.toml or `ROCKET_` variables, and those are not read. The
+/// app listens on a free loopback port that only the edge uses (requests
+/// without the edge's secret are refused, see `routes::host`); the edge
+/// owns the public socket and the signals.
 pub fn rocket_config(config: &Config) -> rocket::Config {
     let body = config.server.body_limit;
     let limits = Limits::default()
@@ -254,20 +272,23 @@ pub fn rocket_config(config: &Config) -> rocket::Config {
         .limit("json", body)
         .limit("string", body)
         .limit("bytes", body);
-    let mut signals = HashSet::new();
-    signals.insert(Sig::Term);
-    signals.insert(Sig::Int);
     rocket::Config {
-        address: config.server.address,
-        port: config.server.port,
+        address: std::net::Ipv4Addr::LOCALHOST.into(),
+        port: 0,
         limits,
         ident: Ident::try_new("kitteh").unwrap_or_default(),
+        // The client's address, as the edge saw it.
+        ip_header: Some(edge::proxy::PEER.as_str().to_string().into()),
+        // Longer than the edge keeps an idle connection to the app in its
+        // pool, so the app never closes one the edge is about to use.
+        keep_alive: 300,
         shutdown: Shutdown {
-            ctrlc: true,
-            signals,
-            grace: config.server.shutdown_grace,
-            // After the grace period, connections get this long to close.
-            mercy: 2,
+            ctrlc: false,
+            signals: HashSet::new(),
+            // The edge has drained its clients by the time the app is
+            // told to stop; what is left has been cut off.
+            grace: 1,
+            mercy: 1,
             ..Shutdown::default()
         },
         // Our request logger replaces Rocket's launch banner and per-request lines.
@@ -277,27 +298,16 @@ pub fn rocket_config(config: &Config) -> rocket::Config {
     }
 }
 
-/// Headers every HTML page carries: no inline script or style can run, the
-/// page cannot be framed, and full URLs do not leak to other sites.
-const PAGE_CSP: &str = "default-src 'none'; img-src 'self' data:; style-src 'self'; \
-     script-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; \
-     frame-ancestors 'none'";
-
 fn page_headers() -> AdHoc {
     AdHoc::on_response("page security headers", |_req, res| {
         Box::pin(async move {
-            res.set_raw_header("X-Content-Type-Options", "nosniff");
             let html = res.content_type().is_some_and(|ct| ct.is_html());
-            if html {
-                res.set_raw_header("Content-Security-Policy", PAGE_CSP);
-                res.set_raw_header("X-Frame-Options", "DENY");
-                res.set_raw_header("Referrer-Policy", "same-origin");
-            }
-            // Pages and API answers carry absolute URLs (and, once, a
-            // delete link): no shared cache may keep them for others.
             let json = res.content_type().is_some_and(|ct| ct.is_json());
-            if (html || json) && !res.headers().contains("Cache-Control") {
-                res.set_raw_header("Cache-Control", "private, no-cache");
+            let cached = res.headers().contains("Cache-Control");
+            for (name, value) in routes::page_headers(html, json) {
+                if !(cached && name == "cache-control") {
+                    res.set_raw_header(name, value);
+                }
             }
         })
     })
@@ -306,7 +316,6 @@ fn page_headers() -> AdHoc {
 /// The web application over `services`.
 pub fn build_rocket(services: &Services) -> Rocket<Build> {
     let config = &services.config;
-    let listen = format!("http://{}:{}", config.server.address, config.server.port);
     let metrics_here = config.metrics.enabled && config.metrics.listen.is_empty();
     rocket::custom(rocket_config(config))
         .manage(config.clone())
@@ -314,6 +323,8 @@ pub fn build_rocket(services: &Services) -> Rocket<Build> {
         .manage(Arc::clone(&services.images))
         .manage(Arc::clone(&services.health))
         .manage(services.assets.clone())
+        .manage(Arc::clone(&services.departures))
+        .manage(routes::host::EdgeSecret(services.edge_secret.clone()))
         // Rocket's default Shield would set its own X-Frame-Options; ours are
         // stricter and set above, so it gets no policies.
         .attach(Shield::new())
@@ -322,17 +333,9 @@ pub fn build_rocket(services: &Services) -> Rocket<Build> {
             metrics: Arc::clone(&services.metrics),
         })
         .attach(page_headers())
-        .attach(AdHoc::on_liftoff("announce", move |rocket| {
-            Box::pin(async move {
-                let port = rocket.config().port;
-                tracing::info!(%listen, port, "kitteh is listening");
-            })
-        }))
         .mount("/", routes::health::routes())
         .mount("/", routes::host::routes())
         .mount("/", routes::pages::routes())
-        .mount("/", routes::files::routes())
-        .mount("/", routes::assets::routes())
         .mount("/api", routes::api::routes())
         .mount(
             "/",
@@ -379,7 +382,26 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     let services = Services::assemble(config, db)?;
     tracing::info!(storage = %services.storage.describe(), "storage opened");
+    // The public socket first: a port already taken fails at once.
+    let public =
+        std::net::SocketAddr::new(services.config.server.address, services.config.server.port);
+    let listener = edge::bind(public)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: public,
+            source,
+        })?;
+    let (port_tx, port_rx) = tokio::sync::oneshot::channel::<u16>();
+    let port_tx = std::sync::Mutex::new(Some(port_tx));
     let rocket = build_rocket(&services)
+        .attach(AdHoc::on_liftoff("edge upstream", move |rocket| {
+            let port = rocket.config().port;
+            Box::pin(async move {
+                if let Some(tx) = port_tx.lock().ok().and_then(|mut tx| tx.take()) {
+                    let _ = tx.send(port);
+                }
+            })
+        }))
         .ignite()
         .await
         .map_err(|e| StartError::Server(Box::new(e)))?;
@@ -443,19 +465,91 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         None => None,
     };
 
-    let shutdown = rocket.shutdown();
+    let app_shutdown = rocket.shutdown();
+    let app = tokio::spawn(rocket.launch());
+    let Ok(app_port) = port_rx.await else {
+        // The app stopped before it listened: its error says why.
+        return match app.await {
+            Ok(Err(e)) => Err(StartError::Server(Box::new(e))),
+            _ => Err(StartError::Listen {
+                addr: public,
+                source: io::Error::other("the app behind the edge did not start"),
+            }),
+        };
+    };
+    tracing::debug!(
+        port = app_port,
+        "the app listens on 127.0.0.1, for the edge only"
+    );
+    let config = &services.config;
+    let server = &config.server;
+    let guards = edge::Guards {
+        header_timeout: Duration::from_secs(server.header_timeout_seconds),
+        idle_timeout: Duration::from_secs(server.idle_timeout_seconds),
+        max_connections: match server.max_connections {
+            0 => edge::conn::auto_max_connections(),
+            n => n,
+        },
+        max_connections_per_client: server.max_connections_per_client,
+    };
+    let pace = edge::pace::Pace {
+        idle: Duration::from_secs(config.limits.body_idle_seconds),
+        min_rate: config.limits.body_min_rate.as_u64(),
+    };
+    let upstream = edge::proxy::Upstream::new(
+        app_port,
+        &services.edge_secret,
+        Arc::clone(&services.departures),
+        pace,
+        services.assets.clone(),
+        Arc::clone(&services.metrics),
+    );
+    let fast = edge::fast::FastPath {
+        images: Arc::clone(&services.images),
+        assets: services.assets.clone(),
+        policy: routes::host::HostPolicy::from_config(server),
+        server: server.clone(),
+        metrics: Arc::clone(&services.metrics),
+    };
+    let edge = Arc::new(Edge::new(
+        fast,
+        upstream,
+        guards,
+        Arc::clone(&services.metrics),
+    ));
+    let listen = format!("http://{public}");
+    tracing::info!(
+        %listen,
+        port = listener.local_addr().map_or(public.port(), |a| a.port()),
+        max_connections = guards.max_connections,
+        max_connections_per_client = guards.max_connections_per_client,
+        "kitteh is listening"
+    );
+
+    let (drain_tx, drain_rx) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown.await;
+        shutdown_signal().await;
         tracing::info!("shutdown requested: no new connections, finishing requests in flight");
         let _ = stop.send(true);
+        let _ = drain_tx.send(true);
         if let Some(metrics) = metrics_shutdown {
             metrics.notify();
         }
     });
-    rocket
-        .launch()
-        .await
-        .map_err(|e| StartError::Server(Box::new(e)))?;
+    edge.run(
+        listener,
+        edge::Stopping {
+            drain: drain_rx,
+            grace: Duration::from_secs(u64::from(server.shutdown_grace)),
+        },
+    )
+    .await;
+    app_shutdown.notify();
+    match app.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(StartError::Server(Box::new(e))),
+        Err(e) => tracing::error!("the app stopped abnormally: {e}"),
+    }
     // The workers wrote their handbacks when shutdown began; wait for the
     // last of them, briefly.
     let joined = futures_util::future::join_all(worker_handles);
@@ -467,6 +561,23 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     }
     tracing::info!("kitteh stopped");
     Ok(())
+}
+
+/// Resolves at SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot watch for SIGTERM ({e}); stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// Sweeps storage at startup and then every `storage.sweep_interval_seconds`

@@ -1,8 +1,9 @@
 //! Kitteh: upload a picture, get a memorable name, served fast.
 //!
-//! Layers, with data flowing one way: `routes` (HTTP) → `service` (what
-//! Kitteh does) → `db`, `storage`, `imaging`. `app` builds the services
-//! once and mounts the routes over them; `commands` run the subcommands.
+//! Layers, with data flowing one way: `edge` and `routes` (HTTP) →
+//! `service` (what Kitteh does) → `db`, `storage`, `imaging`. `app` builds
+//! the services once, mounts the routes over them and puts the edge in
+//! front; `commands` run the subcommands.
 //! See docs/ARCHITECTURE.md.
 
 /// Every allocation goes through mimalloc unless the `mimalloc` feature is
@@ -42,6 +43,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod edge;
 pub mod imaging;
 pub mod logging;
 pub mod metrics;

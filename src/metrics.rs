@@ -44,6 +44,12 @@ pub struct SizesPathLabels {
     pub path: &'static str,
 }
 
+/// Why the edge refused or closed a connection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EdgeLabels {
+    pub reason: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -66,6 +72,8 @@ pub struct Metrics {
     pub variant_jobs_seconds: Histogram,
     pub variant_jobs: Family<StateLabels, Gauge>,
     pub upload_sizes: Family<SizesPathLabels, Counter>,
+    pub edge_connections: Gauge,
+    pub edge_drops: Family<EdgeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -80,6 +88,8 @@ impl Default for Metrics {
         let variant_jobs_seconds = job_histogram();
         let variant_jobs = Family::<StateLabels, Gauge>::default();
         let upload_sizes = Family::<SizesPathLabels, Counter>::default();
+        let edge_connections = Gauge::default();
+        let edge_drops = Family::<EdgeLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by route, method and status",
@@ -120,6 +130,16 @@ impl Default for Metrics {
             "Accepted uploads by where their sizes were made: inline or job",
             upload_sizes.clone(),
         );
+        registry.register(
+            "edge_connections",
+            "Client connections open at the edge",
+            edge_connections.clone(),
+        );
+        registry.register(
+            "edge_connections_dropped",
+            "Connections the edge refused (max_connections, max_connections_per_client) or closed (header_timeout, idle_timeout, body_timeout)",
+            edge_drops.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -130,6 +150,8 @@ impl Default for Metrics {
             variant_jobs_seconds,
             variant_jobs,
             upload_sizes,
+            edge_connections,
+            edge_drops,
         }
     }
 }
@@ -170,6 +192,11 @@ impl Metrics {
                     .inc();
             }
         }
+    }
+
+    /// Counts a connection the edge refused or closed.
+    pub fn record_edge_drop(&self, reason: &'static str) {
+        self.edge_drops.get_or_create(&EdgeLabels { reason }).inc();
     }
 
     /// Counts where an accepted upload's sizes were made.

@@ -67,6 +67,18 @@ pub struct ServerConfig {
     /// Proxies (CIDRs such as `10.0.0.0/8`) whose `X-Forwarded-For`,
     /// `-Host` and `-Proto` headers are believed. Empty: nobody's.
     pub trusted_proxies: Vec<String>,
+    /// Seconds a client gets to send a request's headers, counted from the
+    /// connection or from the first byte of the next request.
+    pub header_timeout_seconds: u64,
+    /// Seconds a keep-alive connection may sit without a request.
+    pub idle_timeout_seconds: u64,
+    /// Connections open at once. 0: derived from the process's open-file
+    /// limit, keeping room for the database, storage and the app behind
+    /// the edge.
+    pub max_connections: u32,
+    /// Connections open at once from one client address (trusted proxies
+    /// are exempt). 0: no cap beyond `max_connections`.
+    pub max_connections_per_client: u32,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +91,10 @@ impl Default for ServerConfig {
             shutdown_grace: 10,
             allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
+            header_timeout_seconds: 10,
+            idle_timeout_seconds: 60,
+            max_connections: 0,
+            max_connections_per_client: 128,
         }
     }
 }

@@ -128,6 +128,19 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
+    let server = &config.server;
+    if !(1..=3600).contains(&server.header_timeout_seconds) {
+        errors.push(format!(
+            "server.header_timeout_seconds: between 1 and 3600, found {}",
+            server.header_timeout_seconds
+        ));
+    }
+    if !(1..=86_400).contains(&server.idle_timeout_seconds) {
+        errors.push(format!(
+            "server.idle_timeout_seconds: between 1 and 86400, found {}",
+            server.idle_timeout_seconds
+        ));
+    }
     let l = &config.limits;
     if l.decode_memory.as_u64() < 16 << 20 {
         errors.push(format!(

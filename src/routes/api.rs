@@ -78,7 +78,7 @@ async fn create(
     log: &LogToken,
 ) -> Result<Created<Json<Value>>, ApiError> {
     let upload = body.map_err(|e| images.rejected(e))?;
-    let uploaded = images.upload(upload.0).await?;
+    let uploaded = upload.store(images).await?;
     log.set(&uploaded.image.token);
     let location = base.api(&uploaded.image);
     Ok(Created::new(location).body(Json(describe(

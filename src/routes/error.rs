@@ -64,6 +64,24 @@ impl Problem {
         )
     }
 
+    /// A request that reached the app's loopback port without the edge.
+    pub fn not_through_the_edge() -> Self {
+        Self::new(
+            Status::MisdirectedRequest,
+            "not_through_the_edge",
+            "this port serves the edge only; connect to server.address and server.port",
+        )
+    }
+
+    /// The app behind the edge did not answer (the edge says so).
+    pub fn app_unreachable() -> Self {
+        Self::new(
+            Status::BadGateway,
+            "app_unreachable",
+            "the application did not answer; please try again",
+        )
+    }
+
     /// What a request that no route answered gets, by its status.
     fn for_status(status: Status, path: &str) -> Self {
         let message = match status.code {
@@ -91,6 +109,25 @@ impl Problem {
     fn log(&self, request_id: &str) {
         if let Some(cause) = &self.cause {
             tracing::error!(request_id, status = self.status.code, %cause, "request failed");
+        }
+    }
+
+    /// The problem written out without Rocket, for the edge: a page when
+    /// `page` gives the assets to draw one with, else JSON.
+    pub fn written(self, request_id: &str, page: Option<&Assets>) -> Written {
+        self.log(request_id);
+        let (content_type, body) = match page {
+            Some(assets) => (
+                "text/html; charset=utf-8",
+                views::error_page(assets, self.status, &self.message).0,
+            ),
+            None => ("application/json", self.json_body(request_id)),
+        };
+        Written {
+            status: self.status.code,
+            content_type,
+            body,
+            retry_after: self.retry_after,
         }
     }
 
@@ -127,6 +164,14 @@ impl Problem {
         }
         res.status(status).ok()
     }
+}
+
+/// A problem as bytes and headers, for a server that is not Rocket.
+pub struct Written {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    pub retry_after: Option<u32>,
 }
 
 /// The one place a service error becomes HTTP.

@@ -18,6 +18,13 @@ use crate::routes::error::{PageError, Problem};
 
 /// Where a request for a host this server does not answer for is sent.
 const REFUSED_PATH: &str = "/__kitteh/unknown-host";
+/// Where a request that did not come through the edge is sent.
+const DIRECT_PATH: &str = "/__kitteh/not-through-the-edge";
+
+/// The secret the edge sends with every request it passes on
+/// (`edge::proxy::SECRET`): the app's port is on loopback, but other
+/// processes there must not be able to claim a client address.
+pub struct EdgeSecret(pub String);
 
 /// The rules, from `[server]`.
 #[derive(Debug, Clone)]
@@ -71,52 +78,100 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
-/// The first value of a header a trusted proxy set.
-fn forwarded<'r>(req: &'r Request<'_>, policy: &HostPolicy, name: &str) -> Option<&'r str> {
-    if !policy.trusts(req.remote().map(|a| a.ip())) {
-        return None;
+/// What the host rules read from a request, whoever parsed it (Rocket or
+/// the edge).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked<'a> {
+    /// The connection's peer: the client, or a proxy in front of Kitteh.
+    pub peer: Option<IpAddr>,
+    pub host: Option<&'a str>,
+    pub forwarded_host: Option<&'a str>,
+    pub forwarded_proto: Option<&'a str>,
+}
+
+impl<'a> Asked<'a> {
+    /// The facts of a request that reached the app through the edge: the
+    /// peer is the address the edge vouched for (Rocket's `ip_header`).
+    pub fn of(req: &'a Request<'_>) -> Self {
+        Self {
+            peer: req.client_ip(),
+            host: req.headers().get_one("Host"),
+            forwarded_host: req.headers().get_one("X-Forwarded-Host"),
+            forwarded_proto: req.headers().get_one("X-Forwarded-Proto"),
+        }
     }
-    req.headers()
-        .get_one(name)
+}
+
+/// The first value of a header, when a trusted proxy set it.
+fn first_value(value: Option<&str>) -> Option<&str> {
+    value
         .map(|v| v.split(',').next().unwrap_or_default().trim())
         .filter(|v| !v.is_empty())
 }
 
-/// The host the client asked for: from a trusted proxy's
-/// `X-Forwarded-Host`, else the Host header.
-pub fn requested_host(req: &Request<'_>, policy: &HostPolicy) -> Option<String> {
-    forwarded(req, policy, "X-Forwarded-Host")
-        .map(str::to_string)
-        .or_else(|| req.host().map(|h| h.to_string()))
-        .filter(|h| !h.is_empty())
-}
+impl HostPolicy {
+    /// The host the client asked for: from a trusted proxy's
+    /// `X-Forwarded-Host`, else the Host header.
+    pub fn requested_host(&self, asked: &Asked<'_>) -> Option<String> {
+        self.trusts(asked.peer)
+            .then(|| first_value(asked.forwarded_host))
+            .flatten()
+            .or(asked.host)
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+    }
 
-/// `https` when a trusted proxy says the client used it, else `http`.
-pub fn requested_scheme(req: &Request<'_>, policy: &HostPolicy) -> &'static str {
-    match forwarded(req, policy, "X-Forwarded-Proto") {
-        Some(p) if p.eq_ignore_ascii_case("https") => "https",
-        _ => "http",
+    /// `https` when a trusted proxy says the client used it, else `http`.
+    pub fn requested_scheme(&self, asked: &Asked<'_>) -> &'static str {
+        match self
+            .trusts(asked.peer)
+            .then(|| first_value(asked.forwarded_proto))
+            .flatten()
+        {
+            Some(p) if p.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        }
+    }
+
+    /// The client's address: the peer, or, when the peer is a trusted
+    /// proxy, the nearest address in `X-Forwarded-For` that is not one.
+    pub fn client_addr<'h>(
+        &self,
+        peer: Option<IpAddr>,
+        forwarded_for: impl Iterator<Item = &'h str>,
+    ) -> Option<IpAddr> {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let chain: Vec<IpAddr> = forwarded_for
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        chain
+            .into_iter()
+            .rev()
+            .find(|ip| !self.trusts(Some(*ip)))
+            .or(peer)
+    }
+
+    /// Whether a request for `path` must name an allowed host. Health
+    /// checks are exempt: load balancers probe by address, and the answers
+    /// carry no links.
+    pub fn checks(&self, path: &str) -> bool {
+        self.check_host && !matches!(path, "/healthz" | "/readyz")
+    }
+
+    /// Whether a proxy in front of Kitteh at `peer` may open any number
+    /// of connections (it carries many clients).
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusts(Some(peer))
     }
 }
 
-/// The client's address: the peer, or, when the peer is a trusted proxy,
-/// the nearest address in `X-Forwarded-For` that is not one.
+/// The client's address, for a request that reached the app.
 pub fn client_addr(req: &Request<'_>, policy: &HostPolicy) -> Option<IpAddr> {
-    let peer = req.remote().map(|a| a.ip());
-    if !policy.trusts(peer) {
-        return peer;
-    }
-    let chain: Vec<IpAddr> = req
-        .headers()
-        .get("X-Forwarded-For")
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse().ok())
-        .collect();
-    chain
-        .into_iter()
-        .rev()
-        .find(|ip| !policy.trusts(Some(*ip)))
-        .or(peer)
+    policy.client_addr(req.client_ip(), req.headers().get("X-Forwarded-For"))
 }
 
 /// The host a refused request asked for, kept for the answer.
@@ -137,13 +192,27 @@ impl Fairing for HostGuard {
     }
 
     async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        if let Some(EdgeSecret(secret)) = req.rocket().state::<EdgeSecret>() {
+            let sent = req
+                .headers()
+                .get_one(crate::edge::proxy::SECRET.as_str())
+                .unwrap_or_default();
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                sent.as_bytes(),
+                secret.as_bytes(),
+            )) {
+                req.set_method(Method::Get);
+                req.set_uri(Origin::parse(DIRECT_PATH).unwrap_or(Origin::ROOT));
+                return;
+            }
+        }
         let Some(policy) = req.rocket().state::<HostPolicy>() else {
             return;
         };
-        if !policy.check_host || matches!(req.uri().path().as_str(), "/healthz" | "/readyz") {
+        if !policy.checks(req.uri().path().as_str()) {
             return;
         }
-        let host = requested_host(req, policy).unwrap_or_default();
+        let host = policy.requested_host(&Asked::of(req)).unwrap_or_default();
         if policy.allows(&host) {
             return;
         }
@@ -154,7 +223,12 @@ impl Fairing for HostGuard {
 }
 
 pub fn routes() -> Vec<Route> {
-    routes![unknown_host]
+    routes![unknown_host, not_through_the_edge]
+}
+
+#[get("/__kitteh/not-through-the-edge")]
+fn not_through_the_edge() -> PageError {
+    PageError(Problem::not_through_the_edge())
 }
 
 #[get("/__kitteh/unknown-host")]

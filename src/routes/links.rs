@@ -5,8 +5,9 @@ use rocket::State;
 use rocket::request::{FromRequest, Outcome, Request};
 
 use crate::config::Config;
+use crate::config::ServerConfig;
 use crate::names::capitalise;
-use crate::routes::host::{HostPolicy, requested_host, requested_scheme};
+use crate::routes::host::{Asked, HostPolicy};
 use crate::service::model::ImageInfo;
 
 /// The site's base URL, without a trailing slash.
@@ -17,32 +18,32 @@ impl<'r> FromRequest<'r> for BaseUrl {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let config = req.guard::<&State<Config>>().await;
-        let configured = match &config {
-            Outcome::Success(c) if !c.server.public_url.is_empty() => {
-                Some(c.server.public_url.trim_end_matches('/').to_string())
+        let base = match (
+            req.guard::<&State<Config>>().await,
+            req.rocket().state::<HostPolicy>(),
+        ) {
+            (Outcome::Success(config), Some(policy)) => {
+                BaseUrl::of(&config.server, policy, &Asked::of(req))
             }
-            _ => None,
+            _ => BaseUrl("http://localhost".into()),
         };
-        // Without a public URL the host comes from the request, which the
-        // host allowlist (routes::host) has already checked.
-        let base = configured.unwrap_or_else(|| {
-            let policy = req.rocket().state::<HostPolicy>();
-            let host =
-                policy
-                    .and_then(|p| requested_host(req, p))
-                    .unwrap_or_else(|| match &config {
-                        Outcome::Success(c) => format!("{}:{}", c.server.address, c.server.port),
-                        _ => "localhost".into(),
-                    });
-            let scheme = policy.map_or("http", |p| requested_scheme(req, p));
-            format!("{scheme}://{host}")
-        });
-        Outcome::Success(BaseUrl(base))
+        Outcome::Success(base)
     }
 }
 
 impl BaseUrl {
+    /// From `server.public_url` when set; else from the request's host,
+    /// which the host allowlist has already checked.
+    pub fn of(server: &ServerConfig, policy: &HostPolicy, asked: &Asked<'_>) -> Self {
+        if !server.public_url.is_empty() {
+            return Self(server.public_url.trim_end_matches('/').to_string());
+        }
+        let host = policy
+            .requested_host(asked)
+            .unwrap_or_else(|| format!("{}:{}", server.address, server.port));
+        Self(format!("{}://{host}", policy.requested_scheme(asked)))
+    }
+
     pub fn page(&self, image: &ImageInfo) -> String {
         format!("{}/{}", self.0, image.name)
     }

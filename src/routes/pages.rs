@@ -42,7 +42,7 @@ async fn upload(
     log: &LogToken,
 ) -> Result<Flash<Redirect>, FormError> {
     let upload = body.map_err(|e| images.rejected(e))?;
-    let uploaded = images.upload(upload.0).await?;
+    let uploaded = upload.store(images).await?;
     log.set(&uploaded.image.token);
     let image = &uploaded.image;
     let location = base.page(image);

@@ -54,11 +54,11 @@ impl<'r> rocket::request::FromRequest<'r> for &'r LogToken {
     }
 }
 
-fn new_request_id() -> String {
+pub fn new_request_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-fn accept_incoming(id: &str) -> bool {
+pub fn accept_incoming(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id
@@ -103,7 +103,7 @@ impl Fairing for RequestLogger {
         // when cleaning up abuse.
         let client = match req.rocket().state::<HostPolicy>() {
             Some(policy) => client_addr(req, policy),
-            None => req.remote().map(|a| a.ip()),
+            None => req.client_ip(),
         };
         tracing::info!(
             request_id = %start.id.0,

@@ -6,19 +6,18 @@ use rocket::State;
 use rocket::data::{ByteUnit, Data, FromData, Outcome};
 use rocket::request::Request;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use tokio::io::{AsyncRead, ReadBuf};
-use tokio::time::Sleep;
+use tokio::io::AsyncRead;
+use tokio::sync::oneshot;
 
 use crate::config::Config;
+use crate::edge::departures::{Departures, unless_gone};
+use crate::imaging::ImagingError;
 use crate::routes::error::Problem;
 use crate::service::Error;
 use crate::service::budget::Reservation;
-use crate::service::images::{Images, NewUpload};
+use crate::service::images::{Images, NewUpload, Uploaded};
 
 /// Multipart overhead allowed on top of the file itself (boundaries, headers).
 const FORM_SLACK: u64 = 64 * 1024;
@@ -28,15 +27,28 @@ const FORM_SLACK: u64 = 64 * 1024;
 const FILE_FIELDS: &[&str] = &["image[file]", "file"];
 
 /// An uploaded file's bytes and the name the client gave it, with the
-/// share of `limits.upload_memory` they hold until the request ends.
-pub struct UploadBody(pub NewUpload, #[allow(dead_code)] Option<Reservation>);
+/// share of `limits.upload_memory` they hold until the request ends, and
+/// the signal that its client has gone (from the edge).
+pub struct UploadBody {
+    pub upload: NewUpload,
+    _memory: Option<Reservation>,
+    gone: Option<oneshot::Receiver<()>>,
+}
 
-/// How a body must arrive: no longer than this without a byte, and no
-/// slower than this on average once that long has passed.
-#[derive(Debug, Clone, Copy)]
-struct Pace {
-    idle: Duration,
-    min_rate: u64,
+impl UploadBody {
+    /// Stores the upload, unless its client leaves first: then the upload
+    /// (and its decode) is dropped and nothing is stored.
+    pub async fn store(self, images: &Images) -> Result<Uploaded, Error> {
+        let Self {
+            upload,
+            _memory,
+            gone,
+        } = self;
+        unless_gone(gone, images.upload(upload), || {
+            Err(ImagingError::Cancelled.into())
+        })
+        .await
+    }
 }
 
 #[rocket::async_trait]
@@ -44,95 +56,30 @@ impl<'r> FromData<'r> for UploadBody {
     type Error = Error;
 
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r, Self> {
-        let (limit, pace) = match req.guard::<&State<Config>>().await {
-            rocket::request::Outcome::Success(config) => (
-                config.uploads.max_bytes,
-                Pace {
-                    idle: Duration::from_secs(config.limits.body_idle_seconds),
-                    min_rate: config.limits.body_min_rate.as_u64(),
-                },
-            ),
-            _ => (
-                ByteUnit::Mebibyte(25),
-                Pace {
-                    idle: Duration::from_secs(15),
-                    min_rate: 8 << 10,
-                },
-            ),
+        // The edge holds every body to `limits.body_*` before it gets here.
+        let limit = match req.guard::<&State<Config>>().await {
+            rocket::request::Outcome::Success(config) => config.uploads.max_bytes,
+            _ => ByteUnit::Mebibyte(25),
         };
-        let images = match req.guard::<&State<std::sync::Arc<Images>>>().await {
-            rocket::request::Outcome::Success(images) => Some(std::sync::Arc::clone(images)),
+        let images = match req.guard::<&State<Arc<Images>>>().await {
+            rocket::request::Outcome::Success(images) => Some(Arc::clone(images)),
             _ => None,
         };
-        match read(req, data, limit, pace, images.as_deref()).await {
-            Ok(body) => Outcome::Success(body),
+        let gone = match req.guard::<&State<Arc<Departures>>>().await {
+            rocket::request::Outcome::Success(departures) => req
+                .headers()
+                .get_one(crate::edge::proxy::REQUEST.as_str())
+                .and_then(|id| id.parse().ok())
+                .and_then(|id| departures.take(id)),
+            _ => None,
+        };
+        match read(req, data, limit, images.as_deref()).await {
+            Ok((upload, memory)) => Outcome::Success(UploadBody {
+                upload,
+                _memory: memory,
+                gone,
+            }),
             Err(e) => Outcome::Error((Problem::from(&e).status, e)),
-        }
-    }
-}
-
-/// Reads a body under a `Pace`: a client that stops sending, or trickles
-/// bytes to hold the connection, gets an error instead of the server's
-/// patience.
-struct Paced<R> {
-    inner: R,
-    pace: Pace,
-    started: Instant,
-    received: u64,
-    idle: Pin<Box<Sleep>>,
-}
-
-impl<R> Paced<R> {
-    fn new(inner: R, pace: Pace) -> Self {
-        Self {
-            inner,
-            pace,
-            started: Instant::now(),
-            received: 0,
-            idle: Box::pin(tokio::time::sleep(pace.idle)),
-        }
-    }
-}
-
-fn too_slow(message: String) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::TimedOut, message)
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Paced<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                let n = (buf.filled().len() - before) as u64;
-                if n > 0 {
-                    self.received += n;
-                    let next = tokio::time::Instant::now() + self.pace.idle;
-                    self.idle.as_mut().reset(next);
-                    let elapsed = self.started.elapsed();
-                    if elapsed > self.pace.idle
-                        && self.received < self.pace.min_rate.saturating_mul(elapsed.as_secs())
-                    {
-                        return Poll::Ready(Err(too_slow(format!(
-                            "the upload arrived at {} bytes a second, slower than the limit of {} (limits.body_min_rate); nothing was stored",
-                            self.received / elapsed.as_secs().max(1),
-                            self.pace.min_rate
-                        ))));
-                    }
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match self.idle.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(too_slow(format!(
-                    "the upload stalled: no byte for {} s (limits.body_idle_seconds); nothing was stored",
-                    self.pace.idle.as_secs()
-                )))),
-                Poll::Pending => Poll::Pending,
-            },
         }
     }
 }
@@ -151,11 +98,10 @@ async fn read(
     req: &Request<'_>,
     data: Data<'_>,
     limit: ByteUnit,
-    pace: Pace,
     images: Option<&Images>,
-) -> Result<UploadBody, Error> {
+) -> Result<(NewUpload, Option<Reservation>), Error> {
     let whole = limit.as_u64() + FORM_SLACK;
-    let mut stream = Paced::new(data.open(ByteUnit::Byte(whole + DRAIN_LIMIT)), pace);
+    let mut stream = data.open(ByteUnit::Byte(whole + DRAIN_LIMIT));
     let declared = req
         .headers()
         .get_one("Content-Length")
@@ -183,7 +129,7 @@ async fn read(
     if let Err(Error::TooLarge { .. }) = &result {
         drain(&mut stream).await;
     }
-    result.map(|upload| UploadBody(upload, memory))
+    result.map(|upload| (upload, memory))
 }
 
 async fn read_form<R: AsyncRead + Unpin + Send>(
@@ -235,14 +181,6 @@ fn map_multer(e: multer::Error, limit: ByteUnit) -> Error {
     match e {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             Error::TooLarge { limit }
-        }
-        // A body that stalled or trickled: `Paced` said why.
-        multer::Error::StreamReadFailed(inner)
-            if inner
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut) =>
-        {
-            Error::SlowBody(inner.to_string())
         }
         // The stream stops at our limit; multer then sees a cut-off body.
         multer::Error::StreamReadFailed(inner) if inner.to_string().contains("limit") => {

@@ -570,3 +570,111 @@ pub fn with_webp_chunk(webp: &[u8], fourcc: &[u8; 4], data: &[u8]) -> Vec<u8> {
     out.extend(body);
     out
 }
+
+/// A GIF of `frames` frames of `side`×`side` pixels of one colour, whose
+/// LZW stream keeps its full code table instead of clearing it (a
+/// "deferred clear", which decoders must accept): each 12-bit code then
+/// stands for 4091 pixels, so a few KB decode to 16 MP, and the file
+/// costs seconds of decoding per megabyte.
+pub fn gif_dense_frames(frames: u32, side: u16) -> Vec<u8> {
+    let pixels = u64::from(side) * u64::from(side);
+    let mut bits = BitWriter::default();
+    let mut width = 3;
+    bits.put(4, width); // clear
+    let mut left = pixels;
+    // Code 1 is one pixel; code c (from 6 on, each one the entry the
+    // decoder adds just before reading it) is c - 4 pixels.
+    bits.put(1, width);
+    left -= 1;
+    let mut next = 6u32;
+    while left > 0 {
+        let code = if next < 4096 {
+            let len = u64::from(next - 4);
+            if len > left {
+                break;
+            }
+            next
+        } else {
+            if left < 4091 {
+                break;
+            }
+            4095
+        };
+        bits.put(code, width);
+        left -= u64::from(code - 4);
+        if next < 4096 {
+            next += 1;
+            if next == 1 << width && width < 12 {
+                width += 1;
+            }
+        }
+    }
+    // The rest: one code of exactly that many pixels (each exists by now).
+    if left >= 2 {
+        bits.put(left as u32 + 4, width);
+    } else if left == 1 {
+        bits.put(1, width);
+    }
+    bits.put(5, width); // end
+    let lzw = bits.finish();
+    let mut out = b"GIF89a".to_vec();
+    out.extend(side.to_le_bytes());
+    out.extend(side.to_le_bytes());
+    out.extend([0x81, 0, 0]);
+    out.extend([0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0, 255]);
+    out.extend(b"\x21\xFF\x0BNETSCAPE2.0\x03\x01\x00\x00\x00");
+    for _ in 0..frames {
+        out.extend([0x21, 0xF9, 0x04, 0x00, 0x02, 0x00, 0x00, 0x00]);
+        out.push(0x2C);
+        out.extend([0, 0, 0, 0]);
+        out.extend(side.to_le_bytes());
+        out.extend(side.to_le_bytes());
+        out.push(0);
+        out.push(2);
+        for block in lzw.chunks(255) {
+            out.push(block.len() as u8);
+            out.extend(block);
+        }
+        out.push(0);
+    }
+    out.push(0x3B);
+    out
+}
+
+#[derive(Default)]
+struct BitWriter {
+    out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl BitWriter {
+    fn put(&mut self, code: u32, width: u32) {
+        self.acc |= u64::from(code) << self.n;
+        self.n += width;
+        while self.n >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n -= 8;
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.n > 0 {
+            self.out.push(self.acc as u8);
+        }
+        self.out
+    }
+}
+
+#[test]
+fn a_dense_gif_frame_decodes_to_its_full_size() {
+    let gif = gif_dense_frames(2, 3000);
+    let decoder = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(&gif)).unwrap();
+    use image::AnimationDecoder;
+    let frames: Vec<_> = decoder.into_frames().collect::<Result<_, _>>().unwrap();
+    assert_eq!(frames.len(), 2);
+    let px = frames[1].buffer().get_pixel(2999, 2999);
+    assert_eq!(px.0, [255, 255, 255, 255]);
+    assert!(gif.len() < 20_000, "{}", gif.len());
+}

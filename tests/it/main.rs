@@ -8,6 +8,7 @@ mod cache;
 mod cli;
 mod config;
 mod docs;
+mod edge;
 mod fixtures;
 mod helpers;
 mod hostile;

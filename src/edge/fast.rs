@@ -1,0 +1,539 @@
+//! The fast path: `GET`/`HEAD` of `/img/…`, `/assets/…`, `/favicon.ico` and
+//! `/robots.txt`, answered by the edge from the same services and caches
+//! as the app (the cached bytes leave without a copy), with strong
+//! caching, conditional GET, byte ranges, content negotiation, `?download`,
+//! the 307 while a size is made, the 302 to a public bucket, and errors as
+//! JSON or a page, like every other answer.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::assets::{Asset, Assets};
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::routes::error::Problem;
+use crate::routes::host::{Asked, HostPolicy};
+use crate::routes::links::BaseUrl;
+use crate::routes::request_log::{accept_incoming, new_request_id};
+use crate::service::Error;
+use crate::service::images::{Images, Served};
+
+const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+const SHORT: HeaderValue = HeaderValue::from_static("public, max-age=3600");
+/// An image opened directly must not be able to run anything.
+const IMAGE_CSP: HeaderValue = HeaderValue::from_static("default-src 'none'; sandbox");
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+const SERVER: HeaderValue = HeaderValue::from_static("kitteh");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the fast path answers; anything else goes to the app.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Image(String),
+    Asset(String),
+    Favicon,
+    Robots,
+}
+
+impl Route {
+    /// The route a request names, for `GET` and `HEAD` only. A path with
+    /// more segments, or one that is not UTF-8 once decoded, is left to the
+    /// app (whose 404 it gets).
+    pub fn of(method: &Method, path: &str) -> Option<Self> {
+        if method != Method::GET && method != Method::HEAD {
+            return None;
+        }
+        let segment = |rest: &str| {
+            (!rest.is_empty() && !rest.contains('/'))
+                .then(|| {
+                    percent_encoding::percent_decode_str(rest)
+                        .decode_utf8()
+                        .ok()
+                })
+                .flatten()
+                .map(Cow::into_owned)
+        };
+        match path {
+            "/favicon.ico" => Some(Self::Favicon),
+            "/robots.txt" => Some(Self::Robots),
+            _ => {
+                if let Some(rest) = path.strip_prefix("/img/") {
+                    segment(rest).map(Self::Image)
+                } else if let Some(rest) = path.strip_prefix("/assets/") {
+                    segment(rest).map(Self::Asset)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// The name the metrics and logs give it (the app's route names).
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Image(_) => "image",
+            Self::Asset(_) => "asset",
+            Self::Favicon => "favicon",
+            Self::Robots => "robots",
+        }
+    }
+}
+
+/// Everything the fast path answers from.
+pub struct FastPath {
+    pub images: Arc<Images>,
+    pub assets: Assets,
+    pub policy: HostPolicy,
+    pub server: ServerConfig,
+    pub metrics: Arc<Metrics>,
+}
+
+pub type FastBody = Full<Bytes>;
+
+/// The parts of a request the fast path reads.
+pub struct Asking<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub peer: IpAddr,
+}
+
+fn header(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl FastPath {
+    pub async fn answer(&self, route: Route, req: Asking<'_>) -> Response<FastBody> {
+        let started = Instant::now();
+        let id = header(req.headers, REQUEST_ID)
+            .filter(|id| accept_incoming(id))
+            .map_or_else(new_request_id, str::to_string);
+        let asked = Asked {
+            peer: Some(req.peer),
+            host: header(req.headers, header::HOST),
+            forwarded_host: header(req.headers, HeaderName::from_static("x-forwarded-host")),
+            forwarded_proto: header(req.headers, HeaderName::from_static("x-forwarded-proto")),
+        };
+        let name = route.name();
+        let token = match &route {
+            Route::Image(token) => Some(token.clone()),
+            _ => None,
+        };
+        let host_ok = !self.policy.checks(req.path)
+            || self
+                .policy
+                .allows(&self.policy.requested_host(&asked).unwrap_or_default());
+        let mut res = if !host_ok {
+            let host = self.policy.requested_host(&asked).unwrap_or_default();
+            problem(Problem::bad_host(&host), req.headers, &id, &self.assets)
+        } else {
+            let outcome = match route {
+                Route::Image(token) => self.image(&token, &req, &asked).await,
+                Route::Asset(name) => self.asset(&name, req.headers, IMMUTABLE),
+                Route::Favicon => self.asset("favicon.ico", req.headers, SHORT),
+                Route::Robots => self.asset("robots.txt", req.headers, SHORT),
+            };
+            outcome.unwrap_or_else(|e| problem(Problem::from(&e), req.headers, &id, &self.assets))
+        };
+        let headers = res.headers_mut();
+        headers.insert(header::SERVER, SERVER);
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            headers.insert(REQUEST_ID, value);
+        }
+        let status = res.status().as_u16();
+        let elapsed = started.elapsed();
+        let client = self.policy.client_addr(
+            Some(req.peer),
+            req.headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
+        tracing::info!(
+            request_id = %id,
+            client = client.map(tracing::field::display),
+            method = %req.method,
+            path = %req.path,
+            status,
+            duration_ms = elapsed.as_micros() as f64 / 1000.0,
+            token = token.as_deref(),
+            "request"
+        );
+        self.metrics.record_request(
+            Cow::Borrowed(name),
+            method_name(req.method),
+            status,
+            elapsed.as_secs_f64(),
+        );
+        if req.method == Method::HEAD {
+            strip_body(&mut res);
+        }
+        res
+    }
+
+    async fn image(
+        &self,
+        token: &str,
+        req: &Asking<'_>,
+        asked: &Asked<'_>,
+    ) -> Result<Response<FastBody>, Error> {
+        let (mut download, mut size) = (None, None);
+        for (key, value) in url::form_urlencoded::parse(req.query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "download" if download.is_none() => download = Some(value),
+                "size" if size.is_none() => size = Some(value),
+                _ => {}
+            }
+        }
+        let object = match self
+            .images
+            .open(token, size.as_deref(), wants_download(download.as_deref()))
+            .await?
+        {
+            Served::Object(object) => object,
+            // 307 keeps an <img> working until the size exists, and
+            // no-store keeps anyone from caching the stand-in.
+            Served::NotReady { original } => {
+                let base = BaseUrl::of(&self.server, &self.policy, asked);
+                return Ok(redirect(
+                    StatusCode::TEMPORARY_REDIRECT,
+                    &base.original(&original),
+                    HeaderValue::from_static("no-store"),
+                ));
+            }
+            // The object behind a name never changes, so the redirect may
+            // be cached; a deleted image's object is gone at the bucket too.
+            Served::Elsewhere(url) => {
+                return Ok(redirect(StatusCode::FOUND, &url, SHORT));
+            }
+        };
+        let etag = format!("\"{}\"", object.sha256);
+        let mut res = Response::new(Full::default());
+        let headers = res.headers_mut();
+        headers.insert(header::ETAG, value(&etag));
+        headers.insert(header::CACHE_CONTROL, IMMUTABLE);
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+        headers.insert(header::CONTENT_SECURITY_POLICY, IMAGE_CSP);
+        if header(req.headers, header::IF_NONE_MATCH).is_some_and(|inm| etag_matches(inm, &etag)) {
+            *res.status_mut() = StatusCode::NOT_MODIFIED;
+            return Ok(res);
+        }
+        if let Some(name) = &object.download_name {
+            headers.insert(header::CONTENT_DISPOSITION, value(&attachment(name)));
+        }
+        let len = object.bytes.len() as u64;
+        let bytes = Bytes::from_owner(object.bytes);
+        match header(req.headers, header::RANGE).map(|r| parse_range(r, len)) {
+            None | Some(RangeRequest::Full) => {
+                headers.insert(header::CONTENT_TYPE, value(&object.content_type));
+                *res.body_mut() = Full::new(bytes);
+            }
+            Some(RangeRequest::Partial(start, end)) => {
+                headers.insert(header::CONTENT_TYPE, value(&object.content_type));
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    value(&format!("bytes {start}-{end}/{len}")),
+                );
+                *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+                *res.body_mut() = Full::new(bytes.slice(start as usize..=end as usize));
+            }
+            Some(RangeRequest::Unsatisfiable) => {
+                headers.insert(header::CONTENT_RANGE, value(&format!("bytes */{len}")));
+                *res.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            }
+        }
+        Ok(res)
+    }
+
+    fn asset(
+        &self,
+        name: &str,
+        headers: &HeaderMap,
+        cache: HeaderValue,
+    ) -> Result<Response<FastBody>, Error> {
+        let asset = self
+            .assets
+            .get(name)
+            .ok_or_else(|| Error::NotFound(format!("asset {name}")))?;
+        Ok(asset_response(asset, headers, cache))
+    }
+}
+
+fn asset_response(asset: &Asset, req: &HeaderMap, cache: HeaderValue) -> Response<FastBody> {
+    let mut res = Response::new(Full::default());
+    let headers = res.headers_mut();
+    headers.insert(header::ETAG, value(&asset.etag));
+    headers.insert(header::CACHE_CONTROL, cache);
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    let fresh = header(req, header::IF_NONE_MATCH).is_some_and(|inm| {
+        inm.split(',')
+            .any(|t| t.trim().trim_start_matches("W/") == asset.etag || t.trim() == "*")
+    });
+    if fresh {
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        return res;
+    }
+    let (body, coding) = match (&asset.brotli, &asset.gzip) {
+        (Some(br), _) if accepts(req, "br") => (br, Some("br")),
+        (_, Some(gz)) if accepts(req, "gzip") => (gz, Some("gzip")),
+        _ => (&asset.identity, None),
+    };
+    if let Some(coding) = coding {
+        res.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
+    *res.body_mut() = Full::new(Bytes::from_owner(Arc::clone(body)));
+    res
+}
+
+/// Whether `Accept-Encoding` allows `coding` (`br;q=0` means "not br").
+fn accepts(headers: &HeaderMap, coding: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|h| h.to_str().ok())
+        .any(|h| {
+            h.split(',').any(|part| {
+                let mut bits = part.split(';');
+                let name = bits.next().unwrap_or_default().trim();
+                let refused = bits.any(|b| {
+                    b.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                        .is_some_and(|q| q == 0.0)
+                });
+                (name.eq_ignore_ascii_case(coding) || name == "*") && !refused
+            })
+        })
+}
+
+/// A header value from text built here; bytes a header cannot carry (none
+/// of what is built here has any) become an empty value rather than a panic.
+fn value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn redirect(status: StatusCode, location: &str, cache: HeaderValue) -> Response<FastBody> {
+    let mut res = Response::new(Full::default());
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::LOCATION, value(location));
+    res.headers_mut().insert(header::CACHE_CONTROL, cache);
+    res
+}
+
+/// A failure, written as the app writes it: a page for browsers, JSON for
+/// everything else, with the page's security headers.
+pub fn problem(
+    problem: Problem,
+    req: &HeaderMap,
+    request_id: &str,
+    assets: &Assets,
+) -> Response<FastBody> {
+    let html = req
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|a| a.to_str().ok())
+        .any(|a| a.contains("text/html"));
+    let written = problem.written(request_id, html.then_some(assets));
+    let mut res = Response::new(Full::new(Bytes::from(written.body)));
+    *res.status_mut() =
+        StatusCode::from_u16(written.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(written.content_type),
+    );
+    if let Some(seconds) = written.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    for (name, value) in crate::routes::page_headers(html, !html) {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    res
+}
+
+/// A HEAD answer: the GET's headers, with its length, and no body.
+fn strip_body(res: &mut Response<FastBody>) {
+    use http_body::Body as _;
+    if let Some(len) = res.body().size_hint().exact()
+        && len > 0
+    {
+        res.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    *res.body_mut() = Full::default();
+}
+
+fn method_name(method: &Method) -> &'static str {
+    if method == Method::HEAD {
+        "HEAD"
+    } else {
+        "GET"
+    }
+}
+
+/// `?download` asks for an attachment unless its value says no.
+fn wants_download(download: Option<&str>) -> bool {
+    download.is_some_and(|v| !matches!(v, "0" | "false" | "no" | "off"))
+}
+
+/// `attachment` with the file name twice (RFC 6266): a plain ASCII copy
+/// for old clients, every character the uploader's name cannot carry
+/// safely in a quoted string replaced, and the exact name percent-encoded
+/// as UTF-8 for the rest.
+fn attachment(name: &str) -> String {
+    let plain: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let exact: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{exact}")
+}
+
+fn etag_matches(header: &str, etag: &str) -> bool {
+    header.trim() == "*"
+        || header
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == etag)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// Absent, malformed or multi-range: answer with the whole file, as
+    /// RFC 9110 allows.
+    Full,
+    Partial(u64, u64),
+    Unsatisfiable,
+}
+
+fn parse_range(header: &str, len: u64) -> RangeRequest {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Full;
+    };
+    if spec.contains(',') {
+        return RangeRequest::Full;
+    }
+    let Some((start, end)) = spec.trim().split_once('-') else {
+        return RangeRequest::Full;
+    };
+    let (start, end) = (start.trim(), end.trim());
+    let parsed = match (start.is_empty(), end.is_empty()) {
+        // bytes=-N: the last N bytes.
+        (true, false) => match end.parse::<u64>() {
+            Ok(0) => return RangeRequest::Unsatisfiable,
+            Ok(n) if len > 0 => Some((len.saturating_sub(n), len - 1)),
+            Ok(_) => return RangeRequest::Unsatisfiable,
+            Err(_) => None,
+        },
+        (false, true) => start
+            .parse::<u64>()
+            .ok()
+            .map(|s| (s, len.saturating_sub(1))),
+        (false, false) => match (start.parse::<u64>(), end.parse::<u64>()) {
+            (Ok(s), Ok(e)) if s <= e => Some((s, e.min(len.saturating_sub(1)))),
+            _ => None,
+        },
+        (true, true) => None,
+    };
+    match parsed {
+        None => RangeRequest::Full,
+        Some((start, _)) if start >= len => RangeRequest::Unsatisfiable,
+        Some((start, end)) => RangeRequest::Partial(start, end),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_parsed_as_rfc_9110_says() {
+        use RangeRequest::*;
+        let cases = [
+            ("bytes=0-9", 100, Partial(0, 9)),
+            ("bytes=90-", 100, Partial(90, 99)),
+            ("bytes=-10", 100, Partial(90, 99)),
+            ("bytes=-500", 100, Partial(0, 99)),
+            ("bytes=50-5000", 100, Partial(50, 99)),
+            ("bytes=100-", 100, Unsatisfiable),
+            ("bytes=200-300", 100, Unsatisfiable),
+            ("bytes=-0", 100, Unsatisfiable),
+            ("bytes=9-0", 100, Full),
+            ("bytes=0-1,5-6", 100, Full),
+            ("items=0-1", 100, Full),
+            ("bytes=abc", 100, Full),
+        ];
+        for (header, len, expected) in cases {
+            assert_eq!(parse_range(header, len), expected, "{header}");
+        }
+    }
+
+    #[test]
+    fn etags_match_strong_weak_lists_and_star() {
+        assert!(etag_matches("\"abc\"", "\"abc\""));
+        assert!(etag_matches("W/\"abc\"", "\"abc\""));
+        assert!(etag_matches("\"x\", \"abc\"", "\"abc\""));
+        assert!(etag_matches("*", "\"abc\""));
+        assert!(!etag_matches("\"abd\"", "\"abc\""));
+    }
+
+    #[test]
+    fn a_download_name_cannot_break_out_of_its_header() {
+        assert_eq!(
+            attachment("a\"b\\c\r\nSet-Cookie: x.jpg"),
+            "attachment; filename=\"a_b_c__Set-Cookie: x.jpg\"; \
+             filename*=UTF-8''a%22b%5Cc%0D%0ASet-Cookie%3A%20x.jpg"
+        );
+        assert_eq!(
+            attachment("чай.png"),
+            "attachment; filename=\"___.png\"; filename*=UTF-8''%D1%87%D0%B0%D0%B9.png"
+        );
+    }
+
+    #[test]
+    fn only_single_segment_gets_and_heads_take_the_fast_path() {
+        assert_eq!(
+            Route::of(&Method::GET, "/img/abc.jpg"),
+            Some(Route::Image("abc.jpg".into()))
+        );
+        assert_eq!(
+            Route::of(&Method::HEAD, "/assets/app%2D1.css"),
+            Some(Route::Asset("app-1.css".into()))
+        );
+        assert_eq!(Route::of(&Method::GET, "/robots.txt"), Some(Route::Robots));
+        assert_eq!(Route::of(&Method::POST, "/img/abc"), None);
+        assert_eq!(Route::of(&Method::GET, "/img/"), None);
+        assert_eq!(Route::of(&Method::GET, "/img/a/b"), None);
+        assert_eq!(Route::of(&Method::GET, "/img/%FF"), None);
+        assert_eq!(Route::of(&Method::GET, "/api/images"), None);
+    }
+}

@@ -1,0 +1,329 @@
+//! The edge: a small hyper 1 server that owns the public socket. Rocket 0.5
+//! can be given no header timeout, no idle timeout and no connection caps,
+//! and exposes neither its listener nor its connection builder, so the
+//! edge sits in front of it inside the same process:
+//!
+//! - it admits connections under `server.max_connections` and
+//!   `server.max_connections_per_client` ([`conn::Gate`]), and closes those
+//!   that take longer than `server.header_timeout_seconds` to send a
+//!   request's headers or sit idle past `server.idle_timeout_seconds`
+//!   ([`conn::ConnState`]); refusals and closures are counted and logged at
+//!   a bounded rate;
+//! - it answers images and assets itself ([`fast`]);
+//! - it passes everything else to the app on a loopback port, holding
+//!   request bodies to `limits.body_*` ([`pace`]), telling the app who the
+//!   client is, and when an upload's client has gone ([`departures`]).
+
+pub mod conn;
+pub mod departures;
+pub mod fast;
+pub mod pace;
+pub mod proxy;
+
+use std::convert::Infallible;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::edge::conn::{ConnState, Gate, RateLog, Reason, Ticket, Verdict, Watched, now_ms};
+use crate::edge::fast::{Asking, FastPath, Route};
+use crate::edge::proxy::Upstream;
+use crate::metrics::Metrics;
+use crate::routes::host::HostPolicy;
+
+/// What the edge answers with: its own bytes, or the app's streamed.
+pub enum EdgeBody {
+    Full(Full<Bytes>),
+    Upstream(Incoming),
+}
+
+impl Body for EdgeBody {
+    type Data = Bytes;
+    type Error = pace::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Self::Full(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|never| match never {}),
+            Self::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Full(body) => body.is_end_stream(),
+            Self::Upstream(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Full(body) => body.size_hint(),
+            Self::Upstream(body) => body.size_hint(),
+        }
+    }
+}
+
+/// The guards' settings, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Guards {
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: u32,
+    pub max_connections_per_client: u32,
+}
+
+pub struct Edge {
+    fast: FastPath,
+    upstream: Upstream,
+    policy: HostPolicy,
+    guards: Guards,
+    gate: Arc<Gate>,
+    log: RateLog,
+    metrics: Arc<Metrics>,
+    /// The answers a refused connection gets, written once.
+    refusals: [Bytes; 2],
+}
+
+/// Stops the edge: first `drain` (no new connections, requests in flight
+/// finish), then `force` (whatever is left is closed).
+pub struct Stopping {
+    pub drain: watch::Receiver<bool>,
+    pub grace: Duration,
+}
+
+impl Edge {
+    pub fn new(fast: FastPath, upstream: Upstream, guards: Guards, metrics: Arc<Metrics>) -> Self {
+        let policy = fast.policy.clone();
+        let refusal = |status: &str, code: &str, message: String| {
+            let body =
+                serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+            Bytes::from(format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            ))
+        };
+        let refusals = [
+            refusal(
+                "503 Service Unavailable",
+                "too_many_connections",
+                format!(
+                    "the server has {} connections open, its limit (server.max_connections); try again shortly",
+                    guards.max_connections
+                ),
+            ),
+            refusal(
+                "429 Too Many Requests",
+                "too_many_connections_from_client",
+                format!(
+                    "your address has {} connections open, the limit (server.max_connections_per_client); close some and try again",
+                    guards.max_connections_per_client
+                ),
+            ),
+        ];
+        Self {
+            gate: Gate::new(guards.max_connections, guards.max_connections_per_client),
+            fast,
+            upstream,
+            policy,
+            guards,
+            log: RateLog::default(),
+            metrics,
+            refusals,
+        }
+    }
+
+    /// Accepts connections on `listener` until `stopping.drain` turns true,
+    /// then waits up to `stopping.grace` for the open ones to finish and
+    /// closes the rest.
+    pub async fn run(self: Arc<Self>, listener: TcpListener, mut stopping: Stopping) {
+        let (drain_tx, drain_rx) = watch::channel(false);
+        let (force_tx, force_rx) = watch::channel(false);
+        // Every connection task holds a sender; when all are gone, so are
+        // the connections.
+        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => self.admit(stream, peer, &drain_rx, &force_rx, &alive_tx),
+                    Err(e) => {
+                        // Out of file descriptors, most likely: wait a
+                        // little rather than spin.
+                        tracing::warn!("the edge could not accept a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = stopping.drain.changed() => break,
+            }
+        }
+        drop(listener);
+        drop(alive_tx);
+        let _ = drain_tx.send(true);
+        let open = self.gate.open();
+        if open > 0 {
+            tracing::info!(connections = open, "waiting for open connections to finish");
+        }
+        if tokio::time::timeout(stopping.grace, alive_rx.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                connections = self.gate.open(),
+                "closing connections still open after the grace period"
+            );
+            let _ = force_tx.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(2), alive_rx.recv()).await;
+        }
+    }
+
+    fn admit(
+        self: &Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        drain: &watch::Receiver<bool>,
+        force: &watch::Receiver<bool>,
+        alive: &mpsc::Sender<()>,
+    ) {
+        let ip = peer.ip().to_canonical();
+        let ticket = match self.gate.admit(ip, !self.policy.is_trusted_proxy(ip)) {
+            Ok(ticket) => ticket,
+            Err(reason) => {
+                let answer = match reason {
+                    Reason::TooManyFromClient => &self.refusals[1],
+                    _ => &self.refusals[0],
+                };
+                // Best effort and never waiting: the socket is new, so its
+                // send buffer has room for these few bytes.
+                let _ = stream.try_write(answer);
+                self.dropped(reason, ip);
+                return;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let edge = Arc::clone(self);
+        let (drain, force, alive) = (drain.clone(), force.clone(), alive.clone());
+        tokio::spawn(async move {
+            edge.serve(stream, ip, ticket, drain, force).await;
+            drop(alive);
+        });
+    }
+
+    fn dropped(&self, reason: Reason, ip: IpAddr) {
+        self.metrics.record_edge_drop(reason.label());
+        self.log.note(reason, ip);
+    }
+
+    async fn serve(
+        self: Arc<Self>,
+        stream: TcpStream,
+        ip: IpAddr,
+        _ticket: Ticket,
+        mut drain: watch::Receiver<bool>,
+        mut force: watch::Receiver<bool>,
+    ) {
+        self.metrics.edge_connections.inc();
+        let state = ConnState::new();
+        let io = TokioIo::new(Watched::new(stream, Arc::clone(&state)));
+        let edge = Arc::clone(&self);
+        let requests = Arc::clone(&state);
+        let service = service_fn(move |req: Request<Incoming>| {
+            let edge = Arc::clone(&edge);
+            let state = Arc::clone(&requests);
+            async move {
+                state.request_started();
+                let _ended = Ended(state);
+                Ok::<_, Infallible>(edge.handle(req, ip).await)
+            }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            // The watchdog below times headers and idleness (hyper's own
+            // header timer also runs while a connection is idle).
+            .header_read_timeout(None)
+            .serve_connection(io, service);
+        tokio::pin!(conn);
+        let mut draining = *drain.borrow();
+        if draining {
+            conn.as_mut().graceful_shutdown();
+        }
+        let mut next = now_ms();
+        loop {
+            let wait = Duration::from_millis(next.saturating_sub(now_ms()));
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(client = %ip, "connection ended: {e}");
+                    }
+                    break;
+                }
+                _ = tokio::time::sleep(wait) => {
+                    match state.verdict(now_ms(), self.guards.header_timeout, self.guards.idle_timeout) {
+                        Verdict::Keep(at) => next = at,
+                        Verdict::Close(reason) => {
+                            // An idle connection closing is ordinary; only
+                            // a head that never came is worth counting as
+                            // a guard at work.
+                            if reason == Reason::HeaderTimeout {
+                                self.dropped(reason, ip);
+                            } else {
+                                self.metrics.record_edge_drop(reason.label());
+                            }
+                            break;
+                        }
+                    }
+                }
+                _ = drain.changed(), if !draining => {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = force.changed() => break,
+            }
+        }
+        self.metrics.edge_connections.dec();
+    }
+
+    async fn handle(&self, req: Request<Incoming>, ip: IpAddr) -> Response<EdgeBody> {
+        if let Some(route) = Route::of(req.method(), req.uri().path()) {
+            let asking = Asking {
+                method: req.method(),
+                path: req.uri().path(),
+                query: req.uri().query(),
+                headers: req.headers(),
+                peer: ip,
+            };
+            return self.fast.answer(route, asking).await.map(EdgeBody::Full);
+        }
+        self.upstream.pass(req, ip).await
+    }
+}
+
+/// Marks a request answered, however its future ends.
+struct Ended(Arc<ConnState>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.request_ended();
+    }
+}
+
+/// Binds the public socket.
+pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

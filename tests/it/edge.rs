@@ -1,0 +1,406 @@
+//! The edge in front of the app: connections that send their headers
+//! slowly or sit idle are closed, caps per client address and in all are
+//! enforced with a quick refusal, the client's address reaches the app and
+//! cannot be forged, a body that never comes is a 408, and an upload whose
+//! client leaves stops decoding.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::fixtures::{self, multipart};
+use crate::helpers::{Sandbox, Server, wait_until};
+use crate::uploads::{api_upload, count_rows, get, originals};
+
+fn server_with(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
+    let mut cmd = sb.kitteh();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Server::start_with(cmd, &["--migrate"])
+}
+
+/// A connection to the server from `source` (any 127.x address).
+fn connect_from(source: &str, port: u16) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    socket.connect(&to.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection (or the read times out),
+/// returning what came and how long it took.
+fn until_closed(stream: &mut TcpStream) -> (String, Duration) {
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got);
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// Reads one whole response (headers and a `Content-Length` body).
+fn one_response(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                return text.into_owned();
+            }
+        }
+    }
+}
+
+/// The `kitteh_edge_connections_dropped_total` count for `reason`.
+fn dropped(server: &Server, reason: &str) -> u64 {
+    let text = get(&server.url("/metrics"), &[]).text();
+    text.lines()
+        .find(|l| {
+            l.starts_with("kitteh_edge_connections_dropped_total")
+                && l.contains(&format!("reason=\"{reason}\""))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn slow_headers_are_dropped_at_the_header_timeout_and_counted() {
+    let sb = Sandbox::sqlite();
+    let server = server_with(
+        &sb,
+        &[
+            ("KITTEH_SERVER__HEADER_TIMEOUT_SECONDS", "1"),
+            ("KITTEH_SERVER__IDLE_TIMEOUT_SECONDS", "30"),
+            ("KITTEH_METRICS__ENABLED", "true"),
+        ],
+    );
+    // Twenty clients that start a request and stop, one that trickles a
+    // byte every 200 ms (never silent, never done), one that sends nothing.
+    let mut silent: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = connect_from("127.0.0.1", server.port);
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+            s
+        })
+        .collect();
+    let mut nothing = connect_from("127.0.0.1", server.port);
+    let mut trickle = connect_from("127.0.0.1", server.port);
+    let started = Instant::now();
+    for byte in
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    {
+        if trickle.write_all(&[*byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (got, _) = until_closed(&mut trickle);
+    let trickled_for = started.elapsed();
+    assert!(got.is_empty(), "a trickled head got an answer: {got}");
+    assert!(
+        trickled_for >= Duration::from_millis(900) && trickled_for < Duration::from_secs(4),
+        "the trickling client was held {trickled_for:?}"
+    );
+    for stream in silent.iter_mut().chain([&mut nothing]) {
+        let (got, _) = until_closed(stream);
+        assert!(got.is_empty(), "{got}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(dropped(&server, "header_timeout") >= 22);
+    let log = server.wait_for_log("the rate-limited warning", |log| {
+        log.contains("closed by the edge") && log.contains("header_timeout")
+    });
+    // One line for the whole burst, not one per connection.
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("closed by the edge") && l.contains("header_timeout"))
+        .count();
+    assert_eq!(lines, 1, "{log}");
+    // The server still answers everyone else.
+    assert_eq!(get(&server.url("/healthz"), &[]).status, 200);
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed_at_the_idle_timeout() {
+    let sb = Sandbox::sqlite();
+    let server = server_with(
+        &sb,
+        &[
+            ("KITTEH_SERVER__HEADER_TIMEOUT_SECONDS", "10"),
+            ("KITTEH_SERVER__IDLE_TIMEOUT_SECONDS", "2"),
+        ],
+    );
+    let mut stream = connect_from("127.0.0.1", server.port);
+    let ask = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    stream.write_all(ask).unwrap();
+    assert!(one_response(&mut stream).starts_with("HTTP/1.1 200"));
+    // Within the idle timeout the connection is kept and serves again
+    // (from the edge's own fast path too).
+    std::thread::sleep(Duration::from_millis(1200));
+    stream
+        .write_all(b"GET /robots.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    assert!(one_response(&mut stream).starts_with("HTTP/1.1 200"));
+    let (got, idle) = until_closed(&mut stream);
+    assert!(got.is_empty(), "{got}");
+    assert!(
+        idle >= Duration::from_millis(1500) && idle < Duration::from_secs(6),
+        "closed after {idle:?}, expected about 2 s"
+    );
+}
+
+#[test]
+fn connection_caps_refuse_at_once_per_address_and_in_all() {
+    let sb = Sandbox::sqlite();
+    let server = server_with(
+        &sb,
+        &[
+            ("KITTEH_SERVER__MAX_CONNECTIONS_PER_CLIENT", "5"),
+            ("KITTEH_SERVER__MAX_CONNECTIONS", "8"),
+            ("KITTEH_METRICS__ENABLED", "true"),
+        ],
+    );
+    // The readiness probe's connections are closed by now; hold five.
+    wait_until("the probe's connections to close", || {
+        get(&server.url("/metrics"), &[])
+            .text()
+            .lines()
+            .any(|l| l == "kitteh_edge_connections 1")
+    });
+    let held: Vec<TcpStream> = (0..5)
+        .map(|_| connect_from("127.0.0.3", server.port))
+        .collect();
+    let started = Instant::now();
+    let mut sixth = connect_from("127.0.0.3", server.port);
+    let (got, took) = until_closed(&mut sixth);
+    assert!(got.starts_with("HTTP/1.1 429"), "{got}");
+    assert!(
+        got.contains("too_many_connections_from_client")
+            && got.contains("server.max_connections_per_client")
+            && got.contains(" 5 "),
+        "{got}"
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // Another address is not held to this one's cap.
+    let mut other = connect_from("127.0.0.4", server.port);
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert!(until_closed(&mut other).0.starts_with("HTTP/1.1 200"));
+    // The total: five held, three more from elsewhere, then a refusal.
+    let more: Vec<TcpStream> = (0..3)
+        .map(|_| connect_from("127.0.0.5", server.port))
+        .collect();
+    wait_until("eight connections open", || {
+        let mut s = connect_from("127.0.0.6", server.port);
+        until_closed(&mut s).0.starts_with("HTTP/1.1 503")
+    });
+    let mut over = connect_from("127.0.0.6", server.port);
+    let (got, _) = until_closed(&mut over);
+    assert!(
+        got.starts_with("HTTP/1.1 503")
+            && got.contains("too_many_connections")
+            && got.contains("server.max_connections"),
+        "{got}"
+    );
+    // Places come back when connections close.
+    drop(held);
+    drop(more);
+    wait_until("a place to come back", || {
+        let mut s = connect_from("127.0.0.3", server.port);
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .is_ok()
+            && until_closed(&mut s).0.starts_with("HTTP/1.1 200")
+    });
+    assert!(dropped(&server, "max_connections_per_client") >= 1);
+    assert!(dropped(&server, "max_connections") >= 1);
+}
+
+/// The `client` of the request log line for `path`.
+fn logged_client(server: &Server, path: &str) -> String {
+    let log = server.wait_for_log(path, |log| {
+        log.lines()
+            .any(|l| l.contains("\"request\"") && l.contains(&format!("\"path\":\"{path}\"")))
+    });
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"request\"") && l.contains(&format!("\"path\":\"{path}\"")))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    v["client"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no client in {line}"))
+        .to_string()
+}
+
+fn ask(source: &str, port: u16, path: &str, extra: &str) -> String {
+    let mut s = connect_from(source, port);
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    until_closed(&mut s).0
+}
+
+#[test]
+fn the_client_address_reaches_the_app_and_cannot_be_forged() {
+    let sb = Sandbox::sqlite();
+    let server = server_with(
+        &sb,
+        &[
+            ("KITTEH_LOG__FORMAT", "json"),
+            ("KITTEH_LOG__LEVEL", "debug"),
+            ("KITTEH_SERVER__TRUSTED_PROXIES", "[\"127.0.0.9\"]"),
+        ],
+    );
+    let forged = "X-Kitteh-Peer: 6.6.6.6\r\nX-Real-IP: 6.6.6.7\r\nX-Forwarded-For: 6.6.6.8\r\n";
+    // Through the app (a page) and through the fast path (an asset).
+    assert!(ask("127.0.0.2", server.port, "/?a", forged).starts_with("HTTP/1.1 200"));
+    assert_eq!(logged_client(&server, "/"), "127.0.0.2");
+    assert!(ask("127.0.0.2", server.port, "/robots.txt", forged).starts_with("HTTP/1.1 200"));
+    assert_eq!(logged_client(&server, "/robots.txt"), "127.0.0.2");
+    // A trusted proxy's X-Forwarded-For is believed, on both paths.
+    let via = "X-Forwarded-For: 203.0.113.7\r\n";
+    assert!(ask("127.0.0.9", server.port, "/healthz", via).starts_with("HTTP/1.1 200"));
+    assert_eq!(logged_client(&server, "/healthz"), "203.0.113.7");
+    assert!(ask("127.0.0.9", server.port, "/favicon.ico", via).starts_with("HTTP/1.1 200"));
+    assert_eq!(logged_client(&server, "/favicon.ico"), "203.0.113.7");
+    // The app's own port answers nothing without the edge's secret, even
+    // to a guess of it.
+    let log = server.wait_for_log("the app's port", |log| log.contains("for the edge only"));
+    let line = log
+        .lines()
+        .find(|l| l.contains("for the edge only"))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let app_port = v["port"].as_u64().unwrap() as u16;
+    assert_ne!(app_port, server.port);
+    for extra in ["", "X-Kitteh-Edge: 00000000000000000000000000000000\r\n"] {
+        let direct = ask(
+            "127.0.0.1",
+            app_port,
+            "/api/images/x",
+            &format!("{forged}{extra}"),
+        );
+        assert!(direct.starts_with("HTTP/1.1 421"), "{direct}");
+        assert!(direct.contains("not_through_the_edge"), "{direct}");
+    }
+}
+
+#[test]
+fn a_body_that_never_comes_is_a_408_even_before_the_app_reads_it() {
+    let sb = Sandbox::sqlite();
+    let server = server_with(&sb, &[("KITTEH_LIMITS__BODY_IDLE_SECONDS", "1")]);
+    // Five bytes of a form body: fewer than Rocket peeks at for its
+    // `_method` field, which it waits for before any route runs.
+    for (path, content_type) in [
+        ("/upload", "application/x-www-form-urlencoded"),
+        ("/api/images", "multipart/form-data; boundary=b"),
+        ("/Nobody/delete", "application/x-www-form-urlencoded"),
+    ] {
+        let mut s = connect_from("127.0.0.1", server.port);
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nContent-Type: {content_type}\r\nContent-Length: 100000\r\n\r\n_meth"
+        )
+        .unwrap();
+        let (got, took) = until_closed(&mut s);
+        assert!(got.starts_with("HTTP/1.1 408"), "{path}: {got}");
+        assert!(
+            got.contains("body_timeout") && got.contains("limits.body_idle_seconds"),
+            "{path}: {got}"
+        );
+        assert!(took < Duration::from_secs(5), "{path}: {took:?}");
+    }
+    assert_eq!(count_rows(&sb.database_url), 0);
+    assert!(originals(&sb.uploads()).is_empty());
+}
+
+/// CPU seconds the process has used (user + system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+#[test]
+fn an_upload_whose_client_leaves_stops_decoding_and_stores_nothing() {
+    let sb = Sandbox::sqlite();
+    let server = server_with(
+        &sb,
+        &[
+            ("KITTEH_LIMITS__DECODE_SECONDS", "60"),
+            ("KITTEH_LIMITS__MAX_FRAMES", "1000000"),
+            ("KITTEH_LIMITS__MAX_ANIMATION_PIXELS", "100000000000000"),
+            ("KITTEH_UPLOADS__MAX_BYTES", "64MiB"),
+            ("KITTEH_LIMITS__UPLOAD_MEMORY", "256MiB"),
+            ("KITTEH_LOG__LEVEL", "info,kitteh=debug"),
+        ],
+    );
+    // Tens of seconds of decoding in a few MB.
+    let gif = fixtures::gif_dense_frames(1000, 4000);
+    let (content_type, body) = multipart("file", "long.gif", "image/gif", &gif);
+    let mut s = connect_from("127.0.0.1", server.port);
+    write!(
+        s,
+        "POST /api/images HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    // Decoding: the process burns a core.
+    let pid = server.child.id();
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_millis(1500));
+    let busy = cpu_seconds(pid) - before;
+    assert!(
+        busy > 0.7,
+        "not decoding? {busy} CPU s in 1.5 s; {} bytes sent; log:\n{}",
+        body.len(),
+        server.log_text()
+    );
+    drop(s);
+    server.wait_for_log("the upload to stop", |log| {
+        log.contains("the client went away")
+    });
+    // Give the decode loop a moment to see its flag, then measure.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_millis(1500));
+    let idle = cpu_seconds(pid) - before;
+    assert!(idle < 0.3, "still decoding: {idle} CPU s in 1.5 s");
+    assert_eq!(count_rows(&sb.database_url), 0);
+    assert!(originals(&sb.uploads()).is_empty());
+    // And the server takes the next upload at once.
+    let res = api_upload(&server, "next.png", "image/png", &fixtures::png(64, 64));
+    assert_eq!(res.status, 201, "{}", res.text());
+}
