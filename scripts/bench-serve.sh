@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Serving speed, side by side with nginx on the same files, and an upload
-# load test, on the binary that ships: the static musl release build
-# (`--glibc` measures the glibc build instead). Starts `kitteh serve` and an
-# nginx on 127.0.0.1 only,
-# runs wrk against both in alternation, prints req/s, p50, p99, the
-# kitteh/nginx ratio and kitteh's RSS, then stops everything it started.
+# Serving speed, side by side with nginx on the same files, an upload load
+# test, and an attack of slow and idle connections, on the binary that
+# ships: the static musl release build (`--glibc` measures the glibc build
+# instead). Starts `kitteh serve` and an nginx on 127.0.0.1 only, runs wrk
+# against both in alternation, prints req/s, p50, p99, the kitteh/nginx
+# ratio and kitteh's RSS, then stops everything it started.
+#
+# BEFORE_BIN=path/to/older/kitteh adds that build to the same run: the show
+# page, the uploads and the attack are measured on it too, with the ratio
+# of this build to it.
+#
 # Needs nginx, libnginx-mod-http-brotli-static, wrk (installed when root),
 # and the photos fetched by scripts/bench-variants.sh (fetched here too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
+ATTACK_SECONDS=${ATTACK_SECONDS:-20}
 UPLOAD_DURATION=${UPLOAD_DURATION:-30}
 CONNECTIONS=${CONNECTIONS:-64}
 
@@ -35,6 +41,9 @@ command -v vips >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninterac
 pick_build "$@"
 kitteh_binary "$BUILD"
 tmp=$(mktemp -d /tmp/kitteh-bench.XXXXXX)
+# nginx's workers run as another user: they must be able to read the files
+# (a 403 is fast, and would be measured as nginx's speed).
+chmod 755 "$tmp"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -97,9 +106,24 @@ http {
   }
 }
 NGINX
+chmod -R a+rX "$root"
 nginx -c "$tmp/nginx.conf" -p "$tmp"
 for _ in $(seq 50); do [ -f "$tmp/nginx.pid" ] && break; sleep 0.1; done
 pids+=("$(cat "$tmp/nginx.pid")")
+for path in "/img/$token" "/img/large$token" "$css" "/$name"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$nport$path")
+  [ "$code" = 200 ] || { echo "nginx answers $code for $path: not measuring that" >&2; exit 1; }
+done
+# The ceiling of hyper on this machine: a bare server answering the same
+# original from memory (examples/bare-hyper.rs, built like the binary).
+case "$BUILD" in
+  musl) cargo build -q --release --locked --target "$MUSL_TARGET" --example bare-hyper
+        BARE_BIN=$TARGET_DIR/$MUSL_TARGET/release/examples/bare-hyper ;;
+  *) cargo build -q --release --locked --example bare-hyper
+     BARE_BIN=$TARGET_DIR/release/examples/bare-hyper ;;
+esac
+bare_port=$(free_port)
+"$BARE_BIN" "$root/img/$token" "$bare_port" & pids+=("$!")
 
 peak_rss=0
 sample_rss() { # sample kitteh RSS while wrk runs
@@ -120,20 +144,50 @@ bench() { # label kitteh-path nginx-path [header]
   read -r nrps np50 np99 nbad <<<"$n"
   printf '%-28s %12s %9s %9s %12s %9s %9s %7.2fx\n' "$1" "$krps" "$kp50" "$kp99" "$nrps" "$np50" "$np99" "$(awk "BEGIN{print $krps/$nrps}")"
   [ "$kbad" = 0 ] || echo "  kitteh non-2xx: $kbad"
+  [ "$nbad" = 0 ] || echo "  nginx non-2xx: $nbad"
 }
 bench "original ($(stat -c %s "$root/img/$token") B JPEG)" "/img/$token" "/img/$token"
+b=$(run_wrk "$DURATION" "$CONNECTIONS" "http://127.0.0.1:$bare_port/")
+read -r brps bp50 bp99 _ <<<"$b"
+printf '%-28s %12s %9s %9s %12s %9s %9s %7.2fx\n' "  bare hyper, same bytes" "$brps" "$bp50" "$bp99" "$nrps" "$np50" "$np99" "$(awk "BEGIN{print $brps/$nrps}")"
 bench "variant ($(stat -c %s "$root/img/large$token") B JPEG)" "/img/large$token" "/img/large$token"
 bench "digested CSS, br" "$css" "$css" "Accept-Encoding: br"
 bench "show page" "/$name" "/$name"
+# A copy of the SQLite database with its write-ahead log.
+copy_db() { # from to
+  for suffix in "" -wal -shm; do [ -e "$1$suffix" ] && cp "$1$suffix" "$2$suffix"; done; return 0
+}
+if [ -n "${BEFORE_BIN:-}" ]; then
+  # The older build on a copy of the same data, for the pages ratio.
+  cp -r "$tmp/uploads" "$tmp/before-uploads"; copy_db "$tmp/k.db" "$tmp/before.db"
+  bport=$(free_port)
+  KITTEH_DATABASE__URL="sqlite://$tmp/before.db" KITTEH_STORAGE__UPLOADS_DIR="$tmp/before-uploads" \
+    KITTEH_SERVER__PORT=$bport "$BEFORE_BIN" serve > "$tmp/before.log" 2>&1 &
+  bpid=$!; pids+=("$bpid")
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$bport/readyz" >/dev/null && break; sleep 0.1; done
+  echo "before: $BEFORE_BIN ($("$BEFORE_BIN" version --verbose | awk -F': *' '/^commit/{print "commit " $2}'))"
+  printf '%-28s %12s %9s %9s %12s %9s %9s %8s\n' "target" "this r/s" "p50" "p99" "before r/s" "p50" "p99" "ratio"
+  for path in "/$name" "/img/$token"; do
+    k=$(run_wrk "$DURATION" "$CONNECTIONS" "http://127.0.0.1:$kport$path")
+    b=$(run_wrk "$DURATION" "$CONNECTIONS" "http://127.0.0.1:$bport$path")
+    read -r krps kp50 kp99 _ <<<"$k"; read -r brps bp50 bp99 _ <<<"$b"
+    printf '%-28s %12s %9s %9s %12s %9s %9s %7.2fx\n' "${path:0:28}" "$krps" "$kp50" "$kp99" "$brps" "$bp50" "$bp99" "$(awk "BEGIN{print $krps/$brps}")"
+  done
+  kill "$bpid"; wait "$bpid" 2>/dev/null || true
+fi
 echo "kitteh RSS under the serving load (peak): $(( $(cat "$tmp/peak") / 1024 )) MiB (image cache budget 64 MiB)"
 
 echo
 echo "== upload load: 16 clients, ${UPLOAD_DURATION}s, $(stat -c %s "$tmp/photo1m.jpg") B JPEG"
 python3 scripts/wrk-upload.py "$tmp/photo1m.jpg" "$tmp/upload.lua"
-echo 0 > "$tmp/peak"; peak_rss=0
-up=$(wrk -t2 -c16 -d"${UPLOAD_DURATION}s" --latency --timeout 30s -s "$tmp/upload.lua" "http://127.0.0.1:$kport/api/images")
-echo "$up" | grep -E 'Requests/sec|50%|99%|Non-2xx|Socket errors|requests in'
-echo "uploads/s: $(awk '/^Requests\/sec/{print $2}' <<<"$up"), p50 $(awk '$1=="50%"{print $2}' <<<"$up"), p99 $(awk '$1=="99%"{print $2}' <<<"$up"), errors: $(awk '/Non-2xx/{print $NF}' <<<"$up" | grep . || echo 0) non-2xx"
+upload_load() { # port label
+  echo 0 > "$tmp/peak"; peak_rss=0
+  local up
+  up=$(wrk -t2 -c16 -d"${UPLOAD_DURATION}s" --latency --timeout 30s -s "$tmp/upload.lua" "http://127.0.0.1:$1/api/images")
+  echo "$2 uploads/s: $(awk '/^Requests\/sec/{print $2}' <<<"$up"), p50 $(awk '$1=="50%"{print $2}' <<<"$up"), p99 $(awk '$1=="99%"{print $2}' <<<"$up"), errors: $(awk '/Non-2xx/{print $NF}' <<<"$up" | grep . || echo 0) non-2xx, $(awk '/Socket errors/{print $0}' <<<"$up" | grep . || echo 'no socket errors')"
+  awk '/^Requests\/sec/{print $2}' <<<"$up" > "$tmp/ups-$2"
+}
+upload_load "$kport" this
 echo "kitteh peak RSS during uploads: $(( $(cat "$tmp/peak") / 1024 )) MiB"
 start=$(date +%s)
 while :; do
@@ -144,3 +198,45 @@ while :; do
   sleep 1
 done
 echo "variants queue after the load: $(tr '\n' ' ' <<<"$status")(drained $(( $(date +%s) - start )) s after the load ended)"
+
+if [ -n "${BEFORE_BIN:-}" ]; then
+  bdir=$tmp/before-up; mkdir -p "$bdir"; bport=$(free_port)
+  KITTEH_DATABASE__URL="sqlite://$bdir/k.db" KITTEH_STORAGE__UPLOADS_DIR="$bdir/uploads" \
+    KITTEH_SERVER__PORT=$bport "$BEFORE_BIN" serve --migrate > "$bdir/log" 2>&1 &
+  bpid=$!; pids+=("$bpid")
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$bport/readyz" >/dev/null && break; sleep 0.1; done
+  upload_load "$bport" before
+  echo "uploads, this build / before: $(awk "BEGIN{printf \"%.2f\", $(cat "$tmp/ups-this")/$(cat "$tmp/ups-before")}")x"
+  kill "$bpid"; wait "$bpid" 2>/dev/null || true
+fi
+
+# Under attack: 1000 connections sending headers a byte a second and 1000
+# idle keep-alive ones, all from 127.0.0.2, while a normal client on
+# 127.0.0.1 fetches the image. Each server runs with the open-file limit
+# services commonly get (1024), where this attack used to lock everyone out.
+attack() { # bin label
+  local dir=$tmp/attack-$2 port
+  mkdir -p "$dir"; port=$(free_port)
+  copy_db "$tmp/k.db" "$dir/k.db"; cp -r "$tmp/uploads" "$dir/uploads"
+  (ulimit -n 1024; exec env KITTEH_DATABASE__URL="sqlite://$dir/k.db" KITTEH_STORAGE__UPLOADS_DIR="$dir/uploads" \
+    KITTEH_SERVER__PORT=$port KITTEH_LOG__LEVEL=warn "$1" serve > "$dir/log" 2>&1) &
+  local apid=$!; pids+=("$apid")
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+  python3 scripts/attack.py "$port" 127.0.0.2 1000 1000 "$ATTACK_SECONDS" > "$dir/attack.out" &
+  local attacker=$!
+  sleep 3
+  local out
+  out=$(wrk -t1 -c8 -d"$((ATTACK_SECONDS - 6))s" --latency --timeout 5s "http://127.0.0.1:$port/img/$token" 2>&1 || true)
+  wait "$attacker" || true
+  local errors
+  errors=$(( $(awk '/Non-2xx/{print $NF}' <<<"$out" | grep . || echo 0) + $(awk -F'[ ,]+' '/Socket errors/{print $4+$6+$8+$10}' <<<"$out" | grep . || echo 0) ))
+  echo "$2: normal client $(awk '/^Requests\/sec/{print $2}' <<<"$out") req/s, p50 $(awk '$1=="50%"{print $2}' <<<"$out"), p99 $(awk '$1=="99%"{print $2}' <<<"$out"), errors $errors"
+  sed "s/^/$2: /" "$dir/attack.out"
+  echo "$2: open connections in the log of refusals: $(grep -c 'refused or closed' "$dir/log" || true) rate-limited warning lines"
+  kill "$apid" 2>/dev/null; wait "$apid" 2>/dev/null || true
+}
+echo
+echo "== under attack: 1000 slow-header + 1000 idle connections from 127.0.0.2, ulimit -n 1024, ${ATTACK_SECONDS}s"
+attack "$KITTEH_BIN" this
+[ -n "${BEFORE_BIN:-}" ] && attack "$BEFORE_BIN" before
+echo "kitteh idle RSS at the end: $(( $(rss "$kpid") / 1024 )) MiB"

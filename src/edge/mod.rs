@@ -248,8 +248,8 @@ impl Edge {
             let state = Arc::clone(&requests);
             async move {
                 state.request_started();
-                let _ended = Ended(state);
-                Ok::<_, Infallible>(edge.handle(req, ip).await)
+                let _ended = Ended(Arc::clone(&state));
+                Ok::<_, Infallible>(edge.handle(req, ip, &state).await)
             }
         });
         let conn = hyper::server::conn::http1::Builder::new()
@@ -299,7 +299,12 @@ impl Edge {
         self.metrics.edge_connections.dec();
     }
 
-    async fn handle(&self, req: Request<Incoming>, ip: IpAddr) -> Response<EdgeBody> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        ip: IpAddr,
+        state: &ConnState,
+    ) -> Response<EdgeBody> {
         if let Some(route) = Route::of(req.method(), req.uri().path()) {
             let asking = Asking {
                 method: req.method(),
@@ -308,7 +313,12 @@ impl Edge {
                 headers: req.headers(),
                 peer: ip,
             };
-            return self.fast.answer(route, asking).await.map(EdgeBody::Full);
+            let mut offer = None;
+            let res = self.fast.answer(route, asking, &mut offer).await;
+            if let Some(offer) = offer {
+                state.offer(offer);
+            }
+            return res.map(EdgeBody::Full);
         }
         self.upstream.pass(req, ip).await
     }
