@@ -511,8 +511,12 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         server: server.clone(),
         metrics: Arc::clone(&services.metrics),
     };
+    let inprocess = edge::inprocess::InProcess::new(build_rocket(&services), &services.edge_secret)
+        .await
+        .map_err(|e| StartError::Server(Box::new(e)))?;
     let edge = Arc::new(Edge::new(
         fast,
+        inprocess,
         upstream,
         guards,
         Arc::clone(&services.metrics),

@@ -13,7 +13,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// Milliseconds since the first call, never 0 (0 means "not set").
 pub fn now_ms() -> u64 {
@@ -185,18 +184,6 @@ impl Gate {
     }
 }
 
-/// A response body that is also a file: the bytes hyper will write, and
-/// the file that holds the same bytes. When hyper writes from within
-/// `bytes`, the socket is fed from the file with `sendfile` instead, as
-/// nginx does: the kernel sends the file's cached pages without copying
-/// them from this process. Holding `bytes` keeps its address from being
-/// reused by another body while the offer stands.
-#[derive(Debug)]
-pub struct Offer {
-    pub bytes: bytes::Bytes,
-    pub file: std::fs::File,
-}
-
 /// What the watchdog of one connection knows about it.
 #[derive(Debug)]
 pub struct ConnState {
@@ -207,8 +194,6 @@ pub struct ConnState {
     last_active: AtomicU64,
     /// Requests being answered (at most one with HTTP/1).
     in_flight: AtomicU32,
-    /// The current response's body, when a file holds it.
-    offer: Mutex<Option<Offer>>,
 }
 
 /// What the watchdog decides.
@@ -226,24 +211,13 @@ impl ConnState {
             head_since: AtomicU64::new(now),
             last_active: AtomicU64::new(now),
             in_flight: AtomicU32::new(0),
-            offer: Mutex::new(None),
         })
     }
 
     /// A request's head has been read: the app (or the fast path) has it.
-    /// Whatever the last response offered is over.
     pub fn request_started(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.head_since.store(0, Ordering::Relaxed);
-        self.offer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-    }
-
-    /// The response about to be written has a body that `offer.file` holds.
-    pub fn offer(&self, offer: Offer) {
-        *self.offer.lock().unwrap_or_else(PoisonError::into_inner) = Some(offer);
     }
 
     pub fn request_ended(&self) {
@@ -290,93 +264,19 @@ impl ConnState {
     }
 }
 
-/// A socket that tells its `ConnState` when bytes move, and sends an
-/// offered body from its file.
-pub struct Watched {
-    inner: TcpStream,
+/// A socket that tells its `ConnState` when bytes move.
+pub struct Watched<S> {
+    inner: S,
     state: Arc<ConnState>,
 }
 
-/// Where a write meets the offered body: the slice's index, and the file
-/// range it stands for.
-struct Hit {
-    index: usize,
-    offset: u64,
-    len: usize,
-}
-
-impl Watched {
-    pub fn new(inner: TcpStream, state: Arc<ConnState>) -> Self {
+impl<S> Watched<S> {
+    pub fn new(inner: S, state: Arc<ConnState>) -> Self {
         Self { inner, state }
     }
-
-    fn hit(&self, bufs: &[io::IoSlice<'_>]) -> Option<Hit> {
-        let offer = self
-            .state
-            .offer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let offer = offer.as_ref()?;
-        let start = offer.bytes.as_ptr() as usize;
-        let end = start + offer.bytes.len();
-        bufs.iter().enumerate().find_map(|(index, buf)| {
-            let at = buf.as_ptr() as usize;
-            (!buf.is_empty() && at >= start && at + buf.len() <= end).then(|| Hit {
-                index,
-                offset: (at - start) as u64,
-                len: buf.len(),
-            })
-        })
-    }
-
-    /// Sends `len` bytes of the offered file from `offset`; on anything
-    /// unexpected (the file shorter than promised, a file system without
-    /// `sendfile`) the same bytes are written from memory.
-    fn poll_sendfile(
-        &mut self,
-        cx: &mut Context<'_>,
-        offset: u64,
-        memory: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            if let Err(e) = std::task::ready!(self.inner.poll_write_ready(cx)) {
-                return Poll::Ready(Err(e));
-            }
-            let offer = self
-                .state
-                .offer
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let Some(file) = offer.as_ref().map(|o| &o.file) else {
-                drop(offer);
-                return Pin::new(&mut self.inner).poll_write(cx, memory);
-            };
-            let mut at = offset;
-            let sent = self.inner.try_io(tokio::io::Interest::WRITABLE, || {
-                rustix::fs::sendfile(&self.inner, file, Some(&mut at), memory.len())
-                    .map_err(io::Error::from)
-            });
-            drop(offer);
-            match sent {
-                Ok(n) if n > 0 => {
-                    self.state.wrote();
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                _ => {
-                    self.state
-                        .offer
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .take();
-                    return Pin::new(&mut self.inner).poll_write(cx, memory);
-                }
-            }
-        }
-    }
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -391,15 +291,12 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if let Some(hit) = self.hit(&[io::IoSlice::new(data)]) {
-            return self.get_mut().poll_sendfile(cx, hit.offset, data);
-        }
         let polled = Pin::new(&mut self.inner).poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = &polled
             && *n > 0
@@ -414,21 +311,7 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        // The slices before the body (the headers) go as they are; the
-        // body from its file, in the next call.
-        let upto = match self.hit(bufs) {
-            Some(Hit {
-                index: 0,
-                offset,
-                len,
-            }) => {
-                let memory = &bufs[0][..len];
-                return self.get_mut().poll_sendfile(cx, offset, memory);
-            }
-            Some(hit) => hit.index,
-            None => bufs.len(),
-        };
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, &bufs[..upto]);
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = &polled
             && *n > 0
         {

@@ -17,7 +17,6 @@ use http_body_util::Full;
 
 use crate::assets::{Asset, Assets};
 use crate::config::ServerConfig;
-use crate::edge::conn::Offer;
 use crate::metrics::Metrics;
 use crate::routes::error::Problem;
 use crate::routes::host::{Asked, HostPolicy};
@@ -112,14 +111,7 @@ fn header(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
 }
 
 impl FastPath {
-    /// The answer to `req`; when its body is a stored file's bytes, that
-    /// file is put in `offer`, for the socket to send it without a copy.
-    pub async fn answer(
-        &self,
-        route: Route,
-        req: Asking<'_>,
-        offer: &mut Option<Offer>,
-    ) -> Response<FastBody> {
+    pub async fn answer(&self, route: Route, req: Asking<'_>) -> Response<FastBody> {
         let started = Instant::now();
         let id = header(req.headers, REQUEST_ID)
             .filter(|id| accept_incoming(id))
@@ -144,7 +136,7 @@ impl FastPath {
             problem(Problem::bad_host(&host), req.headers, &id, &self.assets)
         } else {
             let outcome = match route {
-                Route::Image(token) => self.image(&token, &req, &asked, offer).await,
+                Route::Image(token) => self.image(&token, &req, &asked).await,
                 Route::Asset(name) => self.asset(&name, req.headers, IMMUTABLE),
                 Route::Favicon => self.asset("favicon.ico", req.headers, SHORT),
                 Route::Robots => self.asset("robots.txt", req.headers, SHORT),
@@ -192,7 +184,6 @@ impl FastPath {
         token: &str,
         req: &Asking<'_>,
         asked: &Asked<'_>,
-        offer: &mut Option<Offer>,
     ) -> Result<Response<FastBody>, Error> {
         let (mut download, mut size) = (None, None);
         for (key, value) in url::form_urlencoded::parse(req.query.unwrap_or_default().as_bytes()) {
@@ -241,12 +232,6 @@ impl FastPath {
         }
         let len = object.bytes.len() as u64;
         let bytes = Bytes::from_owner(object.bytes);
-        if req.method == Method::GET {
-            *offer = object
-                .file
-                .as_deref()
-                .and_then(|path| same_file(path, &bytes));
-        }
         match header(req.headers, header::RANGE).map(|r| parse_range(r, len)) {
             None | Some(RangeRequest::Full) => {
                 headers.insert(header::CONTENT_TYPE, value(&object.content_type));
@@ -281,18 +266,6 @@ impl FastPath {
             .ok_or_else(|| Error::NotFound(format!("asset {name}")))?;
         Ok(asset_response(asset, headers, cache))
     }
-}
-
-/// The file at `path`, when it holds as many bytes as `bytes` (the object
-/// behind a name never changes; a size rebuilt since it was cached does not
-/// match and is sent from memory).
-fn same_file(path: &std::path::Path, bytes: &Bytes) -> Option<Offer> {
-    let file = std::fs::File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    (len == bytes.len() as u64).then(|| Offer {
-        bytes: bytes.clone(),
-        file,
-    })
 }
 
 fn asset_response(asset: &Asset, req: &HeaderMap, cache: HeaderValue) -> Response<FastBody> {

@@ -17,6 +17,7 @@
 pub mod conn;
 pub mod departures;
 pub mod fast;
+pub mod inprocess;
 pub mod pace;
 pub mod proxy;
 
@@ -40,6 +41,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::edge::conn::{ConnState, Gate, RateLog, Reason, Ticket, Verdict, Watched, now_ms};
 use crate::edge::fast::{Asking, FastPath, Route};
+use crate::edge::inprocess::InProcess;
 use crate::edge::proxy::Upstream;
 use crate::metrics::Metrics;
 use crate::routes::host::HostPolicy;
@@ -92,6 +94,7 @@ pub struct Guards {
 
 pub struct Edge {
     fast: FastPath,
+    inprocess: InProcess,
     upstream: Upstream,
     policy: HostPolicy,
     guards: Guards,
@@ -110,7 +113,13 @@ pub struct Stopping {
 }
 
 impl Edge {
-    pub fn new(fast: FastPath, upstream: Upstream, guards: Guards, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        fast: FastPath,
+        inprocess: InProcess,
+        upstream: Upstream,
+        guards: Guards,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let policy = fast.policy.clone();
         let refusal = |status: &str, code: &str, message: String| {
             let body =
@@ -141,6 +150,7 @@ impl Edge {
         Self {
             gate: Gate::new(guards.max_connections, guards.max_connections_per_client),
             fast,
+            inprocess,
             upstream,
             policy,
             guards,
@@ -248,8 +258,8 @@ impl Edge {
             let state = Arc::clone(&requests);
             async move {
                 state.request_started();
-                let _ended = Ended(Arc::clone(&state));
-                Ok::<_, Infallible>(edge.handle(req, ip, &state).await)
+                let _ended = Ended(state);
+                Ok::<_, Infallible>(edge.handle(req, ip).await)
             }
         });
         let conn = hyper::server::conn::http1::Builder::new()
@@ -299,12 +309,7 @@ impl Edge {
         self.metrics.edge_connections.dec();
     }
 
-    async fn handle(
-        &self,
-        req: Request<Incoming>,
-        ip: IpAddr,
-        state: &ConnState,
-    ) -> Response<EdgeBody> {
+    async fn handle(&self, req: Request<Incoming>, ip: IpAddr) -> Response<EdgeBody> {
         if let Some(route) = Route::of(req.method(), req.uri().path()) {
             let asking = Asking {
                 method: req.method(),
@@ -313,14 +318,15 @@ impl Edge {
                 headers: req.headers(),
                 peer: ip,
             };
-            let mut offer = None;
-            let res = self.fast.answer(route, asking, &mut offer).await;
-            if let Some(offer) = offer {
-                state.offer(offer);
-            }
-            return res.map(EdgeBody::Full);
+            return self.fast.answer(route, asking).await.map(EdgeBody::Full);
         }
-        self.upstream.pass(req, ip).await
+        let (parts, body) = req.into_parts();
+        if InProcess::takes(&parts) {
+            return self.inprocess.dispatch(&parts, ip).await;
+        }
+        self.upstream
+            .pass(Request::from_parts(parts, body), ip)
+            .await
     }
 }
 

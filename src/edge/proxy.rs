@@ -149,6 +149,11 @@ impl Upstream {
     }
 }
 
+/// Whether a header is about one hop only (never passed on).
+pub fn is_hop(name: &HeaderName) -> bool {
+    HOP.contains(name) || name == header::TRANSFER_ENCODING
+}
+
 fn strip(headers: &mut HeaderMap) {
     // `Connection` may name more hop-by-hop headers.
     let named: Vec<HeaderName> = headers

@@ -87,8 +87,6 @@ pub struct Object {
     pub bytes: Arc<[u8]>,
     /// The file name a download should get, when one was asked for.
     pub download_name: Option<String>,
-    /// The file holding the same bytes, when storage is a local folder.
-    pub file: Option<std::path::PathBuf>,
 }
 
 impl Images {
@@ -455,7 +453,6 @@ impl Images {
         let bytes = self.bytes(&object).await?;
         Ok(Served::Object(Object {
             content_type: image.content_type.clone(),
-            file: self.storage.local_file(&object.path),
             sha256: object.sha256,
             bytes,
             download_name,

@@ -195,10 +195,6 @@ impl LocalStore {
 
 #[async_trait::async_trait]
 impl Store for LocalStore {
-    fn local_file(&self, name: &str) -> Option<PathBuf> {
-        self.path_of(name).ok()
-    }
-
     fn describe(&self) -> String {
         format!("local folder {}", self.root.display())
     }

@@ -86,12 +86,6 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn public_url(&self, _name: &str) -> Option<String> {
         None
     }
-
-    /// The file that holds an object, when storage is a local folder: the
-    /// edge sends it with `sendfile` instead of copying the bytes.
-    fn local_file(&self, _name: &str) -> Option<std::path::PathBuf> {
-        None
-    }
 }
 
 /// A shared handle on the configured backend.
