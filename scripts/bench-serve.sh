@@ -225,14 +225,21 @@ attack() { # bin label
   python3 scripts/attack.py "$port" 127.0.0.2 1000 1000 "$ATTACK_SECONDS" > "$dir/attack.out" &
   local attacker=$!
   sleep 3
+  # Meanwhile a client that opens a new connection for each of 100
+  # requests (10 at a time, 2 s timeout): where the attack holds every file
+  # descriptor, these are the ones that fail.
+  (seq 100 | xargs -P10 -I{} curl -s -o /dev/null -m 2 -w '%{http_code}\n' "http://127.0.0.1:$port/img/$token" > "$dir/fresh.out" 2>/dev/null || true) &
+  local fresh=$!
   local out
   out=$(wrk -t1 -c8 -d"$((ATTACK_SECONDS - 6))s" --latency --timeout 5s "http://127.0.0.1:$port/img/$token" 2>&1 || true)
+  wait "$fresh" || true
   wait "$attacker" || true
   local errors
   errors=$(( $(awk '/Non-2xx/{print $NF}' <<<"$out" | grep . || echo 0) + $(awk -F'[ ,]+' '/Socket errors/{print $4+$6+$8+$10}' <<<"$out" | grep . || echo 0) ))
   echo "$2: normal client $(awk '/^Requests\/sec/{print $2}' <<<"$out") req/s, p50 $(awk '$1=="50%"{print $2}' <<<"$out"), p99 $(awk '$1=="99%"{print $2}' <<<"$out"), errors $errors"
+  echo "$2: fresh connections: $(grep -c '^200$' "$dir/fresh.out" || true) of 100 answered 200"
   sed "s/^/$2: /" "$dir/attack.out"
-  echo "$2: open connections in the log of refusals: $(grep -c 'refused or closed' "$dir/log" || true) rate-limited warning lines"
+  echo "$2: $(grep -c 'refused or closed' "$dir/log" || true) rate-limited warning lines in the log"
   kill "$apid" 2>/dev/null; wait "$apid" 2>/dev/null || true
 }
 echo
