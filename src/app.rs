@@ -279,8 +279,9 @@ pub fn rocket_config(config: &Config) -> rocket::Config {
         ident: Ident::try_new("kitteh").unwrap_or_default(),
         // The client's address, as the edge saw it.
         ip_header: Some(edge::proxy::PEER.as_str().to_string().into()),
-        // Longer than the edge keeps an idle connection to the app in its
-        // pool, so the app never closes one the edge is about to use.
+        // On (Rocket 0.5 has no idle timeout, only on or off): the edge's
+        // pool closes idle connections to the app itself, so the app never
+        // closes one the edge is about to use.
         keep_alive: 300,
         shutdown: Shutdown {
             ctrlc: false,

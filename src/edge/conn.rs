@@ -194,6 +194,8 @@ pub struct ConnState {
     last_active: AtomicU64,
     /// Requests being answered (at most one with HTTP/1).
     in_flight: AtomicU32,
+    /// Answers whose bodies are still being written.
+    writing: AtomicU32,
 }
 
 /// What the watchdog decides.
@@ -211,7 +213,19 @@ impl ConnState {
             head_since: AtomicU64::new(now),
             last_active: AtomicU64::new(now),
             in_flight: AtomicU32::new(0),
+            writing: AtomicU32::new(0),
         })
+    }
+
+    /// An answer's body starts being written.
+    pub fn writing_started(&self) {
+        self.writing.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An answer's body has been written (or dropped).
+    pub fn writing_ended(&self) {
+        self.last_active.store(now_ms(), Ordering::Relaxed);
+        self.writing.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// A request's head has been read: the app (or the fast path) has it.
@@ -228,7 +242,10 @@ impl ConnState {
     fn read(&self) {
         let now = now_ms();
         self.last_active.store(now, Ordering::Relaxed);
+        // Bytes that come while an answer is written are the next
+        // request's, early: its head is timed once the answer is out.
         if self.in_flight.load(Ordering::Relaxed) == 0
+            && self.writing.load(Ordering::Relaxed) == 0
             && self.head_since.load(Ordering::Relaxed) == 0
         {
             self.head_since.store(now, Ordering::Relaxed);
@@ -241,13 +258,18 @@ impl ConnState {
 
     /// Whether the connection has waited too long, at `now`. While a
     /// request is answered only the body's own pace applies; the watchdog
-    /// looks again a header timeout later.
+    /// looks again a header timeout later. While an answer is written, a
+    /// client that stops reading it for the idle timeout is let go.
     pub fn verdict(&self, now: u64, header_timeout: Duration, idle_timeout: Duration) -> Verdict {
         let header = header_timeout.as_millis() as u64;
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return Verdict::Keep(now + header);
         }
-        let head = self.head_since.load(Ordering::Relaxed);
+        let head = if self.writing.load(Ordering::Relaxed) > 0 {
+            0
+        } else {
+            self.head_since.load(Ordering::Relaxed)
+        };
         let (deadline, reason) = if head != 0 {
             (head + header, Reason::HeaderTimeout)
         } else {
@@ -392,6 +414,20 @@ mod tests {
             state.verdict(ended + 60_000, header, idle),
             Verdict::Close(Reason::IdleTimeout)
         );
+        state.writing_started();
+        state.read();
+        assert_eq!(
+            state.head_since.load(Ordering::Relaxed),
+            0,
+            "bytes while an answer is written start no head"
+        );
+        let active = state.last_active.load(Ordering::Relaxed);
+        assert_eq!(
+            state.verdict(active + 30_000, header, idle),
+            Verdict::Keep(active + 60_000),
+            "a long answer is not cut at the header timeout"
+        );
+        state.writing_ended();
         state.read();
         let head = state.head_since.load(Ordering::Relaxed);
         assert_ne!(head, 0, "a byte after idleness starts a head");

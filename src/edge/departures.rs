@@ -25,17 +25,41 @@ pub struct Watch {
     id: u64,
     book: Arc<Departures>,
     _sender: oneshot::Sender<()>,
+    answered: bool,
 }
+
+/// How long the signal of a client that left waits for its handler to
+/// take it: the handler may not have reached the upload yet.
+const UNCLAIMED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Watch {
     pub fn id(&self) -> u64 {
         self.id
     }
+
+    /// The app has answered: nobody will wait for this signal any more.
+    pub fn answered(mut self) {
+        self.answered = true;
+    }
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.book.take(self.id);
+        if self.answered {
+            self.book.take(self.id);
+            return;
+        }
+        // The client left: a handler that takes the signal later finds it
+        // already fired. If none does, it is forgotten after a while.
+        let (book, id) = (Arc::clone(&self.book), self.id);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                tokio::time::sleep(UNCLAIMED_FOR).await;
+                book.take(id);
+            });
+        } else {
+            book.take(id);
+        }
     }
 }
 
@@ -51,6 +75,7 @@ impl Departures {
             id,
             book: Arc::clone(self),
             _sender: sender,
+            answered: false,
         }
     }
 
@@ -100,7 +125,19 @@ mod tests {
         assert_eq!(out, 7);
         let watch = book.register();
         let id = watch.id();
+        watch.answered();
+        assert!(book.take(id).is_none(), "an answered watch leaves no entry");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_left_before_its_handler_looked_is_still_seen_gone() {
+        let book = Arc::new(Departures::default());
+        let watch = book.register();
+        let id = watch.id();
         drop(watch);
-        assert!(book.take(id).is_none(), "a dropped watch leaves no entry");
+        let gone = book.take(id);
+        assert!(gone.is_some(), "the signal waits for its handler");
+        let out = unless_gone(gone, std::future::pending::<u8>(), || 7).await;
+        assert_eq!(out, 7);
     }
 }

@@ -145,6 +145,7 @@ impl FastPath {
         };
         let headers = res.headers_mut();
         headers.insert(header::SERVER, SERVER);
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
         if let Ok(value) = HeaderValue::from_str(&id) {
             headers.insert(REQUEST_ID, value);
         }

@@ -58,7 +58,8 @@ impl InProcess {
             if is_hop(name) || name == PEER || name == SECRET || name == REQUEST {
                 continue;
             }
-            let Ok(text) = value.to_str() else {
+            // Rocket's server took UTF-8 values; `to_str` would drop them.
+            let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
                 continue;
             };
             // Rocket's server reads cookies from the header into the
@@ -96,6 +97,14 @@ impl InProcess {
             ) {
                 res.headers_mut().append(name, value);
             }
+        }
+        // A HEAD answer has no body; Rocket keeps the GET's length for it.
+        if parts.method == http::Method::HEAD
+            && !res.headers().contains_key(header::CONTENT_LENGTH)
+            && let Some(len) = answer.body().preset_size()
+        {
+            res.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         }
         let body = answer.into_bytes().await.unwrap_or_default();
         *res.body_mut() = Full::new(Bytes::from(body));

@@ -83,6 +83,46 @@ impl Body for EdgeBody {
     }
 }
 
+/// An answer's body, which tells the connection's watchdog when it has
+/// been written.
+pub struct Tracked {
+    body: EdgeBody,
+    state: Arc<ConnState>,
+}
+
+impl Tracked {
+    fn new(body: EdgeBody, state: Arc<ConnState>) -> Self {
+        state.writing_started();
+        Self { body, state }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.state.writing_ended();
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = pace::BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The guards' settings, from `[server]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Guards {
@@ -258,8 +298,15 @@ impl Edge {
             let state = Arc::clone(&requests);
             async move {
                 state.request_started();
-                let _ended = Ended(state);
-                Ok::<_, Infallible>(edge.handle(req, ip).await)
+                let ended = Ended(Arc::clone(&state));
+                // Writing counts before answering stops counting, so that no
+                // byte read in between starts the next head's timer.
+                let res = edge
+                    .handle(req, ip)
+                    .await
+                    .map(|body| Tracked::new(body, Arc::clone(&state)));
+                drop(ended);
+                Ok::<_, Infallible>(res)
             }
         });
         let conn = hyper::server::conn::http1::Builder::new()

@@ -13,7 +13,7 @@ use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::assets::Assets;
 use crate::edge::EdgeBody;
@@ -69,8 +69,14 @@ impl Upstream {
         // The app keeps connections open far longer than this (see
         // `app::rocket_config`), so a pooled one is never closed under a
         // request about to use it.
+        // Rocket 0.5 never closes an idle keep-alive connection itself, so
+        // the pool does (it needs a timer for that); the client's own Host
+        // is passed on as it came, and none is made up when it is missing.
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(32)
+            .pool_timer(TokioTimer::new())
+            .set_host(false)
             .build(connector);
         Self {
             client,
@@ -117,7 +123,9 @@ impl Upstream {
         let headers = parts.headers.clone();
         match self.client.request(Request::from_parts(parts, body)).await {
             Ok(res) => {
-                drop(watch);
+                if let Some(watch) = watch {
+                    watch.answered();
+                }
                 let (mut parts, body) = res.into_parts();
                 strip(&mut parts.headers);
                 Response::from_parts(parts, EdgeBody::Upstream(body))
@@ -154,6 +162,15 @@ pub fn is_hop(name: &HeaderName) -> bool {
     HOP.contains(name) || name == header::TRANSFER_ENCODING
 }
 
+/// Headers a client's `Connection` cannot have removed: what the app needs
+/// to frame, route and check the request.
+const KEPT: [HeaderName; 4] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::CONTENT_TYPE,
+    header::TRANSFER_ENCODING,
+];
+
 fn strip(headers: &mut HeaderMap) {
     // `Connection` may name more hop-by-hop headers.
     let named: Vec<HeaderName> = headers
@@ -162,6 +179,7 @@ fn strip(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| !KEPT.contains(n))
         .collect();
     for name in HOP.iter().chain(named.iter()) {
         headers.remove(name);

@@ -404,3 +404,57 @@ fn an_upload_whose_client_leaves_stops_decoding_and_stores_nothing() {
     let res = api_upload(&server, "next.png", "image/png", &fixtures::png(64, 64));
     assert_eq!(res.status, 201, "{}", res.text());
 }
+
+#[test]
+fn what_the_app_checks_cannot_be_removed_or_made_up_on_the_way() {
+    let sb = Sandbox::sqlite();
+    let server = server_with(&sb, &[]);
+    let (content_type, body) = multipart("file", "a.png", "image/png", &fixtures::png(8, 8));
+    // No Host at all, and a foreign Host that `Connection` asks to drop:
+    // both reach the app as sent, and both are refused there.
+    for host in ["", "Host: evil.example\r\nConnection: Host\r\n"] {
+        let mut s = connect_from("127.0.0.1", server.port);
+        write!(
+            s,
+            "POST /api/images HTTP/1.1\r\n{host}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(&body).unwrap();
+        let got = one_response(&mut s);
+        assert!(got.starts_with("HTTP/1.1 400"), "{host:?}: {got}");
+        assert!(got.contains("unknown_host"), "{got}");
+    }
+    assert_eq!(count_rows(&sb.database_url), 0);
+}
+
+#[test]
+fn answers_from_the_edge_and_the_app_keep_their_headers() {
+    let sb = Sandbox::sqlite();
+    let server = server_with(&sb, &[]);
+    for path in ["/robots.txt", "/favicon.ico", "/img/nothing", "/"] {
+        let res = get(&server.url(path), &[]);
+        assert_eq!(
+            res.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(res.header("server"), Some("kitteh"), "{path}");
+    }
+    // HEAD of a page answered in-process carries the GET's length.
+    let page = get(&server.url("/"), &[]);
+    let mut s = connect_from("127.0.0.1", server.port);
+    s.write_all(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (head, _) = until_closed(&mut s);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no length: {head}"));
+    assert_eq!(len, page.text().len().to_string());
+}
