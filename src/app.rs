@@ -386,7 +386,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     // The public socket first: a port already taken fails at once.
     let public =
         std::net::SocketAddr::new(services.config.server.address, services.config.server.port);
-    let listener = edge::bind(public)
+    let listener = tokio::net::TcpListener::bind(public)
         .await
         .map_err(|source| StartError::Listen {
             addr: public,

@@ -152,10 +152,6 @@ impl Gate {
         self.open.load(Ordering::Relaxed)
     }
 
-    pub fn max_total(&self) -> usize {
-        self.max_total
-    }
-
     /// A place for a connection from `client`; `counted` is false for a
     /// trusted proxy, which carries many clients and is held only to the
     /// total.

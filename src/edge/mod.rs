@@ -22,7 +22,6 @@ pub mod pace;
 pub mod proxy;
 
 use std::convert::Infallible;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -44,7 +43,6 @@ use crate::edge::fast::{Asking, FastPath, Route};
 use crate::edge::inprocess::InProcess;
 use crate::edge::proxy::Upstream;
 use crate::metrics::Metrics;
-use crate::routes::host::HostPolicy;
 
 /// What the edge answers with: its own bytes, or the app's streamed.
 pub enum EdgeBody {
@@ -136,7 +134,6 @@ pub struct Edge {
     fast: FastPath,
     inprocess: InProcess,
     upstream: Upstream,
-    policy: HostPolicy,
     guards: Guards,
     gate: Arc<Gate>,
     log: RateLog,
@@ -160,7 +157,6 @@ impl Edge {
         guards: Guards,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let policy = fast.policy.clone();
         let refusal = |status: &str, code: &str, message: String| {
             let body =
                 serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
@@ -192,7 +188,6 @@ impl Edge {
             fast,
             inprocess,
             upstream,
-            policy,
             guards,
             log: RateLog::default(),
             metrics,
@@ -252,7 +247,7 @@ impl Edge {
         alive: &mpsc::Sender<()>,
     ) {
         let ip = peer.ip().to_canonical();
-        let ticket = match self.gate.admit(ip, !self.policy.is_trusted_proxy(ip)) {
+        let ticket = match self.gate.admit(ip, !self.fast.policy.is_trusted_proxy(ip)) {
             Ok(ticket) => ticket,
             Err(reason) => {
                 let answer = match reason {
@@ -384,9 +379,4 @@ impl Drop for Ended {
     fn drop(&mut self) {
         self.0.request_ended();
     }
-}
-
-/// Binds the public socket.
-pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }

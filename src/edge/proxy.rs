@@ -120,7 +120,11 @@ impl Upstream {
         };
         let verdict = Verdict::default();
         let body = Paced::new(body, self.pace, Arc::clone(&verdict));
-        let headers = parts.headers.clone();
+        // An error the edge writes itself is a page or JSON by `Accept`.
+        let mut headers = HeaderMap::new();
+        for accept in parts.headers.get_all(header::ACCEPT) {
+            headers.append(header::ACCEPT, accept.clone());
+        }
         match self.client.request(Request::from_parts(parts, body)).await {
             Ok(res) => {
                 if let Some(watch) = watch {

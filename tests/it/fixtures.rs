@@ -473,16 +473,23 @@ pub fn gif_frames(frames: u32, w: u16, h: u16, screen: u16) -> Vec<u8> {
     let lzw = weezl::encode::Encoder::new(weezl::BitOrder::Lsb, 2)
         .encode(&data)
         .unwrap();
+    let at = |i: u32| (i as u16) % screen.saturating_sub(w).max(1);
+    gif_of(screen, (0..frames).map(|i| (at(i), w, h)), &lzw)
+}
+
+/// A GIF on a `screen`×`screen` logical screen with a four-colour table,
+/// looping, and one frame per `(x, w, h)` (at the top), each of them the
+/// LZW stream `lzw` (minimum code size 2).
+fn gif_of(screen: u16, frames: impl Iterator<Item = (u16, u16, u16)>, lzw: &[u8]) -> Vec<u8> {
     let mut out = b"GIF89a".to_vec();
     out.extend(screen.to_le_bytes());
     out.extend(screen.to_le_bytes());
     out.extend([0x81, 0, 0]); // global table of four colours
     out.extend([0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0, 255]);
     out.extend(b"\x21\xFF\x0BNETSCAPE2.0\x03\x01\x00\x00\x00");
-    for i in 0..frames {
+    for (x, w, h) in frames {
         out.extend([0x21, 0xF9, 0x04, 0x00, 0x02, 0x00, 0x00, 0x00]);
         out.push(0x2C);
-        let x = (i as u16) % screen.saturating_sub(w).max(1);
         out.extend(x.to_le_bytes());
         out.extend(0u16.to_le_bytes());
         out.extend(w.to_le_bytes());
@@ -617,28 +624,7 @@ pub fn gif_dense_frames(frames: u32, side: u16) -> Vec<u8> {
     }
     bits.put(5, width); // end
     let lzw = bits.finish();
-    let mut out = b"GIF89a".to_vec();
-    out.extend(side.to_le_bytes());
-    out.extend(side.to_le_bytes());
-    out.extend([0x81, 0, 0]);
-    out.extend([0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0, 255]);
-    out.extend(b"\x21\xFF\x0BNETSCAPE2.0\x03\x01\x00\x00\x00");
-    for _ in 0..frames {
-        out.extend([0x21, 0xF9, 0x04, 0x00, 0x02, 0x00, 0x00, 0x00]);
-        out.push(0x2C);
-        out.extend([0, 0, 0, 0]);
-        out.extend(side.to_le_bytes());
-        out.extend(side.to_le_bytes());
-        out.push(0);
-        out.push(2);
-        for block in lzw.chunks(255) {
-            out.push(block.len() as u8);
-            out.extend(block);
-        }
-        out.push(0);
-    }
-    out.push(0x3B);
-    out
+    gif_of(side, (0..frames).map(|_| (0, side, side)), &lzw)
 }
 
 #[derive(Default)]

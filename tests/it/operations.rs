@@ -216,7 +216,15 @@ fn sigterm_during_a_slow_upload_finishes_it_and_exits_0() {
 #[test]
 fn after_sigterm_no_connection_is_accepted_and_no_job_is_taken() {
     let sb = Sandbox::sqlite();
-    let mut server = verbose_server(&sb, &[("KITTEH_VARIANTS__POLL_INTERVAL_MS", "50")]);
+    // A grace period that outlasts the checks below on a busy machine (the
+    // suite runs in parallel; a `variants rebuild` process starts in it).
+    let mut server = verbose_server(
+        &sb,
+        &[
+            ("KITTEH_VARIANTS__POLL_INTERVAL_MS", "50"),
+            ("KITTEH_SERVER__SHUTDOWN_GRACE", "30"),
+        ],
+    );
     let done = api_upload(&server, "a.png", "image/png", &fixtures::png(200, 100));
     let token = done.json()["token"].as_str().unwrap().to_string();
     crate::variants::wait_sizes(&server, &token, "ready");
