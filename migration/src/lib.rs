@@ -8,6 +8,7 @@ mod m20161001_000001_create_images;
 mod m20261126_000002_add_image_facts;
 mod m20261126_000003_create_variants;
 mod m20261127_000004_create_installation;
+mod m20261127_000005_moderation;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_add_image_facts::Migration),
             Box::new(m20261126_000003_create_variants::Migration),
             Box::new(m20261127_000004_create_installation::Migration),
+            Box::new(m20261127_000005_moderation::Migration),
         ]
     }
 }

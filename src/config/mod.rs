@@ -41,6 +41,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub cache: CacheConfig,
     pub limits: LimitsConfig,
+    pub rate_limits: RateLimitsConfig,
+    pub privacy: PrivacyConfig,
     pub log: LogConfig,
 }
 
@@ -262,6 +264,18 @@ pub struct UploadsConfig {
     pub max_height: u32,
     /// Most pixels (width × height) accepted: this bounds decode memory.
     pub max_pixels: u64,
+    /// Who may upload: `open` (anyone) or `keys` (only with a key made by
+    /// `kitteh keys create`).
+    pub access: Access,
+    /// How long an upload lives when it does not say (`expires_in`), as
+    /// `90s`, `12h`, `7d`, `2w`. Empty: forever.
+    pub default_expiry: String,
+    /// The longest `expires_in` accepted (uploads asking for more get 422).
+    /// Empty: no maximum, and never expiring is allowed.
+    pub max_expiry: String,
+    /// Seconds between looks for expired images (and addresses kept past
+    /// `privacy.ip_retention_days`).
+    pub expiry_interval_seconds: u64,
 }
 
 impl Default for UploadsConfig {
@@ -271,6 +285,115 @@ impl Default for UploadsConfig {
             max_width: 16_384,
             max_height: 16_384,
             max_pixels: 60_000_000,
+            access: Access::Open,
+            default_expiry: String::new(),
+            max_expiry: String::new(),
+            expiry_interval_seconds: 60,
+        }
+    }
+}
+
+impl UploadsConfig {
+    /// `default_expiry` as a duration; None for forever (or a value that
+    /// `validate` has already refused).
+    pub fn default_expiry(&self) -> Option<std::time::Duration> {
+        parse_duration(&self.default_expiry).ok().flatten()
+    }
+
+    /// `max_expiry` as a duration; None for no maximum.
+    pub fn max_expiry(&self) -> Option<std::time::Duration> {
+        parse_duration(&self.max_expiry).ok().flatten()
+    }
+}
+
+/// Who may upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Anyone who can reach the server.
+    Open,
+    /// Only clients with an upload key.
+    Keys,
+}
+
+/// `90s`, `15m`, `12h`, `7d`, `2w` as a duration; `""` or `never` as None.
+pub fn parse_duration(text: &str) -> Result<Option<std::time::Duration>, String> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_seconds: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a duration: write a number and one of s, m, h, d, w (`90s`, `12h`, `7d`), or `never`"
+            ));
+        }
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: it needs a number before the unit"))?;
+    if number == 0 {
+        return Err(format!("`{text}` is not a duration: it must be above 0"));
+    }
+    // Ten years is longer than any sensible expiry and keeps dates in range.
+    let seconds = number
+        .checked_mul(unit_seconds)
+        .filter(|s| *s <= 10 * 366 * 86_400)
+        .ok_or_else(|| format!("`{text}` is longer than ten years"))?;
+    Ok(Some(std::time::Duration::from_secs(seconds)))
+}
+
+/// How often one client address may do what costs others: each pair is a
+/// token bucket of `*_burst` refilled at `*_per_minute`. Kept in memory by
+/// each replica. A `*_per_minute` of 0 turns that limit off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    pub uploads_per_minute: u32,
+    pub uploads_burst: u32,
+    pub reports_per_minute: u32,
+    pub reports_burst: u32,
+    /// Delete attempts with a wrong token (guessing), per address.
+    pub wrong_delete_tokens_per_minute: u32,
+    pub wrong_delete_tokens_burst: u32,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            uploads_per_minute: 30,
+            uploads_burst: 10,
+            reports_per_minute: 6,
+            reports_burst: 3,
+            wrong_delete_tokens_per_minute: 10,
+            wrong_delete_tokens_burst: 5,
+        }
+    }
+}
+
+/// What Kitteh keeps about people, and for how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Days the address an image (or a report) came from is kept, for
+    /// `kitteh images list --ip` and `kitteh ban add --purge`; then erased.
+    /// 0: never stored.
+    pub ip_retention_days: u32,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            ip_retention_days: 30,
         }
     }
 }

@@ -39,6 +39,46 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             "uploads: max_bytes, max_width, max_height and max_pixels must be above 0".into(),
         );
     }
+    for (key, value) in [
+        ("uploads.default_expiry", &u.default_expiry),
+        ("uploads.max_expiry", &u.max_expiry),
+    ] {
+        if let Err(e) = super::parse_duration(value) {
+            errors.push(format!("{key}: {e}"));
+        }
+    }
+    if let (Some(default), Some(max)) = (u.default_expiry(), u.max_expiry())
+        && default > max
+    {
+        errors.push(format!(
+            "uploads.default_expiry: `{}` is longer than uploads.max_expiry `{}`",
+            u.default_expiry, u.max_expiry
+        ));
+    }
+    if u.default_expiry().is_none() && u.max_expiry().is_some() && !u.default_expiry.is_empty() {
+        errors.push(
+            "uploads.default_expiry: `never` is not allowed when uploads.max_expiry is set".into(),
+        );
+    }
+    if u.expiry_interval_seconds == 0 {
+        errors.push("uploads.expiry_interval_seconds: must be at least 1".into());
+    }
+    let r = &config.rate_limits;
+    for (name, per_minute, burst) in [
+        ("uploads", r.uploads_per_minute, r.uploads_burst),
+        ("reports", r.reports_per_minute, r.reports_burst),
+        (
+            "wrong_delete_tokens",
+            r.wrong_delete_tokens_per_minute,
+            r.wrong_delete_tokens_burst,
+        ),
+    ] {
+        if per_minute > 0 && burst == 0 {
+            errors.push(format!(
+                "rate_limits.{name}_burst: must be at least 1 while rate_limits.{name}_per_minute is set"
+            ));
+        }
+    }
     if !config.metrics.listen.is_empty()
         && config
             .metrics

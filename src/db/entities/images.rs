@@ -20,6 +20,9 @@ pub struct Model {
     pub height: i32,
     pub sha256: String,
     pub delete_token_hash: String,
+    pub key_id: Option<i64>,
+    pub uploader_ip: Option<String>,
+    pub expires_at: Option<ChronoDateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

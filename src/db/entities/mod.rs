@@ -1,4 +1,9 @@
+pub mod bans;
+pub mod blocklist;
 pub mod images;
 pub mod installation;
+pub mod reports;
+pub mod tombstones;
+pub mod upload_keys;
 pub mod variant_jobs;
 pub mod variants;
