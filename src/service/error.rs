@@ -67,6 +67,50 @@ pub enum Error {
     /// something else is wrong.
     #[error("no free name after {0} attempts")]
     NoFreeName(usize),
+    /// An upload on a keys instance came without a key we know.
+    #[error(
+        "this server takes uploads with an upload key only: send `Authorization: Bearer KEY` (or sign in on the upload page); {0}"
+    )]
+    KeyRequired(&'static str),
+    /// The key was revoked by the operator.
+    #[error("this upload key was revoked; ask the operator for a new one")]
+    KeyRevoked,
+    /// The key has stored as much as its quota allows.
+    #[error(
+        "this upload key has used {used} of its quota of {quota} bytes; this upload needs {needed} more"
+    )]
+    QuotaExceeded { used: u64, quota: u64, needed: u64 },
+    /// Too many requests of one kind from one address (or key).
+    #[error("too many {} from your address: at most {} at once, refilled at {} a minute; try again in {} s", what(.0.name), .0.limit.burst, .0.limit.per_minute, .0.retry_after)]
+    RateLimited(crate::service::rate::Verdict),
+    /// `expires_in` cannot be read.
+    #[error("expires_in: {0}")]
+    BadExpiry(String),
+    /// `expires_in` is longer than `uploads.max_expiry`.
+    #[error(
+        "expires_in `{asked}` is longer than this server keeps pictures (uploads.max_expiry = {max})"
+    )]
+    ExpiryTooLong { asked: String, max: String },
+    /// The image expired (and is, or is about to be, deleted).
+    #[error("{0} has expired and is gone")]
+    Expired(String),
+    /// The picture is on the operator's blocklist.
+    #[error("this picture cannot be shared here: the operator has blocked it")]
+    Blocked,
+    /// The client's address is banned.
+    #[error("uploads, reports and deletes from your address are not accepted here")]
+    Banned,
+    /// A page or action for admin keys only.
+    #[error("this needs an admin key: {0}")]
+    AdminOnly(&'static str),
+    /// A report form that cannot be taken as it is.
+    #[error("{0}")]
+    BadReport(String),
+    /// A moderation form without its anti-forgery token.
+    #[error(
+        "this form was not sent from the moderation page (its check token is missing or wrong); reload the page and try again"
+    )]
+    Forged,
     /// A blocking task (decoding, resizing) could not be run or was lost.
     #[error("a background task failed")]
     Task(#[source] tokio::task::JoinError),
@@ -98,6 +142,18 @@ impl Error {
             Self::NotFound(_) => "not_found",
             Self::WrongDeleteToken => "forbidden",
             Self::StorageUnavailable(_) => "storage_unavailable",
+            Self::KeyRequired(_) => "key_required",
+            Self::KeyRevoked => "key_revoked",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
+            Self::RateLimited(_) => "rate_limited",
+            Self::BadExpiry(_) => "bad_expiry",
+            Self::ExpiryTooLong { .. } => "expiry_too_long",
+            Self::Expired(_) => "expired",
+            Self::Blocked => "blocked",
+            Self::Banned => "banned",
+            Self::AdminOnly(_) => "admin_required",
+            Self::BadReport(_) => "bad_report",
+            Self::Forged => "forged_form",
             Self::Database(e) if crate::db::is_unavailable(e) => "database_unavailable",
             Self::DatabaseGone(_) => "database_unavailable",
             Self::ObjectMissing { .. }
@@ -110,6 +166,14 @@ impl Error {
     /// The message with every cause appended, for logs and job errors.
     pub fn chain(&self) -> String {
         chain(self)
+    }
+}
+
+/// What a rate limit counts, in words.
+fn what(name: &str) -> &str {
+    match name {
+        "wrong_delete_tokens" => "delete attempts with a wrong token",
+        other => other,
     }
 }
 

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-    SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use crate::db::entities::{images, variants};
+use crate::db::entities::{images, tombstones, variants};
 use crate::db::{SqliteFile, queue};
 use crate::imaging::resize::Rendered;
 use crate::imaging::{self, Processed, Stop};
@@ -24,6 +24,7 @@ use crate::service::budget::Decoding;
 use crate::service::cache::{ImageCache, Resolved};
 use crate::service::error::{Error, Result};
 use crate::service::model::{ImageInfo, NO_FILE_NAME, SizeInfo, StoredObject};
+use crate::service::moderation::{Moderation, Uploader};
 use crate::service::sizes::Sizes;
 use crate::storage::Storage;
 
@@ -47,13 +48,17 @@ pub struct Images {
     decoders: Semaphore,
     /// The SQLite file opened at startup, checked before every upload.
     db_file: Option<SqliteFile>,
+    /// Blocklist and quotas, checked once the stored bytes are known.
+    moderation: Option<Arc<Moderation>>,
 }
 
 /// An upload as it arrived: the file's bytes and the name the client gave.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewUpload {
     pub bytes: bytes::Bytes,
     pub file_name: Option<String>,
+    /// Its key, address and expiry, as the access check admitted it.
+    pub uploader: Uploader,
 }
 
 /// The outcome of an accepted upload. The delete token exists only here:
@@ -87,6 +92,9 @@ pub struct Object {
     pub bytes: Arc<[u8]>,
     /// The file name a download should get, when one was asked for.
     pub download_name: Option<String>,
+    /// Seconds a cache may keep it, for a picture that expires; None:
+    /// forever (the bytes of a name never change).
+    pub max_age: Option<u64>,
 }
 
 impl Images {
@@ -130,7 +138,15 @@ impl Images {
             names,
             decoders: Semaphore::new(cpus),
             db_file: None,
+            moderation: None,
         }
+    }
+
+    /// Checks uploads against the blocklist and their key's quota, and
+    /// records their key and address.
+    pub fn moderated_by(mut self, moderation: Arc<Moderation>) -> Self {
+        self.moderation = Some(moderation);
+        self
     }
 
     /// Refuses uploads once `file` (the SQLite database opened at startup)
@@ -193,6 +209,18 @@ impl Images {
         let body = bytes::Bytes::from(processed.bytes);
         let format = processed.format;
         let content_type = format.mime();
+        let uploader = upload.uploader;
+        let kept_addr = match &self.moderation {
+            Some(m) => {
+                m.check_blocked(&processed.sha256).await?;
+                if let Some(key) = &uploader.key {
+                    m.check_quota(key, body.len() as u64).await?;
+                }
+                m.kept_addr(uploader.addr)
+            }
+            None => None,
+        };
+        let key_id = uploader.key.as_ref().map(|k| k.id);
 
         for _ in 0..NAME_ATTEMPTS {
             let name = self.names.generate(&mut rand::rng());
@@ -212,6 +240,9 @@ impl Images {
                 height: Set(processed.height as i32),
                 sha256: Set(processed.sha256.clone()),
                 delete_token_hash: Set(delete_token_hash.clone()),
+                key_id: Set(key_id),
+                uploader_ip: Set(kept_addr.clone()),
+                expires_at: Set(uploader.expires_at),
                 ..Default::default()
             };
             let txn = self.db.begin().await?;
@@ -260,6 +291,9 @@ impl Images {
                     self.sizes.remove_written(w).await;
                 }
                 return Err(e.into());
+            }
+            if let (Some(m), Some(id)) = (&self.moderation, key_id) {
+                m.key_used(id).await;
             }
             let inline = written.is_some();
             tracing::info!(token = %image.token, bytes = image.size, content_type = %image.content_type, sizes_inline = inline, "upload stored");
@@ -392,6 +426,48 @@ impl Images {
         Ok(Some((resolved, size)))
     }
 
+    /// What a requested name refers to, if it is still there: an image
+    /// whose time is up is `Expired` even before the periodic job removes
+    /// it, and a name that expired or was blocked says so (410, 451)
+    /// rather than not found. `shown` is the name as the client wrote it.
+    pub async fn live(
+        &self,
+        requested: &str,
+        shown: &str,
+    ) -> Result<(Arc<Resolved>, Option<String>)> {
+        match self.lookup(requested).await? {
+            Some((resolved, size)) if resolved.image.expired(Utc::now()) => {
+                let _ = size;
+                Err(Error::Expired(resolved.image.name.clone()))
+            }
+            Some(found) => Ok(found),
+            None => Err(self.gone(requested, shown).await?),
+        }
+    }
+
+    /// Why a name that is not found is gone: expired, blocked, or never
+    /// known.
+    async fn gone(&self, requested: &str, shown: &str) -> Result<Error> {
+        let requested = requested.to_ascii_lowercase();
+        let mut candidates = vec![requested.clone()];
+        for size in self.sizes.configured() {
+            if let Some(rest) = requested.strip_prefix(size.name.as_str())
+                && !rest.is_empty()
+            {
+                candidates.push(rest.to_string());
+            }
+        }
+        let found = tombstones::Entity::find()
+            .filter(tombstones::Column::Token.is_in(candidates))
+            .one(&self.db)
+            .await?;
+        Ok(match found.map(|t| t.reason) {
+            Some(reason) if reason == TOMBSTONE_BLOCKED => Error::Blocked,
+            Some(_) => Error::Expired(shown.to_string()),
+            None => Error::NotFound(shown.to_string()),
+        })
+    }
+
     /// Decides which object answers `/img/{requested}` (with `size` from
     /// the query, which wins over a size prefix in the name): the original,
     /// a size, a stand-in while the size is made, or a public URL.
@@ -405,10 +481,7 @@ impl Images {
         download: bool,
     ) -> Result<Served> {
         let (stem, extension) = split_extension(requested);
-        let (resolved, prefixed) = self
-            .lookup(stem)
-            .await?
-            .ok_or_else(|| Error::NotFound(requested.to_string()))?;
+        let (resolved, prefixed) = self.live(stem, requested).await?;
         let image = &resolved.image;
         if let Some(extension) = extension
             && !extension_fits(extension, image.extension())
@@ -451,11 +524,16 @@ impl Images {
         }
         let download_name = download.then(|| download_name(image, &label));
         let bytes = self.bytes(&object).await?;
+        // Caches may keep an expiring picture only until it expires.
+        let max_age = image
+            .expires_at
+            .map(|at| u64::try_from((at - Utc::now()).num_seconds()).unwrap_or(0));
         Ok(Served::Object(Object {
             content_type: image.content_type.clone(),
             sha256: object.sha256,
             bytes,
             download_name,
+            max_age,
         }))
     }
 
@@ -502,7 +580,12 @@ impl Images {
     /// An image and its sizes by exact token, straight from the database:
     /// what the API reports, never a cached answer.
     pub async fn describe(&self, token: &str) -> Result<(ImageInfo, Vec<SizeInfo>)> {
-        let image = self.get(token).await?;
+        let image = match self.get(token).await {
+            Ok(image) if image.expired(Utc::now()) => return Err(Error::Expired(image.name)),
+            Ok(image) => image,
+            Err(Error::NotFound(_)) => return Err(self.gone(token, token).await?),
+            Err(e) => return Err(e),
+        };
         let sizes = self.sizes_of(&image).await?;
         Ok((image, sizes))
     }
@@ -530,12 +613,38 @@ impl Images {
     }
 
     /// Deletes an image when `delete_token` matches, and returns what was
-    /// deleted. The rows go first, then the objects: a crash in between
-    /// leaves orphan objects (swept later), never a row without its object.
+    /// deleted.
     pub async fn delete(&self, token: &str, delete_token: Option<&str>) -> Result<ImageInfo> {
         let image = self
             .check_delete_token(token, delete_token.unwrap_or_default())
             .await?;
+        self.remove_image(image, None).await
+    }
+
+    /// Deletes an image by name, without its delete token: for operators.
+    /// `tombstone` (`expired`, `blocked`) makes later requests for the
+    /// name say why it is gone. Returns what was deleted.
+    pub async fn remove(&self, token: &str, tombstone: Option<&str>) -> Result<ImageInfo> {
+        let image = self.get(token).await?;
+        self.remove_image(image, tombstone).await
+    }
+
+    /// The rows go first, then the objects: a crash in between leaves
+    /// orphan objects (swept later), never a row without its object. The
+    /// row's deletion is also the claim: of several replicas removing the
+    /// same image, only the one whose delete found the row goes on.
+    async fn remove_image(&self, image: ImageInfo, tombstone: Option<&str>) -> Result<ImageInfo> {
+        self.remove_where(image, tombstone, None)
+            .await?
+            .ok_or_else(|| Error::NotFound(String::new()))
+    }
+
+    async fn remove_where(
+        &self,
+        image: ImageInfo,
+        tombstone: Option<&str>,
+        expired_by: Option<chrono::DateTime<Utc>>,
+    ) -> Result<Option<ImageInfo>> {
         let recorded: Vec<String> = variants::Entity::find()
             .filter(variants::Column::ImageId.eq(image.id))
             .all(&self.db)
@@ -543,10 +652,30 @@ impl Images {
             .into_iter()
             .map(|v| v.path)
             .collect();
+        let txn = self.db.begin().await?;
         // Variant and job rows go with the image (ON DELETE CASCADE).
-        images::Entity::delete_by_id(image.id)
-            .exec(&self.db)
+        let mut delete = images::Entity::delete_many().filter(images::Column::Id.eq(image.id));
+        if let Some(now) = expired_by {
+            delete = delete.filter(images::Column::ExpiresAt.lte(now));
+        }
+        let deleted = delete.exec(&txn).await?;
+        if deleted.rows_affected == 0 {
+            let _ = txn.rollback().await;
+            return Ok(None);
+        }
+        if let Some(reason) = tombstone {
+            tombstones::Entity::delete_by_id(image.token.clone())
+                .exec(&txn)
+                .await?;
+            tombstones::ActiveModel {
+                token: Set(image.token.clone()),
+                reason: Set(reason.to_string()),
+                gone_at: Set(Utc::now()),
+            }
+            .insert(&txn)
             .await?;
+        }
+        txn.commit().await?;
         // Variant files are named from the token, so the configured names
         // catch one a worker finished after we read the rows; the rows catch
         // sizes since removed from the configuration.
@@ -562,10 +691,93 @@ impl Images {
         }
         // Deletion wins over caching: here at once, elsewhere by notification.
         self.cache.announce(&self.db, &image.token).await;
-        tracing::info!(token = %image.token, "image deleted");
-        Ok(image)
+        tracing::info!(token = %image.token, reason = tombstone.unwrap_or("deleted"), "image deleted");
+        Ok(Some(image))
+    }
+
+    /// Deletes up to `batch` images whose time is up; returns how many
+    /// this process deleted. Every replica may run this at once: each
+    /// image is deleted by exactly one of them (the one whose delete found
+    /// the row).
+    pub async fn expire_due(&self, batch: u64) -> Result<usize> {
+        let now = Utc::now();
+        let due = images::Entity::find()
+            .filter(images::Column::ExpiresAt.lte(now))
+            .order_by_asc(images::Column::ExpiresAt)
+            .limit(batch)
+            .all(&self.db)
+            .await?;
+        let mut removed = 0;
+        for row in due {
+            let image = ImageInfo::from(row);
+            if self
+                .remove_where(image, Some(TOMBSTONE_EXPIRED), Some(now))
+                .await?
+                .is_some()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Images, newest first, for operators: uploaded since `since`, with
+    /// `key_id`, by one of `tokens`; at most `limit`.
+    pub async fn listing(&self, filter: &Listing) -> Result<Vec<Listed>> {
+        let mut query = images::Entity::find().order_by_desc(images::Column::Id);
+        if let Some(since) = filter.since {
+            query = query.filter(images::Column::InsertedAt.gte(since));
+        }
+        if let Some(key_id) = filter.key_id {
+            query = query.filter(images::Column::KeyId.eq(key_id));
+        }
+        if let Some(tokens) = &filter.tokens {
+            query = query.filter(images::Column::Token.is_in(tokens.clone()));
+        }
+        if filter.net.is_some() {
+            query = query.filter(images::Column::UploaderIp.is_not_null());
+        }
+        let rows = query.all(&self.db).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|row| match (&filter.net, &row.uploader_ip) {
+                (Some(net), Some(ip)) => ip
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| net.contains(&ip)),
+                (Some(_), None) => false,
+                (None, _) => true,
+            })
+            .take(filter.limit.unwrap_or(usize::MAX))
+            .map(|row| Listed {
+                key_id: row.key_id,
+                uploader_ip: row.uploader_ip.clone(),
+                image: ImageInfo::from(row),
+            })
+            .collect())
     }
 }
+
+/// What `Images::listing` picks.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub since: Option<chrono::DateTime<Utc>>,
+    pub key_id: Option<i64>,
+    pub net: Option<ipnet::IpNet>,
+    pub tokens: Option<Vec<String>>,
+    pub limit: Option<usize>,
+}
+
+/// An image with what operators see about its upload.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub image: ImageInfo,
+    pub key_id: Option<i64>,
+    pub uploader_ip: Option<String>,
+}
+
+/// Why a name is gone, as its tombstone says.
+pub const TOMBSTONE_EXPIRED: &str = "expired";
+pub const TOMBSTONE_BLOCKED: &str = "blocked";
 
 /// Runs imaging work on the blocking pool; a panic in it is a bad image.
 async fn blocking<T: Send + 'static>(

@@ -12,8 +12,11 @@ pub mod health;
 pub mod images;
 pub mod installation;
 pub mod model;
+pub mod moderation;
+pub mod rate;
 pub mod sizes;
 pub mod sweep;
 pub mod transfer;
+pub mod upkeep;
 
 pub use error::{Error, Result};

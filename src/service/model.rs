@@ -30,6 +30,8 @@ pub struct ImageInfo {
     /// Size of the stored (cleaned) file.
     pub bytes: i64,
     pub created_at: DateTime<Utc>,
+    /// When it is deleted, if it expires.
+    pub expires_at: Option<DateTime<Utc>>,
     pub object: StoredObject,
 }
 
@@ -44,6 +46,11 @@ impl ImageInfo {
     /// The uploader's file name, when the client gave one.
     pub fn uploader_file_name(&self) -> Option<&str> {
         Some(self.original_name.as_str()).filter(|n| *n != NO_FILE_NAME)
+    }
+
+    /// Whether its time is up (the periodic job may not have removed it yet).
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
     }
 
     /// The file extension of its format (`jpg`), `bin` if unknown.
@@ -64,6 +71,7 @@ impl From<images::Model> for ImageInfo {
             height: row.height.max(0) as u32,
             bytes: row.size,
             created_at: row.inserted_at,
+            expires_at: row.expires_at,
             object: StoredObject {
                 path: row.path,
                 sha256: row.sha256,
