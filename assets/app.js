@@ -62,6 +62,8 @@
 
     function send(file) {
       const data = new FormData();
+      const expiry = document.getElementById("expires_in");
+      if (expiry) data.append("expires_in", expiry.value);
       data.append("file", file, file.name || "pasted-image");
       const xhr = new XMLHttpRequest();
       xhr.open("POST", "/api/images");

@@ -31,8 +31,9 @@ use crate::service::cache::ImageCache;
 use crate::service::health::Health;
 use crate::service::images::Images;
 use crate::service::installation::Installation;
+use crate::service::moderation::Moderation;
 use crate::service::sizes::Sizes;
-use crate::service::sweep;
+use crate::service::{sweep, upkeep};
 use crate::storage::Storage;
 
 /// Why Kitteh could not be assembled or started.
@@ -141,6 +142,7 @@ pub struct Services {
     images: Arc<Images>,
     health: Arc<Health>,
     installation: Arc<Installation>,
+    moderation: Arc<Moderation>,
     /// Uploads passed on by the edge, whose clients may leave.
     departures: Arc<Departures>,
     /// Proves to the app that a request came through the edge; made anew
@@ -186,6 +188,7 @@ impl Services {
             Arc::clone(&metrics),
             Arc::clone(&cache),
         ));
+        let moderation = Arc::new(Moderation::new(db.clone(), &config));
         let images = Arc::new(
             Images::new(
                 db.clone(),
@@ -195,7 +198,8 @@ impl Services {
                 Arc::clone(&cache),
                 Arc::clone(&metrics),
             )
-            .watch_db_file(db_file.clone()),
+            .watch_db_file(db_file.clone())
+            .moderated_by(Arc::clone(&moderation)),
         );
         let health = Arc::new(Health::new(
             db.clone(),
@@ -217,6 +221,7 @@ impl Services {
             images,
             health,
             installation,
+            moderation,
             departures: Arc::new(Departures::default()),
             edge_secret: format!("{:032x}", rand::random::<u128>()),
         })
@@ -249,6 +254,10 @@ impl Services {
 
     pub fn installation(&self) -> &Arc<Installation> {
         &self.installation
+    }
+
+    pub fn moderation(&self) -> &Arc<Moderation> {
+        &self.moderation
     }
 
     /// The rules the sweep (and `kitteh storage fsck --repair`) runs under.
@@ -323,6 +332,7 @@ pub fn build_rocket(services: &Services) -> Rocket<Build> {
         .manage(routes::host::HostPolicy::from_config(&config.server))
         .manage(Arc::clone(&services.images))
         .manage(Arc::clone(&services.health))
+        .manage(Arc::clone(&services.moderation))
         .manage(services.assets.clone())
         .manage(Arc::clone(&services.departures))
         .manage(routes::host::EdgeSecret(services.edge_secret.clone()))
@@ -337,6 +347,9 @@ pub fn build_rocket(services: &Services) -> Rocket<Build> {
         .mount("/", routes::health::routes())
         .mount("/", routes::host::routes())
         .mount("/", routes::pages::routes())
+        .mount("/", routes::access::routes())
+        .mount("/", routes::report::routes())
+        .mount("/", routes::admin::routes())
         .mount("/api", routes::api::routes())
         .mount(
             "/",
@@ -427,6 +440,13 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     // the job they hold; so does the sweep.
     let (stop, stopped) = watch::channel(false);
     spawn_sweeps(&services, stopped.clone());
+    upkeep::spawn(
+        Arc::clone(&services.images),
+        services.db.clone(),
+        services.config.privacy.ip_retention_days,
+        Duration::from_secs(services.config.uploads.expiry_interval_seconds),
+        stopped.clone(),
+    );
     services.cache.spawn_listener(&services.db);
     let workers = services.config.variants.worker_count();
     let worker_handles = services.sizes.spawn_workers(workers, stopped);

@@ -220,7 +220,11 @@ impl FastPath {
         let mut res = Response::new(Full::default());
         let headers = res.headers_mut();
         headers.insert(header::ETAG, value(&etag));
-        headers.insert(header::CACHE_CONTROL, IMMUTABLE);
+        let cache_control = match object.max_age {
+            None => IMMUTABLE,
+            Some(seconds) => value(&format!("public, max-age={seconds}")),
+        };
+        headers.insert(header::CACHE_CONTROL, cache_control);
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
         headers.insert(header::CONTENT_SECURITY_POLICY, IMAGE_CSP);
@@ -359,6 +363,15 @@ pub fn problem(
     );
     if let Some(seconds) = written.retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    for (name, value) in written.headers {
+        // `from_bytes` lower-cases; a static name with capitals would panic.
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.insert(name, value);
+        }
     }
     for (name, value) in crate::routes::page_headers(html, !html) {
         headers.insert(name, HeaderValue::from_static(value));

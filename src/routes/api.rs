@@ -8,6 +8,7 @@ use rocket::response::status::Created;
 use rocket::serde::json::{Json, Value, json};
 use rocket::{Route, State, delete, get, post, routes};
 
+use crate::routes::access::Caller;
 use crate::routes::error::ApiError;
 use crate::routes::links::BaseUrl;
 use crate::routes::request_log::LogToken;
@@ -15,6 +16,7 @@ use crate::routes::upload_form::UploadBody;
 use crate::service::Error;
 use crate::service::images::Images;
 use crate::service::model::{ImageInfo, SizeInfo};
+use crate::service::moderation::Moderation;
 
 /// Mounted at `/api`.
 pub fn routes() -> Vec<Route> {
@@ -60,6 +62,7 @@ fn describe(
         "sha256": image.sha256(),
         "original_name": image.original_name,
         "created_at": image.created_at.to_rfc3339(),
+        "expires_at": image.expires_at.map(|at| at.to_rfc3339()),
         "sizes": sizes,
     });
     if let Some(token) = delete_token {
@@ -120,11 +123,13 @@ async fn remove(
     token: &str,
     delete_token: Option<&str>,
     header: DeleteTokenHeader,
+    caller: Caller,
     images: &State<Arc<Images>>,
+    moderation: &State<Arc<Moderation>>,
     log: &LogToken,
 ) -> Result<Status, ApiError> {
     log.set(token);
     let presented = header.0.as_deref().or(delete_token);
-    images.delete(token, presented).await?;
+    crate::routes::pages::delete_checked(images, moderation, &caller, token, presented).await?;
     Ok(Status::NoContent)
 }

@@ -30,6 +30,9 @@ pub struct Problem {
     pub details: serde_json::Map<String, Value>,
     /// Seconds after which a retry may succeed.
     pub retry_after: Option<u32>,
+    /// Further headers the answer carries (`WWW-Authenticate`, the
+    /// `RateLimit` pair).
+    pub headers: Vec<(&'static str, String)>,
     /// For a 5xx: the whole chain of causes, logged and never shown.
     cause: Option<String>,
 }
@@ -42,6 +45,7 @@ impl Problem {
             message: message.into(),
             details: serde_json::Map::new(),
             retry_after: None,
+            headers: Vec::new(),
             cause: None,
         }
     }
@@ -128,6 +132,7 @@ impl Problem {
             content_type,
             body,
             retry_after: self.retry_after,
+            headers: self.headers,
         }
     }
 
@@ -138,6 +143,9 @@ impl Problem {
         let mut res = Response::build();
         if let Some(seconds) = self.retry_after {
             res.raw_header("Retry-After", seconds.to_string());
+        }
+        for (name, value) in self.headers {
+            res.raw_header(name, value);
         }
         res.status(self.status)
             .header(ContentType::JSON)
@@ -162,6 +170,9 @@ impl Problem {
         if let Some(seconds) = retry_after {
             res.raw_header("Retry-After", seconds.to_string());
         }
+        for (name, value) in self.headers {
+            res.raw_header(name, value);
+        }
         res.status(status).ok()
     }
 }
@@ -172,6 +183,7 @@ pub struct Written {
     pub content_type: &'static str,
     pub body: String,
     pub retry_after: Option<u32>,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// The one place a service error becomes HTTP.
@@ -246,6 +258,34 @@ impl From<&Error> for Problem {
             Error::Image(ImagingError::Corrupt(_)) => p(Status::UnprocessableEntity),
             Error::NotFound(_) => p(Status::NotFound),
             Error::WrongDeleteToken => p(Status::Forbidden),
+            Error::KeyRequired(_) | Error::KeyRevoked => Problem {
+                headers: vec![("WWW-Authenticate", "Bearer realm=\"kitteh\"".into())],
+                ..p(Status::Unauthorized)
+            },
+            Error::QuotaExceeded {
+                used,
+                quota,
+                needed,
+            } => p(Status::PayloadTooLarge)
+                .detail("used_bytes", *used)
+                .detail("quota_bytes", *quota)
+                .detail("needed_bytes", *needed),
+            Error::RateLimited(verdict) => Problem {
+                retry_after: Some(u32::try_from(verdict.retry_after).unwrap_or(u32::MAX)),
+                headers: crate::service::rate::headers(verdict).to_vec(),
+                ..p(Status::TooManyRequests)
+                    .detail("limit", verdict.name)
+                    .detail("per_minute", verdict.limit.per_minute)
+                    .detail("burst", verdict.limit.burst)
+            },
+            Error::BadExpiry(_) => p(Status::UnprocessableEntity),
+            Error::ExpiryTooLong { max, .. } => {
+                p(Status::UnprocessableEntity).detail("max_expiry", max.as_str())
+            }
+            Error::Expired(_) => p(Status::Gone),
+            Error::Blocked => p(Status::UnavailableForLegalReasons),
+            Error::Banned | Error::AdminOnly(_) | Error::Forged => p(Status::Forbidden),
+            Error::BadReport(_) => p(Status::UnprocessableEntity),
             Error::StorageUnavailable(_) => Problem {
                 message:
                     "image storage is unavailable right now; nothing was stored, please try again"
@@ -326,18 +366,21 @@ impl From<Error> for FormError {
 
 impl<'r> Responder<'r, 'static> for FormError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        let max_bytes = req
+        let key_refused = matches!(self.0.code.as_ref(), "key_required" | "key_revoked");
+        let config = req
             .rocket()
             .state::<crate::config::Config>()
-            .map_or(0, |c| c.uploads.max_bytes.as_u64());
+            .cloned()
+            .unwrap_or_default();
+        let page = crate::routes::access::upload_page(req, &config, key_refused);
         self.0.negotiated(req, |assets, p| {
-            views::upload_page(assets, max_bytes, Some(&p.message))
+            views::upload_page(assets, &page, Some(&p.message))
         })
     }
 }
 
 /// Whether the client asked for HTML, as browsers do.
-fn wants_html(req: &Request<'_>) -> bool {
+pub(crate) fn wants_html(req: &Request<'_>) -> bool {
     req.headers().get("Accept").any(|a| a.contains("text/html"))
 }
 

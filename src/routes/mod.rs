@@ -3,13 +3,17 @@
 //! speak HTTP only and reach the database and storage through services.
 //! Images and assets are not here: the edge answers them (`edge::fast`).
 
+pub mod access;
+pub mod admin;
 pub mod api;
 pub mod error;
+pub mod forms;
 pub mod health;
 pub mod host;
 pub mod links;
 pub mod metrics;
 pub mod pages;
+pub mod report;
 pub mod request_log;
 pub mod upload_form;
 pub mod views;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use rocket::data::{self, Data, FromData, ToByteUnit};
+use rocket::http::CookieJar;
 use rocket::http::uri::Origin;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
@@ -11,6 +12,7 @@ use rocket::{Request, Route, State, get, post, routes};
 use crate::assets::Assets;
 use crate::config::Config;
 use crate::names::{capitalise, token_from_path};
+use crate::routes::access::{self, Caller};
 use crate::routes::error::{FormError, PageError};
 use crate::routes::links::BaseUrl;
 use crate::routes::request_log::LogToken;
@@ -18,6 +20,7 @@ use crate::routes::upload_form::UploadBody;
 use crate::routes::views::{self, Page, ShowLinks, SizeLink};
 use crate::service::Error;
 use crate::service::images::Images;
+use crate::service::moderation::Moderation;
 
 pub fn routes() -> Vec<Route> {
     routes![index, upload, show, delete_confirm, delete]
@@ -27,8 +30,9 @@ pub fn routes() -> Vec<Route> {
 const CREATED: &str = "created";
 
 #[get("/")]
-fn index(assets: &State<Assets>, config: &State<Config>) -> Page {
-    views::upload_page(assets, config.uploads.max_bytes.as_u64(), None)
+fn index(assets: &State<Assets>, config: &State<Config>, jar: &CookieJar<'_>) -> Page {
+    let page = access::upload_page_for(jar, config, false);
+    views::upload_page(assets, &page, None)
 }
 
 /// The plain form POST: works with JavaScript off. On success the browser
@@ -64,10 +68,7 @@ async fn show(
     assets: &State<Assets>,
 ) -> Result<Page, PageError> {
     let token = lookup_token(name)?;
-    let (resolved, focus) = images
-        .lookup(&token)
-        .await?
-        .ok_or_else(|| Error::NotFound(name.to_string()))?;
+    let (resolved, focus) = images.live(&token, name).await?;
     let image = &resolved.image;
     let sizes: Vec<SizeLink> = resolved
         .sizes
@@ -108,6 +109,7 @@ async fn show(
             delete_url: delete_url.as_deref(),
             sizes: &sizes,
             focus,
+            report_url: &format!("/{}/report", image.name),
         },
     ))
 }
@@ -182,11 +184,29 @@ async fn delete(
     name: &str,
     token: Option<&str>,
     form: DeleteForm,
+    caller: Caller,
     images: &State<Arc<Images>>,
+    moderation: &State<Arc<Moderation>>,
     assets: &State<Assets>,
 ) -> Result<Page, PageError> {
     let lookup = lookup_token(name)?;
     let sent = form.0?.or_else(|| token.map(str::to_string));
-    let image = images.delete(&lookup, sent.as_deref()).await?;
+    let image = delete_checked(images, moderation, &caller, &lookup, sent.as_deref()).await?;
     Ok(views::deleted_page(assets, &image.name))
+}
+
+/// A delete by its token, held to bans and to the limit on wrong tokens.
+pub async fn delete_checked(
+    images: &Images,
+    moderation: &Moderation,
+    caller: &Caller,
+    token: &str,
+    delete_token: Option<&str>,
+) -> Result<crate::service::model::ImageInfo, Error> {
+    moderation.admit_delete(caller.addr).await?;
+    let deleted = images.delete(token, delete_token).await;
+    if let Err(Error::WrongDeleteToken) = &deleted {
+        moderation.wrong_delete(caller.addr);
+    }
+    deleted
 }

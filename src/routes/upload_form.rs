@@ -14,10 +14,15 @@ use tokio::sync::oneshot;
 use crate::config::Config;
 use crate::edge::departures::{Departures, unless_gone};
 use crate::imaging::ImagingError;
+use crate::routes::access::Caller;
 use crate::routes::error::Problem;
 use crate::service::Error;
 use crate::service::budget::Reservation;
 use crate::service::images::{Images, NewUpload, Uploaded};
+use crate::service::moderation::{Moderation, Uploader};
+
+/// The form field that asks for an expiry (`1h`, `7d`, `never`).
+const EXPIRES_IN: &str = "expires_in";
 
 /// Multipart overhead allowed on top of the file itself (boundaries, headers).
 const FORM_SLACK: u64 = 64 * 1024;
@@ -73,9 +78,33 @@ impl<'r> FromData<'r> for UploadBody {
                 .and_then(|id| departures.take(id)),
             _ => None,
         };
-        match read(req, data, limit, images.as_deref()).await {
+        let moderation = match req.guard::<&State<Arc<Moderation>>>().await {
+            rocket::request::Outcome::Success(m) => Some(Arc::clone(m)),
+            _ => None,
+        };
+        // Who may upload is decided before a byte of the body is read.
+        let caller = Caller::of(req);
+        let admitted = match &moderation {
+            Some(m) => m.admit_upload(caller.addr, caller.key.as_deref()).await,
+            None => Ok(Uploader::default()),
+        };
+        let mut uploader = match admitted {
+            Ok(uploader) => uploader,
+            Err(e) => {
+                drain(&mut data.open(ByteUnit::Byte(DRAIN_LIMIT))).await;
+                return Outcome::Error((Problem::from(&e).status, e));
+            }
+        };
+        let read = read(req, data, limit, images.as_deref()).await;
+        let read = read.and_then(|(upload, expires_in, memory)| {
+            if let Some(m) = &moderation {
+                uploader.expires_at = m.expiry(expires_in.as_deref())?;
+            }
+            Ok((upload, memory))
+        });
+        match read {
             Ok((upload, memory)) => Outcome::Success(UploadBody {
-                upload,
+                upload: NewUpload { uploader, ..upload },
                 _memory: memory,
                 gone,
             }),
@@ -99,7 +128,7 @@ async fn read(
     data: Data<'_>,
     limit: ByteUnit,
     images: Option<&Images>,
-) -> Result<(NewUpload, Option<Reservation>), Error> {
+) -> Result<(NewUpload, Option<String>, Option<Reservation>), Error> {
     let whole = limit.as_u64() + FORM_SLACK;
     let mut stream = data.open(ByteUnit::Byte(whole + DRAIN_LIMIT));
     let declared = req
@@ -129,14 +158,14 @@ async fn read(
     if let Err(Error::TooLarge { .. }) = &result {
         drain(&mut stream).await;
     }
-    result.map(|upload| (upload, memory))
+    result.map(|(upload, expires_in)| (upload, expires_in, memory))
 }
 
 async fn read_form<R: AsyncRead + Unpin + Send>(
     req: &Request<'_>,
     stream: &mut R,
     limit: ByteUnit,
-) -> Result<NewUpload, Error> {
+) -> Result<(NewUpload, Option<String>), Error> {
     let boundary = req
         .content_type()
         .filter(|ct| ct.is_form_data())
@@ -157,12 +186,23 @@ async fn read_form<R: AsyncRead + Unpin + Send>(
         multer::Multipart::with_reader_with_constraints(capped, boundary, constraints);
 
     let mut found: Option<(usize, NewUpload)> = None;
+    let mut expires_in: Option<String> = None;
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
             Err(e) => return Err(map_multer(e, limit)),
         };
+        if field.name() == Some(EXPIRES_IN) {
+            let text = field.text().await.map_err(|e| map_multer(e, limit))?;
+            if text.len() > 64 {
+                return Err(Error::BadExpiry(
+                    "longer than any duration (write 1h, 7d or never)".into(),
+                ));
+            }
+            expires_in = Some(text);
+            continue;
+        }
         let rank = field
             .name()
             .and_then(|n| FILE_FIELDS.iter().position(|f| *f == n));
@@ -171,10 +211,18 @@ async fn read_form<R: AsyncRead + Unpin + Send>(
         if let Some(rank) = rank
             && found.as_ref().is_none_or(|(best, _)| rank < *best)
         {
-            found = Some((rank, NewUpload { bytes, file_name }));
+            found = Some((
+                rank,
+                NewUpload {
+                    bytes,
+                    file_name,
+                    ..NewUpload::default()
+                },
+            ));
         }
     }
-    found.map(|(_, body)| body).ok_or(Error::MissingFile)
+    let (_, upload) = found.ok_or(Error::MissingFile)?;
+    Ok((upload, expires_in))
 }
 
 fn map_multer(e: multer::Error, limit: ByteUnit) -> Error {

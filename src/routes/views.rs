@@ -10,7 +10,7 @@ use crate::service::model::ImageInfo;
 
 pub type Page = RawHtml<String>;
 
-fn layout(assets: &Assets, title: &str, body: Markup) -> Page {
+pub(crate) fn layout(assets: &Assets, title: &str, body: Markup) -> Page {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -74,15 +74,85 @@ fn limit_words(bytes: u64) -> String {
     }
 }
 
-fn upload_form(max_bytes: u64) -> Markup {
+/// What the upload page offers, from the configuration and the request.
+pub struct UploadPage {
+    pub max_bytes: u64,
+    /// A keys instance without a key from this browser: ask for one.
+    pub sign_in: bool,
+    /// This browser holds a key (offer to forget it).
+    pub signed_in: bool,
+    /// `expires_in` choices: value and words.
+    pub expiry_choices: Vec<(String, String)>,
+    /// The value selected at first.
+    pub expiry_default: String,
+    /// Days addresses are kept (0: not kept).
+    pub ip_retention_days: u32,
+}
+
+impl UploadPage {
+    /// The expiry choices of the form within `max` (None: no maximum),
+    /// with `default` selected, added when it is not one of them.
+    pub fn new(
+        max_bytes: u64,
+        max: Option<std::time::Duration>,
+        default: Option<std::time::Duration>,
+        default_text: &str,
+        ip_retention_days: u32,
+    ) -> Self {
+        const CHOICES: &[(&str, &str, u64)] = &[
+            ("1h", "1 hour", 3600),
+            ("1d", "1 day", 86_400),
+            ("7d", "1 week", 7 * 86_400),
+            ("30d", "30 days", 30 * 86_400),
+        ];
+        let mut expiry_choices: Vec<(String, String)> = Vec::new();
+        if max.is_none() {
+            expiry_choices.push(("never".into(), "Never".into()));
+        }
+        for (value, words, seconds) in CHOICES {
+            if max.is_none_or(|m| m.as_secs() >= *seconds) {
+                expiry_choices.push(((*value).into(), (*words).into()));
+            }
+        }
+        let expiry_default = match default {
+            None => "never".to_string(),
+            Some(d) => CHOICES
+                .iter()
+                .find(|(_, _, s)| *s == d.as_secs())
+                .map_or_else(|| default_text.to_string(), |(v, _, _)| (*v).to_string()),
+        };
+        if !expiry_choices.iter().any(|(v, _)| *v == expiry_default) {
+            let words = format!("{expiry_default} (default)");
+            expiry_choices.insert(0, (expiry_default.clone(), words));
+        }
+        Self {
+            max_bytes,
+            sign_in: false,
+            signed_in: false,
+            expiry_choices,
+            expiry_default,
+            ip_retention_days,
+        }
+    }
+}
+
+fn upload_form(page: &UploadPage) -> Markup {
     html! {
         form id="upload-form" class="card drop" method="post" action="/upload" enctype="multipart/form-data" {
             label for="file" { "Choose a picture, drop it anywhere, or paste it" }
             p id="promise" {
-                "JPEG, PNG, GIF or WebP, up to " (limit_words(max_bytes)) ". "
+                "JPEG, PNG, GIF or WebP, up to " (limit_words(page.max_bytes)) ". "
                 "Location, camera and other personal details are removed from the file; the picture itself is kept as it is."
             }
             input id="file" type="file" name="image[file]" accept="image/jpeg,image/png,image/gif,image/webp" required aria-describedby="promise";
+            div class="expiry" {
+                label for="expires_in" { "Delete it after" }
+                select id="expires_in" name="expires_in" {
+                    @for (value, words) in &page.expiry_choices {
+                        option value=(value) selected[*value == page.expiry_default] { (words) }
+                    }
+                }
+            }
             div class="actions" {
                 button type="submit" { "Upload" }
             }
@@ -92,8 +162,45 @@ fn upload_form(max_bytes: u64) -> Markup {
     }
 }
 
+/// The form that asks for an upload key once and keeps it in a cookie.
+pub fn key_form(next: &str, heading: &str) -> Markup {
+    html! {
+        form id="key-form" class="card" method="post" action="/key" {
+            h2 { (heading) }
+            p { "Paste the upload key the operator gave you (it starts with " code { "kt_" } "). This browser keeps it until you forget it." }
+            input type="hidden" name="next" value=(next);
+            label for="key" { "Upload key" }
+            input id="key" type="password" name="key" autocomplete="off" required;
+            div class="actions" { button type="submit" { "Use this key" } }
+        }
+    }
+}
+
+/// The button that removes the key cookie.
+pub fn forget_key_form() -> Markup {
+    html! {
+        form id="forget-key" class="inline" method="post" action="/key/forget" {
+            button type="submit" class="secondary" { "Forget this key" }
+        }
+    }
+}
+
+fn small_print(page: &UploadPage) -> Markup {
+    html! {
+        p class="small-print" {
+            @if page.ip_retention_days > 0 {
+                "To fight abuse, the address each upload comes from is kept for "
+                (page.ip_retention_days) " days, then erased. "
+            } @else {
+                "The address uploads come from is not kept. "
+            }
+            "Every picture can be reported from its page."
+        }
+    }
+}
+
 /// The upload page, optionally with the previous attempt's error in words.
-pub fn upload_page(assets: &Assets, max_bytes: u64, error: Option<&str>) -> Page {
+pub fn upload_page(assets: &Assets, page: &UploadPage, error: Option<&str>) -> Page {
     layout(
         assets,
         "Upload a picture",
@@ -102,8 +209,14 @@ pub fn upload_page(assets: &Assets, max_bytes: u64, error: Option<&str>) -> Page
             @if let Some(error) = error {
                 (error_box(error))
             }
-            (upload_form(max_bytes))
+            @if page.sign_in {
+                (key_form("/", "This server takes uploads with a key"))
+            } @else {
+                (upload_form(page))
+                @if page.signed_in { (forget_key_form()) }
+            }
             section id="result" class="result card" hidden aria-live="polite" {}
+            (small_print(page))
         },
     )
 }
@@ -151,6 +264,8 @@ pub struct ShowLinks<'a> {
     pub sizes: &'a [SizeLink],
     /// The size this page is about (`/Tiny{Name}Kitty`), if not the original.
     pub focus: Option<&'a SizeLink>,
+    /// Where to report the picture.
+    pub report_url: &'a str,
 }
 
 /// One size as the show page lists it.
@@ -247,12 +362,18 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
                     time datetime=(image.created_at.to_rfc3339()) {
                         (image.created_at.format("%Y-%m-%d %H:%M UTC"))
                     }
+                    @if let Some(at) = image.expires_at {
+                        " · " span id="expires" { "expires "
+                            time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M UTC")) }
+                        }
+                    }
                 }
             }
             p class="actions" {
                 a class="button" href=(main_src) { "Image file" }
                 a class="button" href=(links.download_url) { "Download" }
                 a class="button secondary" href="/" { "Upload another" }
+                a class="report" href=(links.report_url) { "Report" }
             }
             h2 { "Share" }
             div class="copies" {
@@ -346,6 +467,10 @@ pub fn deleted_page(assets: &Assets, name: &str) -> Page {
             p { a href="/" { "Upload another picture" } }
         },
     )
+}
+
+pub(crate) fn error_box_markup(message: &str) -> Markup {
+    error_box(message)
 }
 
 pub fn error_page(assets: &Assets, status: Status, message: &str) -> Page {
