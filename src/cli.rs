@@ -66,6 +66,14 @@ pub enum Command {
     Version(VersionArgs),
     /// Print the effective configuration and where each value came from.
     Config(ConfigArgs),
+    /// Make, list and revoke upload keys.
+    Keys(KeysArgs),
+    /// List and resolve reports made from image pages.
+    Reports(ReportsArgs),
+    /// List images (by age, address, key, reports) and delete them.
+    Images(ImagesArgs),
+    /// Ban addresses from uploading, reporting and deleting.
+    Ban(BanArgs),
     /// Ask a running server whether it is ready; exit 0 if so, 1 otherwise.
     /// For container images without curl.
     Healthcheck(HealthcheckArgs),
@@ -173,6 +181,137 @@ pub enum StorageAction {
 pub enum BackendArg {
     Local,
     S3,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Make a key and print it, once: only its hash is stored.
+    Create {
+        /// A name to know the key by (who has it).
+        name: String,
+        /// Most bytes the key may store in all (25MiB, 2GB, …).
+        #[arg(long, value_name = "SIZE")]
+        quota: Option<String>,
+        /// May use the moderation page and is exempt from rate limits.
+        #[arg(long)]
+        admin: bool,
+        /// An upload limit of its own instead of the per-address one.
+        #[arg(long, value_name = "N")]
+        uploads_per_minute: Option<u32>,
+    },
+    /// Name, created, last used, uploads, bytes and quota of every key.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: its uploads stay, new ones get 401 key_revoked.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ReportsArgs {
+    #[command(subcommand)]
+    pub action: ReportsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportsAction {
+    /// The open reports, oldest first.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Resolved reports too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Resolve a report by deleting the image or dismissing the report.
+    Resolve {
+        id: i64,
+        /// Delete the reported image.
+        #[arg(long, conflicts_with = "dismiss", required_unless_present = "dismiss")]
+        delete: bool,
+        /// Keep the image; close the report.
+        #[arg(long)]
+        dismiss: bool,
+        /// With --delete: also refuse the same picture from now on (451).
+        #[arg(long, requires = "delete")]
+        block: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    #[command(subcommand)]
+    pub action: ImagesAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesAction {
+    /// Images, newest first.
+    List {
+        /// Uploaded within this long (90s, 12h, 7d).
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// Uploaded from this network (203.0.113.0/24 or one address).
+        #[arg(long, value_name = "CIDR")]
+        ip: Option<String>,
+        /// Uploaded with this key.
+        #[arg(long, value_name = "NAME")]
+        key: Option<String>,
+        /// With open reports only.
+        #[arg(long)]
+        reported: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete images by name or token.
+    Delete {
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// Also refuse the same pictures from now on (451 blocked).
+        #[arg(long)]
+        block: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BanArgs {
+    #[command(subcommand)]
+    pub action: BanAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BanAction {
+    /// Ban a network or address: its uploads, reports and deletes get 403.
+    Add {
+        #[arg(value_name = "CIDR")]
+        cidr: String,
+        /// Also delete every image still known to come from it.
+        #[arg(long)]
+        purge: bool,
+        /// Confirms --purge (without it, the count is printed and nothing
+        /// is done).
+        #[arg(long, requires = "purge")]
+        yes: bool,
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
+    /// Every ban.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift a ban.
+    Remove {
+        #[arg(value_name = "CIDR")]
+        cidr: String,
+    },
 }
 
 #[derive(Debug, Args)]

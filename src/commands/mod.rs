@@ -22,6 +22,7 @@ mod config;
 mod doctor;
 mod healthcheck;
 mod migrate;
+mod moderation;
 mod storage;
 mod variants;
 mod version;
@@ -164,6 +165,10 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             Command::Variants(args) => variants::variants(loaded.config, args.action).await,
             Command::Storage(args) => storage::storage(loaded.config, args.action).await,
             Command::Doctor => doctor::doctor(loaded.config).await,
+            Command::Keys(args) => moderation::keys(loaded.config, args.action).await,
+            Command::Reports(args) => moderation::reports(loaded.config, args.action).await,
+            Command::Images(args) => moderation::images(loaded.config, args.action).await,
+            Command::Ban(args) => moderation::ban(loaded.config, args.action).await,
             // Handled before the runtime starts.
             Command::Version(_) | Command::Config(_) | Command::Healthcheck(_) => Ok(()),
         }
