@@ -108,6 +108,7 @@ impl Rig {
             .upload(NewUpload {
                 bytes: bytes.into(),
                 file_name: Some(name.into()),
+                ..NewUpload::default()
             })
             .await
     }

@@ -14,6 +14,7 @@ mod helpers;
 mod hostile;
 mod jobs;
 mod migrations;
+mod moderation;
 mod operations;
 mod s3;
 mod safety;

@@ -32,7 +32,7 @@ impl Reply {
     }
 }
 
-fn reply(res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+pub fn reply(res: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let mut res = res.expect("HTTP exchange");
     let headers = res
         .headers()
@@ -61,7 +61,7 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     reply(req.call())
 }
 
-fn no_redirect_agent() -> ureq::Agent {
+pub fn no_redirect_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
