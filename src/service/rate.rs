@@ -15,6 +15,11 @@ use std::time::Instant;
 /// Buckets kept before full (idle) ones are forgotten.
 const PRUNE_AT: usize = 10_000;
 
+/// Buckets kept at most, whatever their state: past this (a flood from
+/// very many addresses) every bucket is forgotten, which lets each address
+/// start full again rather than let the map grow without bound.
+const HARD_CAP: usize = 200_000;
+
 /// How often, and how many at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limit {
@@ -113,6 +118,14 @@ impl RateLimiter {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if buckets.len() >= PRUNE_AT {
             buckets.retain(|(_, l), b| refilled(*b, *l, now) < f64::from(l.burst));
+            if buckets.len() >= HARD_CAP {
+                tracing::warn!(
+                    limit = self.name,
+                    buckets = buckets.len(),
+                    "rate limit buckets for too many addresses; starting afresh"
+                );
+                buckets.clear();
+            }
         }
         let full = Bucket {
             tokens: f64::from(limit.burst),
@@ -208,6 +221,24 @@ mod tests {
         let later = t0 + Duration::from_secs(2);
         assert!(limiter.check_at(who, limit, later).allowed);
         assert!(!limiter.check_at(who, limit, later).allowed);
+    }
+
+    #[test]
+    fn refilled_buckets_are_forgotten_once_there_are_many() {
+        let limiter = RateLimiter::new("uploads");
+        let limit = Limit::new(60, 2).unwrap();
+        let t0 = Instant::now();
+        for i in 0..PRUNE_AT as u32 {
+            let who = Subject::addr(std::net::Ipv4Addr::from(i).into());
+            limiter.check_at(who, limit, t0);
+        }
+        let len = || limiter.buckets.lock().unwrap().len();
+        assert_eq!(len(), PRUNE_AT);
+        // Two seconds on every bucket is full again, and forgotten at the
+        // next check; the one checked now is all that is kept.
+        let later = t0 + Duration::from_secs(2);
+        limiter.check_at(Subject::addr("192.0.2.9".parse().unwrap()), limit, later);
+        assert_eq!(len(), 1);
     }
 
     #[test]

@@ -616,3 +616,80 @@ fn pages_wrap_names_mark_errors_and_show_thumbnails_on_phones_and_desktops() {
     assert_eq!(focus, json!({ "title": true, "outline": "none" }));
     driver.screenshot("15-after-upload-focus");
 }
+
+#[test]
+fn the_moderation_page_signs_in_shows_a_report_and_deletes_and_blocks_it() {
+    if !browser_available() {
+        return;
+    }
+    let sb = Sandbox::sqlite();
+    let server = Server::start(&sb, &["--migrate"]);
+    let bytes = fixtures::png(400, 300);
+    let image = crate::uploads::api_upload(&server, "bad.png", "image/png", &bytes).json();
+    let name = image["name"].as_str().unwrap().to_string();
+    let token = image["token"].as_str().unwrap().to_string();
+    let reported = http()
+        .post(server.url(&format!("/{name}/report")))
+        .header("Content-Type", "application/json")
+        .send(r#"{"reason":"illegal","details":"reported from the test"}"#.as_bytes())
+        .unwrap();
+    assert_eq!(reported.status().as_u16(), 201);
+    let out = sb
+        .kitteh()
+        .args(["keys", "create", "moderator", "--admin"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let driver = Driver::start();
+
+    // Sign in once, as on the upload page.
+    driver.goto(&server.url("/admin"));
+    driver.wait_for("the sign-in form", "document.getElementById('key-form')");
+    // The sign-in page comes with a 401, which the browser logs; nothing else.
+    let severe = driver.severe_logs();
+    assert!(
+        severe
+            .iter()
+            .all(|l| l.contains("/admin") && l.contains("401")),
+        "{severe:?}"
+    );
+    let field = driver.find("#key");
+    driver.cmd(&format!("/element/{field}/value"), json!({ "text": key }));
+    let submit = driver.find("#key-form button[type=submit]");
+    driver.cmd(&format!("/element/{submit}/click"), json!({}));
+    let card = format!("#reports li[data-token='{token}']");
+    driver.wait_for("the report", &format!("document.querySelector(\"{card}\")"));
+    driver.wait_for(
+        "its thumbnail",
+        &format!("document.querySelector(\"{card} img\").complete && document.querySelector(\"{card} img\").naturalWidth > 0"),
+    );
+    let text = driver.script(
+        &format!("return document.querySelector(\"{card}\").innerText;"),
+        json!([]),
+    );
+    assert!(
+        text.as_str().unwrap().contains("reported from the test"),
+        "{text}"
+    );
+    driver.screenshot("20-moderation-page");
+
+    // Delete and block it.
+    let block = driver.find(&format!("{card} button[data-action=block]"));
+    driver.cmd(&format!("/element/{block}/click"), json!({}));
+    driver.wait_for(
+        "the report to be handled",
+        "document.getElementById('no-reports')",
+    );
+    driver.screenshot("21-moderation-page-after-block");
+    let severe = driver.severe_logs();
+    assert!(severe.is_empty(), "{severe:?}");
+    let gone = http()
+        .get(server.url(&format!("/img/{token}")))
+        .call()
+        .unwrap();
+    assert_eq!(gone.status().as_u16(), 451);
+    let again = crate::uploads::api_upload(&server, "again.png", "image/png", &bytes);
+    assert_eq!(again.status, 451);
+    assert_eq!(again.json()["error"]["code"], "blocked");
+}
