@@ -9,6 +9,7 @@ mod m20261126_000002_add_image_facts;
 mod m20261126_000003_create_variants;
 mod m20261127_000004_create_installation;
 mod m20261127_000005_moderation;
+mod m20261127_000006_store_each_picture_once;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_create_variants::Migration),
             Box::new(m20261127_000004_create_installation::Migration),
             Box::new(m20261127_000005_moderation::Migration),
+            Box::new(m20261127_000006_store_each_picture_once::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! Running a public or a private instance: upload keys, who uploaded what
 //! and from where, expiry, reports, a blocklist of pictures, banned
-//! addresses, and what is left of an image that expired or was blocked.
+//! addresses, and what is left of an image that expired or was blocked;
+//! and the BlurHash pages paint while a picture loads.
 
 use sea_orm_migration::prelude::*;
 
@@ -67,6 +68,8 @@ impl MigrationTrait for Migration {
                 .timestamp_with_time_zone()
                 .null()
                 .to_owned(),
+            // Painted while the picture loads; made with its sizes.
+            ColumnDef::new(Images::Blurhash).string().null().to_owned(),
         ] {
             manager
                 .alter_table(
@@ -92,6 +95,15 @@ impl MigrationTrait for Migration {
                     .name("images_key_id")
                     .table(Images::Table)
                     .col(Images::KeyId)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("images_sha256")
+                    .table(Images::Table)
+                    .col(Images::Sha256)
                     .to_owned(),
             )
             .await?;
@@ -205,12 +217,22 @@ impl MigrationTrait for Migration {
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;
         }
-        for index in ["images_inserted_at", "images_key_id", "images_expires_at"] {
+        for index in [
+            "images_inserted_at",
+            "images_sha256",
+            "images_key_id",
+            "images_expires_at",
+        ] {
             manager
                 .drop_index(Index::drop().name(index).table(Images::Table).to_owned())
                 .await?;
         }
-        for column in [Images::ExpiresAt, Images::UploaderIp, Images::KeyId] {
+        for column in [
+            Images::Blurhash,
+            Images::ExpiresAt,
+            Images::UploaderIp,
+            Images::KeyId,
+        ] {
             manager
                 .alter_table(
                     Table::alter()
@@ -246,7 +268,9 @@ enum Images {
     KeyId,
     UploaderIp,
     ExpiresAt,
+    Blurhash,
     InsertedAt,
+    Sha256,
 }
 
 #[derive(DeriveIden)]

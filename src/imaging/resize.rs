@@ -477,9 +477,73 @@ pub fn render_decoded(
     Ok(out)
 }
 
+/// A BlurHash (<https://blurha.sh>) of a picture, from the smallest of its
+/// made sizes: a few dozen characters that pages paint while the picture
+/// loads. None when there is no size, or it cannot be read back.
+pub fn blurhash_of(rendered: &[Rendered]) -> Option<String> {
+    let smallest = rendered.iter().min_by_key(|r| r.width)?;
+    // A size is at most a few hundred pixels: decoding it again is cheap,
+    // and 32 px is all a BlurHash of 4×3 components can show.
+    let image = image::load_from_memory(&smallest.bytes).ok()?;
+    let thumb = image.thumbnail(32, 32).to_rgba8();
+    let (w, h) = thumb.dimensions();
+    let (x, y) = if w >= h { (4, 3) } else { (3, 4) };
+    blurhash::encode(x, y, w, h, thumb.as_raw()).ok()
+}
+
+/// A BlurHash painted as a small PNG of the picture's aspect ratio, for a
+/// page to show (as a `data:` URL: no inline style or script needed).
+pub fn blurhash_png(hash: &str, width: u32, height: u32) -> Option<Vec<u8>> {
+    let (w, h) = if width >= height {
+        (32, (32 * height / width.max(1)).clamp(1, 32))
+    } else {
+        ((32 * width / height.max(1)).clamp(1, 32), 32)
+    };
+    let pixels = blurhash::decode(hash, w, h, 1.0).ok()?;
+    let image = RgbaImage::from_raw(w, h, pixels)?;
+    let mut png = Vec::new();
+    DynamicImage::ImageRgba8(image)
+        .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+        .ok()?;
+    Some(png)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blurhash_is_made_from_the_smallest_size_and_decodes_to_its_colour() {
+        let red = RgbImage::from_pixel(120, 80, image::Rgb([200, 30, 30]));
+        let mut png = Vec::new();
+        DynamicImage::ImageRgb8(red)
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let rendered = vec![
+            Rendered {
+                name: "large".into(),
+                width: 300,
+                height: 200,
+                bytes: Vec::new(),
+            },
+            Rendered {
+                name: "tiny".into(),
+                width: 120,
+                height: 80,
+                bytes: png,
+            },
+        ];
+        let hash = blurhash_of(&rendered).expect("a hash from the tiny size");
+        assert!((6..=40).contains(&hash.len()), "{hash}");
+        let pixels = blurhash::decode(&hash, 4, 4, 1.0).unwrap();
+        let (r, g, b) = (pixels[0], pixels[1], pixels[2]);
+        assert!(r > 150 && g < 80 && b < 80, "{r} {g} {b}");
+        assert_eq!(blurhash_of(&[]), None);
+        let png = blurhash_png(&hash, 120, 80).unwrap();
+        let painted = image::load_from_memory(&png).unwrap();
+        assert_eq!((painted.width(), painted.height()), (32, 21));
+        assert_eq!(blurhash_png("not a hash", 10, 10), None);
+    }
 
     fn progressive_jpeg(w: u32, h: u32) -> Vec<u8> {
         // The image crate writes baseline JPEGs only, so build the

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use crate::db::entities::{images, tombstones, variants};
+use crate::db::entities::{images, reports, tombstones, variants};
 use crate::db::{SqliteFile, queue};
 use crate::imaging::resize::Rendered;
 use crate::imaging::{self, Processed, Stop};
@@ -201,7 +201,11 @@ impl Images {
     /// job; if they cannot be written, a pending job is recorded instead.
     async fn store(&self, upload: NewUpload) -> Result<Uploaded> {
         self.check_db_file()?;
-        let (processed, mut rendered) = self.process(upload.bytes).await?;
+        let (processed, made) = self.process(upload.bytes).await?;
+        let (mut rendered, blurhash) = match made {
+            Some((rendered, blurhash)) => (Some(rendered), blurhash),
+            None => (None, None),
+        };
         self.check_db_file()?;
         let original_name = clean_original_name(upload.file_name.as_deref());
         let delete_token = hex::encode(rand::random::<[u8; 24]>());
@@ -243,9 +247,27 @@ impl Images {
                 key_id: Set(key_id),
                 uploader_ip: Set(kept_addr.clone()),
                 expires_at: Set(uploader.expires_at),
+                blurhash: Set(blurhash.clone()),
                 ..Default::default()
             };
             let txn = self.db.begin().await?;
+            // Uploads of the same bytes, one at a time, so the second finds
+            // the first: PostgreSQL takes a lock on the checksum; on SQLite
+            // the insert below holds the only write lock anyway.
+            if let Err(e) = lock_checksum(&txn, &processed.sha256).await {
+                let _ = txn.rollback().await;
+                return Err(e.into());
+            }
+            let quota = match (&self.moderation, &uploader.key) {
+                (Some(m), Some(key)) if key.quota_bytes.is_some() => Some((m, key)),
+                _ => None,
+            };
+            if let Some((m, key)) = quota
+                && let Err(e) = m.lock_key(&txn, key).await
+            {
+                let _ = txn.rollback().await;
+                return Err(e);
+            }
             let image = match row.insert(&txn).await {
                 Ok(image) => image,
                 Err(e) => {
@@ -257,6 +279,35 @@ impl Images {
                     return Err(e.into());
                 }
             };
+            if let Some((m, key)) = quota
+                && let Err(e) = m.recheck_quota(&txn, key, body.len() as u64).await
+            {
+                let _ = txn.rollback().await;
+                return Err(e);
+            }
+            // The same bytes under another name: store them once.
+            match self.share_bytes(&txn, &image, &processed.sha256).await {
+                Ok(Some(shared)) => {
+                    txn.commit().await?;
+                    tracing::info!(token = %shared.token, bytes = shared.size, stored_as = %shared.path, "upload stored (the same bytes as an earlier one)");
+                    let image = ImageInfo::from(shared);
+                    if let (Some(m), Some(id)) = (&self.moderation, key_id) {
+                        m.key_used(id).await;
+                    }
+                    self.sizes.wake();
+                    let sizes = self.sizes_of(&image).await?;
+                    return Ok(Uploaded {
+                        image,
+                        sizes,
+                        delete_token,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = txn.rollback().await;
+                    return Err(e.into());
+                }
+            }
             if let Err(e) = self
                 .storage
                 .put(&file_name, body.clone(), content_type)
@@ -271,6 +322,17 @@ impl Images {
                 Some(r) => self.sizes.write_inline(&file_name, format, r).await,
                 None => None,
             };
+            // Without its sizes the hash is made with them, by the job.
+            if written.is_none() && blurhash.is_some() {
+                images::Entity::update_many()
+                    .col_expr(
+                        images::Column::Blurhash,
+                        sea_orm::sea_query::Expr::value(Option::<String>::None),
+                    )
+                    .filter(images::Column::Id.eq(image.id))
+                    .exec(&txn)
+                    .await?;
+            }
             // The image and its sizes (or the job that will make them) are
             // one unit: either both rows exist or neither does.
             let recorded = match &written {
@@ -312,6 +374,51 @@ impl Images {
         Err(Error::NoFreeName(NAME_ATTEMPTS))
     }
 
+    /// When another name already stores these bytes: points `image` at
+    /// its objects, gives it their sizes (or a job that shares them once
+    /// made) and their BlurHash, and returns the row as it now is. The
+    /// other name's row is locked (PostgreSQL) until this commits, so a
+    /// delete of it cannot remove the objects in between: it waits, and
+    /// then counts this name.
+    async fn share_bytes(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        image: &images::Model,
+        sha256: &str,
+    ) -> std::result::Result<Option<images::Model>, sea_orm::DbErr> {
+        use sea_orm::ConnectionTrait as _;
+        let mut query = images::Entity::find()
+            .filter(images::Column::Sha256.eq(sha256))
+            .filter(images::Column::Id.ne(image.id))
+            .order_by_asc(images::Column::Id)
+            .limit(1);
+        if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            query = query.lock_exclusive();
+        }
+        let Some(sibling) = query.one(txn).await? else {
+            return Ok(None);
+        };
+        let mut shared = image.clone();
+        shared.path = sibling.path.clone();
+        shared.blurhash = sibling.blurhash.clone();
+        images::Entity::update_many()
+            .col_expr(
+                images::Column::Path,
+                sea_orm::sea_query::Expr::value(shared.path.clone()),
+            )
+            .col_expr(
+                images::Column::Blurhash,
+                sea_orm::sea_query::Expr::value(shared.blurhash.clone()),
+            )
+            .filter(images::Column::Id.eq(image.id))
+            .exec(txn)
+            .await?;
+        if !self.sizes.share(txn, image.id, sibling.id).await? {
+            queue::enqueue(txn, image.id).await?;
+        }
+        Ok(Some(shared))
+    }
+
     fn check_db_file(&self) -> Result<()> {
         match &self.db_file {
             Some(file) => file.still_there().map_err(Error::DatabaseGone),
@@ -327,7 +434,10 @@ impl Images {
     /// future is dropped or `limits.decode_seconds` pass. A panic inside a
     /// decoder is refused as a bad image; one while making the sizes only
     /// leaves them to a job. Returns the sizes when they were made.
-    async fn process(&self, bytes: bytes::Bytes) -> Result<(Processed, Option<Vec<Rendered>>)> {
+    async fn process(
+        &self,
+        bytes: bytes::Bytes,
+    ) -> Result<(Processed, Option<(Vec<Rendered>, Option<String>)>)> {
         let limits = self.decoding.limits;
         let sizes = Arc::clone(&self.sizes);
         let (inspection, job_cost, plan) = blocking(move || {
@@ -370,7 +480,10 @@ impl Images {
                 Some(pixels) if stop.check().is_ok() => maker.make(pixels),
                 _ => None,
             };
-            Ok((checked.processed, rendered))
+            let blurhash = rendered
+                .as_deref()
+                .and_then(crate::imaging::resize::blurhash_of);
+            Ok((checked.processed, rendered.map(|r| (r, blurhash))))
         })
         .await
     }
@@ -519,7 +632,12 @@ impl Images {
             }
         };
         // Downloads still pass through here: only we can name the file.
-        if !download && let Some(url) = self.storage.public_url(&object.path) {
+        // An expiring picture is never handed to the bucket's URL: what a
+        // CDN caches there outlives the picture.
+        if !download
+            && image.expires_at.is_none()
+            && let Some(url) = self.storage.public_url(&object.path)
+        {
             return Ok(Served::Elsewhere(url));
         }
         let download_name = download.then(|| download_name(image, &label));
@@ -664,6 +782,20 @@ impl Images {
             return Ok(None);
         }
         if let Some(reason) = tombstone {
+            // Reports about a picture that is gone need nobody any more.
+            reports::Entity::update_many()
+                .col_expr(
+                    reports::Column::ResolvedAt,
+                    sea_orm::sea_query::Expr::value(Utc::now()),
+                )
+                .col_expr(
+                    reports::Column::Resolution,
+                    sea_orm::sea_query::Expr::value(reason),
+                )
+                .filter(reports::Column::Token.eq(image.token.as_str()))
+                .filter(reports::Column::ResolvedAt.is_null())
+                .exec(&txn)
+                .await?;
             tombstones::Entity::delete_by_id(image.token.clone())
                 .exec(&txn)
                 .await?;
@@ -675,7 +807,14 @@ impl Images {
             .insert(&txn)
             .await?;
         }
+        // Bytes stored once for several names stay while any name does.
+        let still_named = crate::service::sizes::names_of(&txn, &image.object.path).await?;
         txn.commit().await?;
+        if still_named > 0 {
+            self.cache.announce(&self.db, &image.token).await;
+            tracing::info!(token = %image.token, reason = tombstone.unwrap_or("deleted"), names_left = still_named, "image deleted (its bytes stay for the other names)");
+            return Ok(Some(image));
+        }
         // Variant files are named from the token, so the configured names
         // catch one a worker finished after we read the rows; the rows catch
         // sizes since removed from the configuration.
@@ -721,6 +860,17 @@ impl Images {
         Ok(removed)
     }
 
+    /// Every image whose stored bytes have this SHA-256.
+    pub async fn with_sha256(&self, sha256: &str) -> Result<Vec<ImageInfo>> {
+        Ok(images::Entity::find()
+            .filter(images::Column::Sha256.eq(sha256))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(ImageInfo::from)
+            .collect())
+    }
+
     /// Images, newest first, for operators: uploaded since `since`, with
     /// `key_id`, by one of `tokens`; at most `limit`.
     pub async fn listing(&self, filter: &Listing) -> Result<Vec<Listed>> {
@@ -736,6 +886,9 @@ impl Images {
         }
         if filter.net.is_some() {
             query = query.filter(images::Column::UploaderIp.is_not_null());
+        } else if let Some(limit) = filter.limit {
+            // Without an address filter the database can stop early.
+            query = query.limit(limit as u64);
         }
         let rows = query.all(&self.db).await?;
         Ok(rows
@@ -778,6 +931,25 @@ pub struct Listed {
 /// Why a name is gone, as its tombstone says.
 pub const TOMBSTONE_EXPIRED: &str = "expired";
 pub const TOMBSTONE_BLOCKED: &str = "blocked";
+
+/// Serialises uploads of the same bytes on PostgreSQL until the end of the
+/// transaction (SQLite has one writer at a time already).
+async fn lock_checksum(
+    txn: &sea_orm::DatabaseTransaction,
+    sha256: &str,
+) -> std::result::Result<(), sea_orm::DbErr> {
+    use sea_orm::ConnectionTrait as _;
+    if txn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        [sha256.into()],
+    ))
+    .await
+    .map(|_| ())
+}
 
 /// Runs imaging work on the blocking pool; a panic in it is a bad image.
 async fn blocking<T: Send + 'static>(

@@ -32,6 +32,8 @@ pub struct ImageInfo {
     pub created_at: DateTime<Utc>,
     /// When it is deleted, if it expires.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Painted while it loads, once its sizes are made.
+    pub blurhash: Option<String>,
     pub object: StoredObject,
 }
 
@@ -72,6 +74,7 @@ impl From<images::Model> for ImageInfo {
             bytes: row.size,
             created_at: row.inserted_at,
             expires_at: row.expires_at,
+            blurhash: row.blurhash,
             object: StoredObject {
                 path: row.path,
                 sha256: row.sha256,

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use sha2::{Digest, Sha256};
 
@@ -65,6 +65,8 @@ pub struct Uploader {
     pub addr: Option<IpAddr>,
     /// When the upload is to be deleted, if ever.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The bucket its uploads are counted in, if any.
+    pub rate: Option<(Subject, Limit)>,
 }
 
 /// A key as `kitteh keys list` shows it.
@@ -203,8 +205,8 @@ impl Moderation {
         if self.access == Access::Keys && key.is_none() {
             return Err(Error::KeyRequired("no key was sent"));
         }
-        match &key {
-            Some(k) if k.admin => {}
+        let rate = match &key {
+            Some(k) if k.admin => None,
             Some(KeyInfo {
                 id,
                 uploads_per_minute: Some(n),
@@ -212,24 +214,33 @@ impl Moderation {
             }) if *n > 0 => {
                 let n = u32::try_from(*n).unwrap_or(u32::MAX);
                 // A key's own limit allows a minute's worth at once.
-                if let Some(limit) = Limit::new(n, n) {
-                    allow(self.uploads.take(Subject::Key(*id), limit))?;
-                }
+                Limit::new(n, n).map(|limit| (Subject::Key(*id), limit))
             }
-            _ => {
-                if let (Some(addr), Some(limit)) = (
-                    addr,
-                    Limit::new(self.limits.uploads_per_minute, self.limits.uploads_burst),
-                ) {
-                    allow(self.uploads.take(Subject::addr(addr), limit))?;
-                }
-            }
+            _ => addr
+                .zip(Limit::new(
+                    self.limits.uploads_per_minute,
+                    self.limits.uploads_burst,
+                ))
+                .map(|(addr, limit)| (Subject::addr(addr), limit)),
+        };
+        if let Some((subject, limit)) = rate {
+            allow(self.uploads.take(subject, limit))?;
         }
         Ok(Uploader {
             key,
             addr,
             expires_at: None,
+            rate,
         })
+    }
+
+    /// Counts one more file of a request that carries several against the
+    /// uploader's rate limit.
+    pub fn admit_another(&self, uploader: &Uploader) -> Result<()> {
+        match uploader.rate {
+            Some((subject, limit)) => allow(self.uploads.take(subject, limit)),
+            None => Ok(()),
+        }
     }
 
     /// Whether a report from `addr` may be taken.
@@ -320,16 +331,17 @@ impl Moderation {
         }
     }
 
-    /// Refuses `needed` more bytes for a key that would pass its quota.
+    /// Refuses `needed` more bytes for a key that would pass its quota: a
+    /// first, cheap look before anything is written.
     pub async fn check_quota(&self, key: &KeyInfo, needed: u64) -> Result<()> {
         let Some(quota) = key.quota_bytes else {
             return Ok(());
         };
-        let usage = self.usage(key.id).await?;
         let quota = u64::try_from(quota).unwrap_or(0);
-        if usage.1 + needed > quota {
+        let (_, used) = usage(&self.db, key.id).await?;
+        if used + needed > quota {
             return Err(Error::QuotaExceeded {
-                used: usage.1,
+                used,
                 quota,
                 needed,
             });
@@ -337,32 +349,41 @@ impl Moderation {
         Ok(())
     }
 
-    /// (uploads, bytes) stored with a key.
-    async fn usage(&self, key_id: i64) -> Result<(u64, u64)> {
-        let usage = images::Entity::find()
-            .select_only()
-            .column_as(
-                Expr::expr(Func::count(Expr::col(images::Column::Id))),
-                "uploads",
-            )
-            .column_as(
-                // PostgreSQL sums a BIGINT into a NUMERIC.
-                Expr::expr(Func::cast_as(
-                    Func::sum(Expr::col(images::Column::Size)),
-                    sea_orm::sea_query::Alias::new("BIGINT"),
-                )),
-                "bytes",
-            )
-            .filter(images::Column::KeyId.eq(key_id))
-            .into_model::<Usage>()
-            .one(&self.db)
-            .await?;
-        Ok(usage.map_or((0, 0), |u| {
-            (
-                u64::try_from(u.uploads.unwrap_or(0)).unwrap_or(0),
-                u64::try_from(u.bytes.unwrap_or(0)).unwrap_or(0),
-            )
-        }))
+    /// Serialises uploads with one key inside their transactions, so that
+    /// uploads in parallel cannot pass its quota together: on PostgreSQL
+    /// the key's row is locked; on SQLite the insert that follows holds the
+    /// database's write lock anyway.
+    pub async fn lock_key<C: ConnectionTrait>(&self, conn: &C, key: &KeyInfo) -> Result<()> {
+        if key.quota_bytes.is_some() && conn.get_database_backend() == DbBackend::Postgres {
+            upload_keys::Entity::find_by_id(key.id)
+                .lock_exclusive()
+                .one(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// After the insert, in the same transaction: the key's usage, the new
+    /// upload of `needed` bytes included, within its quota.
+    pub async fn recheck_quota<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        key: &KeyInfo,
+        needed: u64,
+    ) -> Result<()> {
+        let Some(quota) = key.quota_bytes else {
+            return Ok(());
+        };
+        let quota = u64::try_from(quota).unwrap_or(0);
+        let (_, with_new) = usage(conn, key.id).await?;
+        if with_new > quota {
+            return Err(Error::QuotaExceeded {
+                used: with_new.saturating_sub(needed),
+                quota,
+                needed,
+            });
+        }
+        Ok(())
     }
 
     /// Notes that a key was just used.
@@ -426,7 +447,7 @@ impl Moderation {
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let (uploads, bytes) = self.usage(row.id).await?;
+            let (uploads, bytes) = usage(&self.db, row.id).await?;
             out.push(KeyListing {
                 name: row.name,
                 admin: row.admin,
@@ -560,11 +581,24 @@ impl Moderation {
             .chars()
             .filter(|c| !c.is_control() || *c == '\n')
             .collect();
+        let reporter_ip = self.kept_addr(addr);
+        // One open report per picture and address: repeating it adds
+        // nothing for the moderators, and a flood must not bury the rest.
+        if let Some(ip) = &reporter_ip
+            && let Some(open) = reports::Entity::find()
+                .filter(reports::Column::Token.eq(token))
+                .filter(reports::Column::ReporterIp.eq(ip.as_str()))
+                .filter(reports::Column::ResolvedAt.is_null())
+                .one(&self.db)
+                .await?
+        {
+            return Ok(Report::from(open));
+        }
         let row = reports::ActiveModel {
             token: Set(token.to_string()),
             reason: Set(reason.to_string()),
             details: Set(details),
-            reporter_ip: Set(self.kept_addr(addr)),
+            reporter_ip: Set(reporter_ip),
             created_at: Set(Utc::now()),
             ..Default::default()
         }
@@ -574,11 +608,19 @@ impl Moderation {
         Ok(Report::from(row))
     }
 
-    /// Reports, oldest first; only the open ones unless `all`.
+    /// Reports, oldest first; only the open ones unless `all`; at most
+    /// `limit`.
     pub async fn reports(&self, all: bool) -> Result<Vec<Report>> {
+        self.reports_up_to(all, None).await
+    }
+
+    pub async fn reports_up_to(&self, all: bool, limit: Option<u64>) -> Result<Vec<Report>> {
         let mut query = reports::Entity::find().order_by_asc(reports::Column::Id);
         if !all {
             query = query.filter(reports::Column::ResolvedAt.is_null());
+        }
+        if let Some(limit) = limit {
+            query = query.limit(limit);
         }
         Ok(query
             .all(&self.db)
@@ -638,18 +680,23 @@ pub async fn take_down(
     block: bool,
 ) -> Result<ImageInfo> {
     let image = images.get(token).await?;
-    if block {
-        moderation
-            .block(image.sha256(), &format!("blocked with {}", image.name))
-            .await?;
+    if !block {
+        let removed = images.remove(&image.token, None).await?;
+        moderation.resolve_reports(&image.token, "deleted").await?;
+        return Ok(removed);
     }
-    let removed = images
-        .remove(&image.token, block.then_some(TOMBSTONE_BLOCKED))
-        .await?;
     moderation
-        .resolve_reports(&image.token, if block { "blocked" } else { "deleted" })
+        .block(image.sha256(), &format!("blocked with {}", image.name))
         .await?;
-    Ok(removed)
+    // Every name showing the same bytes goes with it.
+    for copy in images.with_sha256(image.sha256()).await? {
+        match images.remove(&copy.token, Some(TOMBSTONE_BLOCKED)).await {
+            Ok(_) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        moderation.resolve_reports(&copy.token, "blocked").await?;
+    }
+    Ok(image)
 }
 
 /// Deletes every image still known to have come from `net`; returns them.
@@ -672,6 +719,34 @@ pub async fn purge(images: &Images, moderation: &Moderation, net: IpNet) -> Resu
     Ok(removed)
 }
 
+/// (uploads, bytes) stored with a key.
+async fn usage<C: ConnectionTrait>(conn: &C, key_id: i64) -> Result<(u64, u64)> {
+    let usage = images::Entity::find()
+        .select_only()
+        .column_as(
+            Expr::expr(Func::count(Expr::col(images::Column::Id))),
+            "uploads",
+        )
+        .column_as(
+            // PostgreSQL sums a BIGINT into a NUMERIC.
+            Expr::expr(Func::cast_as(
+                Func::sum(Expr::col(images::Column::Size)),
+                sea_orm::sea_query::Alias::new("BIGINT"),
+            )),
+            "bytes",
+        )
+        .filter(images::Column::KeyId.eq(key_id))
+        .into_model::<Usage>()
+        .one(conn)
+        .await?;
+    Ok(usage.map_or((0, 0), |u| {
+        (
+            u64::try_from(u.uploads.unwrap_or(0)).unwrap_or(0),
+            u64::try_from(u.bytes.unwrap_or(0)).unwrap_or(0),
+        )
+    }))
+}
+
 fn allow(verdict: Verdict) -> Result<()> {
     if verdict.allowed {
         Ok(())
@@ -680,20 +755,34 @@ fn allow(verdict: Verdict) -> Result<()> {
     }
 }
 
-/// `203.0.113.7` or `2001:db8::/32` as a network (an address alone is a
-/// network of one).
+/// `203.0.113.7` or `2001:db8::/32` as a network. An IPv4 address alone is
+/// a network of one; an IPv6 address alone is its /64, what one host
+/// usually holds and can pick any address in (the rate limits count the
+/// same way). IPv4-mapped IPv6 networks are written as IPv4, which is how
+/// client addresses are compared.
 pub fn parse_net(text: &str) -> Result<IpNet> {
     let text = text.trim();
-    if let Ok(net) = text.parse::<IpNet>() {
-        return Ok(net.trunc());
+    let bad = || {
+        Error::BadForm(format!(
+            "{text:?} is not an address or a CIDR such as 203.0.113.0/24"
+        ))
+    };
+    let net = match text.parse::<IpNet>() {
+        Ok(net) => net.trunc(),
+        Err(_) => match text.parse::<IpAddr>().map_err(|_| bad())?.to_canonical() {
+            IpAddr::V4(v4) => IpNet::from(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => IpNet::new(IpAddr::V6(v6), 64).map_err(|_| bad())?.trunc(),
+        },
+    };
+    if let IpNet::V6(v6) = net
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && v6.prefix_len() >= 96
+    {
+        return IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96)
+            .map(|n| n.trunc())
+            .map_err(|_| bad());
     }
-    text.parse::<IpAddr>()
-        .map(|ip| IpNet::from(ip.to_canonical()))
-        .map_err(|_| {
-            Error::BadForm(format!(
-                "{text:?} is not an address or a CIDR such as 203.0.113.0/24"
-            ))
-        })
+    Ok(net)
 }
 
 /// Keys are stored as their SHA-256: a leaked database holds no key.
@@ -720,6 +809,18 @@ mod tests {
             "2001:db8::/32"
         );
         assert!(parse_net("not an address").is_err());
+        assert_eq!(
+            parse_net("2001:db8:1:2:3:4:5:6").unwrap().to_string(),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            parse_net("::ffff:203.0.113.0/120").unwrap().to_string(),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            parse_net("::ffff:203.0.113.9").unwrap().to_string(),
+            "203.0.113.9/32"
+        );
         assert!(parse_net("10.0.0.0/33").is_err());
     }
 }

@@ -89,14 +89,22 @@ struct Bucket {
 /// One kind of limit, for every subject.
 pub struct RateLimiter {
     name: &'static str,
-    buckets: Mutex<HashMap<(Subject, Limit), Bucket>>,
+    buckets: Mutex<Buckets>,
+}
+
+#[derive(Default)]
+struct Buckets {
+    map: HashMap<(Subject, Limit), Bucket>,
+    /// When full buckets were last forgotten: at most once a second, so a
+    /// flood of new addresses does not make every check scan them all.
+    pruned: Option<Instant>,
 }
 
 impl RateLimiter {
     pub fn new(name: &'static str) -> Self {
         Self {
             name,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets::default()),
         }
     }
 
@@ -112,26 +120,29 @@ impl RateLimiter {
     }
 
     fn check(&self, subject: Subject, limit: Limit, take: bool, now: Instant) -> Verdict {
-        let mut buckets = self
+        let mut guard = self
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() >= PRUNE_AT {
-            buckets.retain(|(_, l), b| refilled(*b, *l, now) < f64::from(l.burst));
-            if buckets.len() >= HARD_CAP {
+        let Buckets { map, pruned } = &mut *guard;
+        let due = pruned.is_none_or(|at| now.saturating_duration_since(at).as_secs() >= 1);
+        if map.len() >= PRUNE_AT && due {
+            *pruned = Some(now);
+            map.retain(|(_, l), b| refilled(*b, *l, now) < f64::from(l.burst));
+            if map.len() >= HARD_CAP {
                 tracing::warn!(
                     limit = self.name,
-                    buckets = buckets.len(),
+                    buckets = map.len(),
                     "rate limit buckets for too many addresses; starting afresh"
                 );
-                buckets.clear();
+                map.clear();
             }
         }
         let full = Bucket {
             tokens: f64::from(limit.burst),
             at: now,
         };
-        let bucket = buckets.entry((subject, limit)).or_insert(full);
+        let bucket = map.entry((subject, limit)).or_insert(full);
         let tokens = refilled(*bucket, limit, now);
         let allowed = tokens >= 1.0;
         let left = if allowed && take {
@@ -232,7 +243,7 @@ mod tests {
             let who = Subject::addr(std::net::Ipv4Addr::from(i).into());
             limiter.check_at(who, limit, t0);
         }
-        let len = || limiter.buckets.lock().unwrap().len();
+        let len = || limiter.buckets.lock().unwrap().map.len();
         assert_eq!(len(), PRUNE_AT);
         // Two seconds on every bucket is full again, and forgotten at the
         // next check; the one checked now is all that is kept.

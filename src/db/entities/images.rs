@@ -23,6 +23,7 @@ pub struct Model {
     pub key_id: Option<i64>,
     pub uploader_ip: Option<String>,
     pub expires_at: Option<ChronoDateTimeUtc>,
+    pub blurhash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,6 +5,7 @@
 use std::io;
 use std::time::Duration;
 
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 
 use super::{Sizes, Written};
@@ -61,6 +62,32 @@ impl Sizes {
         if self.config.work_delay_ms > 0 {
             tokio::time::sleep(Duration::from_millis(self.config.work_delay_ms)).await;
         }
+        // Bytes stored once for several names: another name may have its
+        // sizes made already, and they are this one's too.
+        if let Some(sibling) = self
+            .sibling_with_sizes(&self.db, image.id, &image.path)
+            .await?
+        {
+            let txn = self.db.begin().await?;
+            if queue::settle(&txn, claim, JobState::Done, None).await?
+                && self.share(&txn, image.id, sibling).await?
+            {
+                let blurhash = images::Entity::find_by_id(sibling)
+                    .one(&txn)
+                    .await?
+                    .and_then(|s| s.blurhash);
+                images::Entity::update_many()
+                    .col_expr(images::Column::Blurhash, Expr::value(blurhash))
+                    .filter(images::Column::Id.eq(image.id))
+                    .exec(&txn)
+                    .await?;
+                txn.commit().await?;
+                self.cache.announce(&self.db, &image.token).await;
+                tracing::info!(token = %image.token, "sizes shared with a name of the same bytes");
+                return Ok(());
+            }
+            txn.rollback().await?;
+        }
         let format = Format::from_mime(&image.content_type)
             .ok_or_else(|| JobError::UnknownType(image.content_type.clone()))?;
         let original = self
@@ -82,7 +109,7 @@ impl Sizes {
             .reserve_for_job(cost)
             .await
             .map_err(JobError::Memory)?;
-        let rendered = self.render(original, format).await?;
+        let (rendered, blurhash) = self.render(original, format).await?;
         drop(reservation);
 
         // Sizes are derived, so a rewrite replaces them whole; each object
@@ -94,7 +121,7 @@ impl Sizes {
                 name: e.name,
                 source: e.source,
             })?;
-        self.record(claim, &image, &written).await
+        self.record(claim, &image, &written, blurhash).await
     }
 
     /// Runs the CPU-bound step on the blocking pool; a panic in it is a
@@ -103,7 +130,7 @@ impl Sizes {
         &self,
         original: bytes::Bytes,
         format: Format,
-    ) -> Result<Vec<Rendered>, JobError> {
+    ) -> Result<(Vec<Rendered>, Option<String>), JobError> {
         let (render, sizes, quality, limits) = (
             self.render,
             self.specs(),
@@ -117,11 +144,14 @@ impl Sizes {
             self.decoding.timeout,
         );
         match tokio::task::spawn_blocking(move || {
-            render(&original, format, &sizes, quality, &limits, &stop)
+            render(&original, format, &sizes, quality, &limits, &stop).map(|rendered| {
+                let blurhash = imaging::resize::blurhash_of(&rendered);
+                (rendered, blurhash)
+            })
         })
         .await
         {
-            Ok(Ok(rendered)) => Ok(rendered),
+            Ok(Ok(made)) => Ok(made),
             Ok(Err(e)) => Err(JobError::Render(e)),
             Err(e) if e.is_panic() => {
                 Err(JobError::Panicked(super::panic_message(&*e.into_panic())))
@@ -137,6 +167,7 @@ impl Sizes {
         claim: Claim,
         image: &images::Model,
         written: &[Written],
+        blurhash: Option<String>,
     ) -> Result<(), JobError> {
         let txn = self.db.begin().await?;
         if !queue::settle(&txn, claim, JobState::Done, None).await? {
@@ -148,7 +179,8 @@ impl Sizes {
                 .one(&self.db)
                 .await?
                 .is_none();
-            if image_gone {
+            // Files shared with another name of the same bytes stay.
+            if image_gone && super::names_of(&self.db, &image.path).await? == 0 {
                 for w in written {
                     let _ = self.storage.delete(&w.name).await;
                 }
@@ -165,6 +197,11 @@ impl Sizes {
             .exec(&txn)
             .await?;
         super::insert_rows(&txn, image.id, written).await?;
+        images::Entity::update_many()
+            .col_expr(images::Column::Blurhash, Expr::value(blurhash))
+            .filter(images::Column::Id.eq(image.id))
+            .exec(&txn)
+            .await?;
         txn.commit().await?;
         // Pages and size URLs must see the new sizes now, not after a TTL.
         self.cache.announce(&self.db, &image.token).await;

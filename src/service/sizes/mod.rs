@@ -12,6 +12,8 @@
 
 mod inline;
 mod job;
+mod shared;
+pub(crate) use shared::names_of;
 mod worker;
 
 use std::collections::BTreeMap;
