@@ -350,6 +350,10 @@ pub fn build_rocket(services: &Services) -> Rocket<Build> {
         .mount("/", routes::access::routes())
         .mount("/", routes::report::routes())
         .mount("/", routes::admin::routes())
+        .mount("/", routes::oembed::routes())
+        .mount("/", routes::mine::routes())
+        .mount("/", routes::integrations::page_routes())
+        .mount("/api", routes::integrations::api_routes())
         .mount("/api", routes::api::routes())
         .mount(
             "/",

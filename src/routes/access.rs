@@ -100,11 +100,42 @@ pub fn upload_page_for(cookies: &CookieJar<'_>, config: &Config, key_refused: bo
     page
 }
 
-/// Where a sign-in may send the browser next: our own pages only.
+/// Where a sign-in may send the browser next: our own pages only, and a
+/// path Rocket can redirect to.
 fn next_page(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && rocket::http::uri::Origin::parse(n).is_ok() =>
+        {
+            n
+        }
         _ => "/",
+    }
+}
+
+/// A form posted from another site. Browsers say where a request comes
+/// from (`Sec-Fetch-Site`, `Origin`); a `SameSite=Strict` cookie is not
+/// sent cross-site, but a cross-site form could still set one (sign a
+/// visitor in with someone else's key) or remove it.
+pub fn cross_site(req: &Request<'_>) -> bool {
+    if let Some(site) = req.headers().get_one("Sec-Fetch-Site") {
+        return site == "cross-site";
+    }
+    match req.headers().get_one("Origin") {
+        None | Some("null") => false,
+        Some(origin) => {
+            let host = req.headers().get_one("Host").unwrap_or_default();
+            url::Url::parse(origin).ok().is_none_or(|o| {
+                let authority = match o.port() {
+                    Some(port) => format!("{}:{port}", o.host_str().unwrap_or_default()),
+                    None => o.host_str().unwrap_or_default().to_string(),
+                };
+                !authority.eq_ignore_ascii_case(host)
+            })
+        }
     }
 }
 
@@ -112,12 +143,16 @@ fn next_page(next: Option<&str>) -> &str {
 /// cookie (`Secure` when the public URL is https), then goes back.
 #[post("/key", data = "<form>")]
 async fn sign_in(
+    origin: Origin,
     form: SmallForm,
     jar: &CookieJar<'_>,
     config: &State<Config>,
     moderation: &State<Arc<Moderation>>,
     caller: Caller,
 ) -> Result<Redirect, FormError> {
+    if origin.cross_site {
+        return Err(crate::service::Error::Forged.into());
+    }
     let form = form.0?;
     let key = form
         .get("key")
@@ -143,9 +178,28 @@ async fn sign_in(
 
 /// Removes the key from this browser.
 #[post("/key/forget")]
-fn forget(jar: &CookieJar<'_>) -> Redirect {
+fn forget(origin: Origin, jar: &CookieJar<'_>) -> Result<Redirect, Box<FormError>> {
+    if origin.cross_site {
+        return Err(Box::new(crate::service::Error::Forged.into()));
+    }
     jar.remove(Cookie::build(KEY_COOKIE).path("/"));
-    Redirect::to("/")
+    Ok(Redirect::to("/"))
+}
+
+/// Whether a form came from another site.
+pub struct Origin {
+    pub cross_site: bool,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Origin {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(Origin {
+            cross_site: cross_site(req),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -159,5 +213,6 @@ mod tests {
         assert_eq!(next_page(Some("https://evil.example/")), "/");
         assert_eq!(next_page(Some("/\\evil.example")), "/");
         assert_eq!(next_page(None), "/");
+        assert_eq!(next_page(Some("/a b")), "/");
     }
 }

@@ -25,6 +25,9 @@ use crate::service::moderation::{self, KeyInfo, Moderation, Report, hash_key, pa
 /// Uploads shown on the page, newest first.
 const RECENT: usize = 60;
 
+/// Open reports shown at once, oldest first.
+const REPORTS_SHOWN: u64 = 100;
+
 pub fn routes() -> Vec<Route> {
     routes![page, act]
 }
@@ -64,7 +67,7 @@ async fn admin(
 
 /// The token every moderation form carries: derived from the key, so a
 /// page from another site cannot know it.
-fn check_token(key: &str) -> String {
+pub fn check_token(key: &str) -> String {
     hex::encode(Sha256::digest(format!(
         "kitteh moderation form:{}",
         hash_key(key)
@@ -97,8 +100,12 @@ async fn page(
         Ok(admin) => admin,
         Err(sign_in) => return Ok(sign_in),
     };
-    let reports = moderation.reports(false).await?;
-    let reported: Vec<String> = reports.iter().map(|r| r.token.clone()).collect();
+    // The oldest open reports first, a page's worth: a flood of them must
+    // not make the page too slow (or the query too long) to act on.
+    let reports = moderation.reports_up_to(false, Some(REPORTS_SHOWN)).await?;
+    let mut reported: Vec<String> = reports.iter().map(|r| r.token.clone()).collect();
+    reported.sort();
+    reported.dedup();
     let reported_images = images
         .listing(&Listing {
             tokens: Some(reported),
@@ -171,6 +178,10 @@ fn admin_page(
     reported: &[Listed],
     recent: &[Listed],
 ) -> Page {
+    let by_token: std::collections::HashMap<&str, &Listed> = reported
+        .iter()
+        .map(|l| (l.image.token.as_str(), l))
+        .collect();
     layout(
         assets,
         "Moderation",
@@ -178,12 +189,12 @@ fn admin_page(
             h1 { "Moderation" }
             p { "Signed in with the admin key " strong { (key.name) } ". " }
             (forget_key_form())
-            h2 { "Open reports (" (reports.len()) ")" }
+            h2 { "Open reports" }
             @if reports.is_empty() { p id="no-reports" { "No open reports." } }
             ul class="plain mod-grid" id="reports" {
                 @for report in reports {
                     li class="mod-card" data-report=(report.id) data-token=(report.token) {
-                        @match reported.iter().find(|l| l.image.token == report.token) {
+                        @match by_token.get(report.token.as_str()) {
                             Some(listed) => {
                                 (tile(listed))
                                 p class="mod-reason" { strong { (report.reason) } @if !report.details.is_empty() { ": " (report.details) } }

@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
-use rocket::response::status::Created;
+use rocket::response::status::{Created, Custom};
 use rocket::serde::json::{Json, Value, json};
 use rocket::{Route, State, delete, get, post, routes};
 
 use crate::routes::access::Caller;
-use crate::routes::error::ApiError;
+use crate::routes::error::{ApiError, Problem};
 use crate::routes::links::BaseUrl;
 use crate::routes::request_log::LogToken;
-use crate::routes::upload_form::UploadBody;
+use crate::routes::upload_form::{FileOutcome, UploadBody};
 use crate::service::Error;
 use crate::service::images::Images;
 use crate::service::model::{ImageInfo, SizeInfo};
@@ -63,6 +63,7 @@ fn describe(
         "original_name": image.original_name,
         "created_at": image.created_at.to_rfc3339(),
         "expires_at": image.expires_at.map(|at| at.to_rfc3339()),
+        "blurhash": image.blurhash,
         "sizes": sizes,
     });
     if let Some(token) = delete_token {
@@ -72,24 +73,78 @@ fn describe(
     v
 }
 
-/// `201 Created` with the image's description and a `Location` header.
+/// What an upload request gets: one image as always, or every image and
+/// every per-file error when it sent several files.
+#[derive(rocket::Responder)]
+pub enum Answer {
+    One(Created<Json<Value>>),
+    Many(Custom<Json<Value>>),
+}
+
+/// `201 Created` with the image's description and a `Location` header; for
+/// several files, `201` with `images` and `errors` when any was stored,
+/// else the first error's status with the same body.
 #[post("/images", data = "<body>")]
 async fn create(
     body: Result<UploadBody, Error>,
     base: BaseUrl,
     images: &State<Arc<Images>>,
+    moderation: &State<Arc<Moderation>>,
     log: &LogToken,
-) -> Result<Created<Json<Value>>, ApiError> {
+) -> Result<Answer, ApiError> {
     let upload = body.map_err(|e| images.rejected(e))?;
+    if upload.several() {
+        let outcomes = upload.store_all(images, Some(moderation)).await;
+        return Ok(Answer::Many(many(&outcomes, &base)));
+    }
     let uploaded = upload.store(images).await?;
     log.set(&uploaded.image.token);
     let location = base.api(&uploaded.image);
-    Ok(Created::new(location).body(Json(describe(
+    Ok(Answer::One(Created::new(location).body(Json(describe(
         &uploaded.image,
         &uploaded.sizes,
         &base,
         Some(&uploaded.delete_token),
-    ))))
+    )))))
+}
+
+/// The answer to a request with several files.
+fn many(outcomes: &[FileOutcome], base: &BaseUrl) -> Custom<Json<Value>> {
+    let mut stored = Vec::new();
+    let mut errors = Vec::new();
+    let mut first_error: Option<Status> = None;
+    for (index, outcome) in outcomes.iter().enumerate() {
+        match &outcome.result {
+            Ok(uploaded) => {
+                let mut v = describe(
+                    &uploaded.image,
+                    &uploaded.sizes,
+                    base,
+                    Some(&uploaded.delete_token),
+                );
+                v["index"] = json!(index);
+                stored.push(v);
+            }
+            Err(e) => {
+                let problem = Problem::from(e);
+                first_error.get_or_insert(problem.status);
+                let mut error = problem.details.clone();
+                error.insert("code".into(), json!(problem.code));
+                error.insert("message".into(), json!(problem.message));
+                errors.push(json!({
+                    "index": index,
+                    "file_name": outcome.file_name,
+                    "error": error,
+                }));
+            }
+        }
+    }
+    let status = if stored.is_empty() {
+        first_error.unwrap_or(Status::BadRequest)
+    } else {
+        Status::Created
+    };
+    Custom(status, Json(json!({ "images": stored, "errors": errors })))
 }
 
 #[get("/images/<token>")]

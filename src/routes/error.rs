@@ -50,6 +50,11 @@ impl Problem {
         }
     }
 
+    /// A problem that no service error names (a route's own check).
+    pub fn with(status: Status, code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(status, code, message)
+    }
+
     fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.details.insert(key.into(), value.into());
         self

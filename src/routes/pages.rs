@@ -17,7 +17,7 @@ use crate::routes::error::{FormError, PageError};
 use crate::routes::links::BaseUrl;
 use crate::routes::request_log::LogToken;
 use crate::routes::upload_form::UploadBody;
-use crate::routes::views::{self, Page, ShowLinks, SizeLink};
+use crate::routes::views::{self, Page, Preview, ShowLinks, SizeLink};
 use crate::service::Error;
 use crate::service::images::Images;
 use crate::service::moderation::Moderation;
@@ -43,16 +43,55 @@ async fn upload(
     body: Result<UploadBody, Error>,
     base: BaseUrl,
     images: &State<Arc<Images>>,
+    moderation: &State<Arc<Moderation>>,
+    assets: &State<Assets>,
     log: &LogToken,
-) -> Result<Flash<Redirect>, FormError> {
+) -> Result<FormAnswer, FormError> {
     let upload = body.map_err(|e| images.rejected(e))?;
+    if upload.several() {
+        // Several files (the picker allows it): a page with each one's
+        // links, delete links included, or its error.
+        let outcomes = upload.store_all(images, Some(moderation)).await;
+        let rows: Vec<views::UploadedRow> = outcomes
+            .iter()
+            .map(|o| match &o.result {
+                Ok(u) => views::UploadedRow {
+                    file_name: o.file_name.clone(),
+                    name: Some(u.image.name.clone()),
+                    page_url: Some(base.page(&u.image)),
+                    delete_url: Some(base.delete_page(&u.image, &u.delete_token)),
+                    error: None,
+                },
+                Err(e) => views::UploadedRow {
+                    file_name: o.file_name.clone(),
+                    name: None,
+                    page_url: None,
+                    delete_url: None,
+                    error: Some(crate::routes::error::Problem::from(e).message),
+                },
+            })
+            .collect();
+        return Ok(FormAnswer::Many(views::uploaded_many_page(assets, &rows)));
+    }
     let uploaded = upload.store(images).await?;
     log.set(&uploaded.image.token);
     let image = &uploaded.image;
     let location = base.page(image);
     // The cookie names the image it belongs to, so it is shown on that page only.
     let message = format!("{}:{}", image.token, uploaded.delete_token);
-    Ok(Flash::new(Redirect::to(location), CREATED, message))
+    Ok(FormAnswer::One(Box::new(Flash::new(
+        Redirect::to(location),
+        CREATED,
+        message,
+    ))))
+}
+
+/// The form's answer: the show page of the one picture, or a page listing
+/// several.
+#[derive(rocket::Responder)]
+pub enum FormAnswer {
+    One(Box<Flash<Redirect>>),
+    Many(Page),
 }
 
 fn lookup_token(name: &str) -> Result<String, Error> {
@@ -94,6 +133,29 @@ async fn show(
     let page_url = base.page(image);
     let image_url = base.image(image);
     let image_file_url = base.image_file(image);
+    // The largest ready size, else the original: what unfurlers show.
+    let (preview_url, preview_w, preview_h) = sizes
+        .iter()
+        .filter(|s| s.state == "ready")
+        .max_by_key(|s| s.width)
+        .map_or_else(
+            || (base.image_file(image), image.width, image.height),
+            |s| (s.file_url.clone(), s.width, s.height),
+        );
+    let preview = Preview {
+        title: image.name.clone(),
+        page_url: base.page(image),
+        image_url: preview_url,
+        width: preview_w,
+        height: preview_h,
+        content_type: image.content_type.clone(),
+        alt: format!("Uploaded picture {}", image.name),
+        oembed_url: format!(
+            "{}/oembed?url={}",
+            base.0,
+            url::form_urlencoded::byte_serialize(base.page(image).as_bytes()).collect::<String>()
+        ),
+    };
     let download_url = match focus {
         Some(size) => format!("{}?download", size.image_url),
         None => base.download(image),
@@ -110,6 +172,7 @@ async fn show(
             sizes: &sizes,
             focus,
             report_url: &format!("/{}/report", image.name),
+            preview: &preview,
         },
     ))
 }

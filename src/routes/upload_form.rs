@@ -35,24 +35,72 @@ const FILE_FIELDS: &[&str] = &["image[file]", "file"];
 /// share of `limits.upload_memory` they hold until the request ends, and
 /// the signal that its client has gone (from the edge).
 pub struct UploadBody {
-    pub upload: NewUpload,
+    /// Every file sent, in order (one for most clients).
+    pub uploads: Vec<NewUpload>,
     _memory: Option<Reservation>,
     gone: Option<oneshot::Receiver<()>>,
 }
 
+/// One file's outcome in a request that sent several.
+pub struct FileOutcome {
+    pub file_name: Option<String>,
+    pub result: Result<Uploaded, Error>,
+}
+
 impl UploadBody {
-    /// Stores the upload, unless its client leaves first: then the upload
-    /// (and its decode) is dropped and nothing is stored.
+    /// Whether the request sent more than one file.
+    pub fn several(&self) -> bool {
+        self.uploads.len() > 1
+    }
+
+    /// Stores the (first) upload, unless its client leaves first: then the
+    /// upload (and its decode) is dropped and nothing is stored.
     pub async fn store(self, images: &Images) -> Result<Uploaded, Error> {
         let Self {
-            upload,
+            uploads,
             _memory,
             gone,
         } = self;
+        let upload = uploads.into_iter().next().ok_or(Error::MissingFile)?;
         unless_gone(gone, images.upload(upload), || {
             Err(ImagingError::Cancelled.into())
         })
         .await
+    }
+
+    /// Stores every file, one after the other, each on its own: one that
+    /// is refused does not stop the others. Files past the first each take
+    /// their own place in the uploader's rate limit. Stops (storing no
+    /// more) when the client leaves.
+    pub async fn store_all(
+        self,
+        images: &Images,
+        moderation: Option<&Moderation>,
+    ) -> Vec<FileOutcome> {
+        let Self {
+            uploads,
+            _memory,
+            gone,
+        } = self;
+        let work = async move {
+            let mut outcomes = Vec::with_capacity(uploads.len());
+            for (i, upload) in uploads.into_iter().enumerate() {
+                let file_name = upload.file_name.clone();
+                let admitted = match moderation {
+                    Some(m) if i > 0 => m.admit_another(&upload.uploader),
+                    _ => Ok(()),
+                };
+                let result = match admitted {
+                    Ok(()) => images.upload(upload).await,
+                    Err(e) => Err(images.rejected(e)),
+                };
+                outcomes.push(FileOutcome { file_name, result });
+            }
+            Ok(outcomes)
+        };
+        unless_gone(gone, work, || Err(()))
+            .await
+            .unwrap_or_default()
     }
 }
 
@@ -62,9 +110,12 @@ impl<'r> FromData<'r> for UploadBody {
 
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r, Self> {
         // The edge holds every body to `limits.body_*` before it gets here.
-        let limit = match req.guard::<&State<Config>>().await {
-            rocket::request::Outcome::Success(config) => config.uploads.max_bytes,
-            _ => ByteUnit::Mebibyte(25),
+        let (limit, max_files) = match req.guard::<&State<Config>>().await {
+            rocket::request::Outcome::Success(config) => (
+                config.uploads.max_bytes,
+                config.uploads.max_files_per_request,
+            ),
+            _ => (ByteUnit::Mebibyte(25), 1),
         };
         let images = match req.guard::<&State<Arc<Images>>>().await {
             rocket::request::Outcome::Success(images) => Some(Arc::clone(images)),
@@ -95,16 +146,22 @@ impl<'r> FromData<'r> for UploadBody {
                 return Outcome::Error((Problem::from(&e).status, e));
             }
         };
-        let read = read(req, data, limit, images.as_deref()).await;
-        let read = read.and_then(|(upload, expires_in, memory)| {
+        let read = read(req, data, limit, max_files, images.as_deref()).await;
+        let read = read.and_then(|(uploads, expires_in, memory)| {
             if let Some(m) = &moderation {
                 uploader.expires_at = m.expiry(expires_in.as_deref())?;
             }
-            Ok((upload, memory))
+            Ok((uploads, memory))
         });
         match read {
-            Ok((upload, memory)) => Outcome::Success(UploadBody {
-                upload: NewUpload { uploader, ..upload },
+            Ok((uploads, memory)) => Outcome::Success(UploadBody {
+                uploads: uploads
+                    .into_iter()
+                    .map(|upload| NewUpload {
+                        uploader: uploader.clone(),
+                        ..upload
+                    })
+                    .collect(),
                 _memory: memory,
                 gone,
             }),
@@ -127,8 +184,9 @@ async fn read(
     req: &Request<'_>,
     data: Data<'_>,
     limit: ByteUnit,
+    max_files: u32,
     images: Option<&Images>,
-) -> Result<(NewUpload, Option<String>, Option<Reservation>), Error> {
+) -> Result<(Vec<NewUpload>, Option<String>, Option<Reservation>), Error> {
     let whole = limit.as_u64() + FORM_SLACK;
     let mut stream = data.open(ByteUnit::Byte(whole + DRAIN_LIMIT));
     let declared = req
@@ -154,7 +212,7 @@ async fn read(
         ),
         None => None,
     };
-    let result = read_form(req, &mut stream, limit).await;
+    let result = read_form(req, &mut stream, limit, max_files).await;
     if let Err(Error::TooLarge { .. }) = &result {
         drain(&mut stream).await;
     }
@@ -165,7 +223,8 @@ async fn read_form<R: AsyncRead + Unpin + Send>(
     req: &Request<'_>,
     stream: &mut R,
     limit: ByteUnit,
-) -> Result<(NewUpload, Option<String>), Error> {
+    max_files: u32,
+) -> Result<(Vec<NewUpload>, Option<String>), Error> {
     let boundary = req
         .content_type()
         .filter(|ct| ct.is_form_data())
@@ -185,7 +244,7 @@ async fn read_form<R: AsyncRead + Unpin + Send>(
     let mut multipart =
         multer::Multipart::with_reader_with_constraints(capped, boundary, constraints);
 
-    let mut found: Option<(usize, NewUpload)> = None;
+    let mut found: Vec<(usize, NewUpload)> = Vec::new();
     let mut expires_in: Option<String> = None;
     loop {
         let field = match multipart.next_field().await {
@@ -208,10 +267,13 @@ async fn read_form<R: AsyncRead + Unpin + Send>(
             .and_then(|n| FILE_FIELDS.iter().position(|f| *f == n));
         let file_name = field.file_name().map(str::to_string);
         let bytes = field.bytes().await.map_err(|e| map_multer(e, limit))?;
-        if let Some(rank) = rank
-            && found.as_ref().is_none_or(|(best, _)| rank < *best)
-        {
-            found = Some((
+        if let Some(rank) = rank {
+            if found.len() >= max_files as usize {
+                return Err(Error::BadForm(format!(
+                    "more than {max_files} files in one request (uploads.max_files_per_request)"
+                )));
+            }
+            found.push((
                 rank,
                 NewUpload {
                     bytes,
@@ -221,8 +283,19 @@ async fn read_form<R: AsyncRead + Unpin + Send>(
             ));
         }
     }
-    let (_, upload) = found.ok_or(Error::MissingFile)?;
-    Ok((upload, expires_in))
+    // A form that sends both field names (an old script) means one file:
+    // the better-ranked name wins, as it always has.
+    let best = found
+        .iter()
+        .map(|(rank, _)| *rank)
+        .min()
+        .ok_or(Error::MissingFile)?;
+    let uploads = found
+        .into_iter()
+        .filter(|(rank, _)| *rank == best)
+        .map(|(_, upload)| upload)
+        .collect();
+    Ok((uploads, expires_in))
 }
 
 fn map_multer(e: multer::Error, limit: ByteUnit) -> Error {

@@ -11,6 +11,11 @@ use crate::service::model::ImageInfo;
 pub type Page = RawHtml<String>;
 
 pub(crate) fn layout(assets: &Assets, title: &str, body: Markup) -> Page {
+    layout_with_head(assets, title, html! {}, body)
+}
+
+/// As `layout`, with more in the head (a show page's link-preview tags).
+pub(crate) fn layout_with_head(assets: &Assets, title: &str, head: Markup, body: Markup) -> Page {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -21,6 +26,7 @@ pub(crate) fn layout(assets: &Assets, title: &str, body: Markup) -> Page {
                 link rel="stylesheet" href=(assets.path("app.css"));
                 link rel="icon" href="/favicon.ico";
                 script src=(assets.path("app.js")) defer {}
+                (head)
             }
             body {
                 a class="skip" href="#main" { "Skip to content" }
@@ -32,6 +38,10 @@ pub(crate) fn layout(assets: &Assets, title: &str, body: Markup) -> Page {
                 footer class="site" {
                     "Kitteh: pictures with memorable names. "
                     a href="/" { "Upload a picture" }
+                    " · "
+                    a href="/mine" { "My uploads" }
+                    " · "
+                    a href="/integrations" { "Integrations" }
                 }
             }
         }
@@ -144,7 +154,7 @@ fn upload_form(page: &UploadPage) -> Markup {
                 "JPEG, PNG, GIF or WebP, up to " (limit_words(page.max_bytes)) ". "
                 "Location, camera and other personal details are removed from the file; the picture itself is kept as it is."
             }
-            input id="file" type="file" name="image[file]" accept="image/jpeg,image/png,image/gif,image/webp" required aria-describedby="promise";
+            input id="file" type="file" name="image[file]" accept="image/jpeg,image/png,image/gif,image/webp" multiple required aria-describedby="promise";
             div class="expiry" {
                 label for="expires_in" { "Delete it after" }
                 select id="expires_in" name="expires_in" {
@@ -266,6 +276,50 @@ pub struct ShowLinks<'a> {
     pub focus: Option<&'a SizeLink>,
     /// Where to report the picture.
     pub report_url: &'a str,
+    /// What link previews show.
+    pub preview: &'a Preview,
+}
+
+/// A BlurHash as a `data:` URL of a small PNG.
+pub fn placeholder(hash: &str, width: u32, height: u32) -> Option<String> {
+    use base64::Engine as _;
+    let png = crate::imaging::resize::blurhash_png(hash, width, height)?;
+    Some(format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    ))
+}
+
+/// What an unfurler (Discord, Slack, a forum) shows for a page: the
+/// largest ready size, else the original, with absolute URLs.
+pub struct Preview {
+    pub title: String,
+    pub page_url: String,
+    pub image_url: String,
+    pub width: u32,
+    pub height: u32,
+    pub content_type: String,
+    pub alt: String,
+    pub oembed_url: String,
+}
+
+fn preview_tags(p: &Preview) -> Markup {
+    html! {
+        meta property="og:title" content=(p.title);
+        meta property="og:type" content="website";
+        meta property="og:url" content=(p.page_url);
+        meta property="og:site_name" content="Kitteh";
+        meta property="og:image" content=(p.image_url);
+        meta property="og:image:width" content=(p.width);
+        meta property="og:image:height" content=(p.height);
+        meta property="og:image:type" content=(p.content_type);
+        meta property="og:image:alt" content=(p.alt);
+        meta name="twitter:card" content="summary_large_image";
+        meta name="twitter:title" content=(p.title);
+        meta name="twitter:image" content=(p.image_url);
+        meta name="twitter:image:alt" content=(p.alt);
+        link rel="alternate" type="application/json+oembed" href=(p.oembed_url) title=(p.title);
+    }
 }
 
 /// One size as the show page lists it.
@@ -334,21 +388,27 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
     );
     let bbcode = format!("[url={page_url}][img]{share_src}[/img][/url]");
     let original_name = image.uploader_file_name();
-    layout(
+    layout_with_head(
         assets,
         &title,
+        preview_tags(links.preview),
         html! {
             h1 {
                 @if !shown_label.is_empty() { (shown_label) wbr; }
                 (name_words(&image.name))
             }
             figure {
-                @if links.focus.is_some() {
-                    img src=(main_src) alt=(alt) width=(main_w) height=(main_h);
-                } @else {
-                    img src=(main_src) srcset=(srcset.join(", "))
-                        sizes={ "(max-width: " (main_w) "px) 100vw, " (main_w) "px" }
-                        alt=(alt) width=(main_w) height=(main_h);
+                div class="frame" {
+                    @if let Some(src) = image.blurhash.as_deref().and_then(|h| placeholder(h, main_w, main_h)) {
+                        img class="placeholder" src=(src) alt="" aria-hidden="true" width=(main_w) height=(main_h);
+                    }
+                    @if links.focus.is_some() {
+                        img class="picture" src=(main_src) alt=(alt) width=(main_w) height=(main_h);
+                    } @else {
+                        img class="picture" src=(main_src) srcset=(srcset.join(", "))
+                            sizes={ "(max-width: " (main_w) "px) 100vw, " (main_w) "px" }
+                            alt=(alt) width=(main_w) height=(main_h);
+                    }
                 }
                 figcaption {
                     @if let Some(original) = original_name {
@@ -465,6 +525,45 @@ pub fn deleted_page(assets: &Assets, name: &str) -> Page {
             h1 { "Deleted" }
             p { (name_words(name)) " is gone." }
             p { a href="/" { "Upload another picture" } }
+        },
+    )
+}
+
+/// One file of a form upload that sent several.
+pub struct UploadedRow {
+    pub file_name: Option<String>,
+    pub name: Option<String>,
+    pub page_url: Option<String>,
+    pub delete_url: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What a form upload of several files answers: each one's page and
+/// delete link (shown this once), or why it was refused.
+pub fn uploaded_many_page(assets: &Assets, rows: &[UploadedRow]) -> Page {
+    let stored = rows.iter().filter(|r| r.error.is_none()).count();
+    layout(
+        assets,
+        "Uploaded",
+        html! {
+            h1 { "Uploaded " (stored) " of " (rows.len()) }
+            p { "Keep the delete links: they are shown only this once." }
+            ul class="plain uploaded" id="uploaded" {
+                @for row in rows {
+                    li {
+                        @if let (Some(name), Some(page)) = (&row.name, &row.page_url) {
+                            a href=(page) { (name_words(name)) }
+                            @if let Some(delete) = &row.delete_url {
+                                " · " a class="delete" href=(delete) { "delete link" }
+                            }
+                        } @else {
+                            span class="file" { (row.file_name.as_deref().unwrap_or("a file")) } ": "
+                            span class="error" { (row.error.as_deref().unwrap_or("refused")) }
+                        }
+                    }
+                }
+            }
+            p { a href="/" { "Upload more" } }
         },
     )
 }

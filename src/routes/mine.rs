@@ -1,0 +1,160 @@
+//! "My uploads": without an account. A browser keeps the list of what it
+//! uploaded in its own storage (the page draws it with app.js); a browser
+//! signed in with an upload key gets the key's uploads from the server,
+//! with delete buttons that work without JavaScript.
+
+use std::sync::Arc;
+
+use maud::{Markup, html};
+use rocket::response::Redirect;
+use rocket::{Route, State, get, post, routes};
+use subtle::ConstantTimeEq;
+
+use crate::assets::Assets;
+use crate::routes::access::Caller;
+use crate::routes::admin::check_token;
+use crate::routes::error::PageError;
+use crate::routes::forms::SmallForm;
+use crate::routes::links::BaseUrl;
+use crate::routes::views::{Page, forget_key_form, layout, name_words, placeholder};
+use crate::service::Error;
+use crate::service::images::{Images, Listed, Listing};
+use crate::service::moderation::{KeyInfo, Moderation};
+
+/// Uploads a key's page lists, newest first.
+const SHOWN: usize = 200;
+
+pub fn routes() -> Vec<Route> {
+    routes![page, delete]
+}
+
+/// The key the caller shows, if it is a valid one.
+async fn key_of(caller: &Caller, moderation: &Moderation) -> Result<Option<KeyInfo>, Error> {
+    match moderation.key(caller.key.as_deref()).await {
+        Ok(key) => Ok(key),
+        Err(Error::KeyRequired(_) | Error::KeyRevoked) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[get("/mine")]
+async fn page(
+    caller: Caller,
+    base: BaseUrl,
+    images: &State<Arc<Images>>,
+    moderation: &State<Arc<Moderation>>,
+    assets: &State<Assets>,
+) -> Result<Page, PageError> {
+    let Some(key) = key_of(&caller, moderation).await? else {
+        return Ok(local_page(assets));
+    };
+    let listed = images
+        .listing(&Listing {
+            key_id: Some(key.id),
+            limit: Some(SHOWN),
+            ..Listing::default()
+        })
+        .await?;
+    let check = check_token(caller.key.as_deref().unwrap_or_default());
+    Ok(key_page(assets, &base, &key, &check, &listed))
+}
+
+fn local_page(assets: &Assets) -> Page {
+    layout(
+        assets,
+        "My uploads",
+        html! {
+            h1 { "My uploads" }
+            p { "The pictures uploaded from this browser, newest first. The list lives in this browser only: the server keeps no account." }
+            noscript { p class="notice" { "This list needs JavaScript: it is kept in the browser's own storage." } }
+            div class="actions" {
+                button type="button" id="forget-list" class="secondary" hidden { "Forget this list" }
+            }
+            p id="mine-empty" hidden { "Nothing uploaded from this browser yet. " a href="/" { "Upload a picture" } "." }
+            ul class="plain mine" id="mine" data-source="browser" {}
+        },
+    )
+}
+
+fn tile(base: &BaseUrl, listed: &Listed, check: &str) -> Markup {
+    let image = &listed.image;
+    let blur = image
+        .blurhash
+        .as_deref()
+        .and_then(|h| placeholder(h, image.width, image.height));
+    html! {
+        li data-token=(image.token) {
+            span class="thumb-frame" {
+                @if let Some(blur) = blur {
+                    img class="thumb placeholder" src=(blur) alt="" aria-hidden="true" width="48" height="48";
+                }
+                img class="thumb" src={ (base.0) "/img/tiny" (image.token) } alt="" width="48" height="48" loading="lazy";
+            }
+            a href=(base.page(image)) { (name_words(&image.name)) }
+            form method="post" action="/mine/delete" class="inline-form" {
+                input type="hidden" name="check" value=(check);
+                input type="hidden" name="token" value=(image.token);
+                button type="submit" class="secondary" data-action="delete" { "Delete" }
+            }
+        }
+    }
+}
+
+fn key_page(
+    assets: &Assets,
+    base: &BaseUrl,
+    key: &KeyInfo,
+    check: &str,
+    listed: &[Listed],
+) -> Page {
+    layout(
+        assets,
+        "My uploads",
+        html! {
+            h1 { "My uploads" }
+            p { "The pictures uploaded with the key " strong { (key.name) } ", newest first." }
+            (forget_key_form())
+            @if listed.is_empty() {
+                p id="mine-empty" { "Nothing uploaded with this key yet. " a href="/" { "Upload a picture" } "." }
+            }
+            ul class="plain mine" id="mine" data-source="key" {
+                @for l in listed { (tile(base, l, check)) }
+            }
+        },
+    )
+}
+
+/// Deletes one of the key's own uploads.
+#[post("/mine/delete", data = "<form>")]
+async fn delete(
+    form: SmallForm,
+    caller: Caller,
+    images: &State<Arc<Images>>,
+    moderation: &State<Arc<Moderation>>,
+) -> Result<Redirect, PageError> {
+    moderation.check_ban(caller.addr).await?;
+    let key = key_of(&caller, moderation)
+        .await?
+        .ok_or(Error::KeyRequired("sign in with your key first"))?;
+    let form = form.0?;
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    let check = check_token(caller.key.as_deref().unwrap_or_default());
+    if !bool::from(field("check").as_bytes().ct_eq(check.as_bytes())) {
+        return Err(Error::Forged.into());
+    }
+    let token = field("token").to_ascii_lowercase();
+    let found = images
+        .listing(&Listing {
+            tokens: Some(vec![token.clone()]),
+            ..Listing::default()
+        })
+        .await?;
+    match found.first() {
+        Some(l) if l.key_id == Some(key.id) => {
+            images.remove(&token, None).await?;
+            Ok(Redirect::to("/mine"))
+        }
+        // Someone else's picture is as good as not there.
+        _ => Err(Error::NotFound(token).into()),
+    }
+}
