@@ -693,3 +693,107 @@ fn the_moderation_page_signs_in_shows_a_report_and_deletes_and_blocks_it() {
     assert_eq!(again.status, 451);
     assert_eq!(again.json()["error"]["code"], "blocked");
 }
+
+#[test]
+fn several_files_upload_in_parallel_and_my_uploads_lists_and_deletes_them() {
+    if !browser_available() {
+        return;
+    }
+    let sb = Sandbox::sqlite();
+    let server = Server::start(&sb, &["--migrate"]);
+    let files: Vec<String> = (0..4)
+        .map(|i| {
+            let path = sb.path().join(format!("pic{i}.png"));
+            std::fs::write(&path, fixtures::png(200 + i * 10, 150)).unwrap();
+            path.display().to_string()
+        })
+        .collect();
+    let bad = sb.path().join("notes.png");
+    std::fs::write(&bad, b"not a picture at all").unwrap();
+    let driver = Driver::start();
+    driver.goto(&server.url("/"));
+    driver.wait_for("the upload form", "document.getElementById('upload-form')");
+    let input = driver.find("input[type=file]");
+    let mut all = files.clone();
+    all.push(bad.display().to_string());
+    driver.cmd(
+        &format!("/element/{input}/value"),
+        json!({ "text": all.join("\n") }),
+    );
+    driver.wait_for(
+        "every file to finish",
+        "document.querySelectorAll('#queue li.done, #queue li.failed').length === 5",
+    );
+    driver.screenshot("30-several-files");
+    assert_eq!(
+        driver.script(
+            "return document.querySelectorAll('#queue li.done a.page-link').length;",
+            json!([])
+        ),
+        json!(4)
+    );
+    let failed = driver.script(
+        "return document.querySelector('#queue li.failed .state').textContent;",
+        json!([]),
+    );
+    assert!(failed.as_str().unwrap().contains("JPEG"), "{failed}");
+    assert!(
+        driver
+            .script(
+                "return document.getElementById('status').textContent;",
+                json!([])
+            )
+            .as_str()
+            .unwrap()
+            .contains("4 of 5")
+    );
+
+    // My uploads: this browser's list, newest first, with placeholders.
+    driver.goto(&server.url("/mine"));
+    driver.wait_for(
+        "the list",
+        "document.querySelectorAll('#mine li').length === 4",
+    );
+    driver.wait_for(
+        "the thumbnails",
+        "Array.from(document.querySelectorAll('#mine .thumb-frame')).every(f => f.classList.contains('loaded'))",
+    );
+    let placeholders = driver.script(
+        "return Array.from(document.querySelectorAll('#mine img.placeholder')).map(i => i.src.startsWith('data:image/png')).filter(Boolean).length;",
+        json!([]),
+    );
+    assert_eq!(placeholders, json!(4), "a BlurHash painted for each");
+    driver.screenshot("31-my-uploads");
+    let first = driver
+        .script(
+            "return document.querySelector('#mine li').dataset.token;",
+            json!([]),
+        )
+        .as_str()
+        .unwrap()
+        .to_string();
+    let delete = driver.find("#mine li button[data-action=delete]");
+    driver.cmd(&format!("/element/{delete}/click"), json!({}));
+    driver.wait_for(
+        "the row to go",
+        "document.querySelectorAll('#mine li').length === 3",
+    );
+    let gone = http()
+        .get(server.url(&format!("/img/{first}")))
+        .call()
+        .unwrap();
+    assert_eq!(gone.status().as_u16(), 404);
+    let forget = driver.find("#forget-list");
+    driver.cmd(&format!("/element/{forget}/click"), json!({}));
+    driver.wait_for(
+        "the list to be forgotten",
+        "!document.getElementById('mine-empty').hidden",
+    );
+    let severe = driver.severe_logs();
+    assert!(
+        severe
+            .iter()
+            .all(|l| l.contains("/api/images") && (l.contains("415") || l.contains("Unsupported"))),
+        "{severe:?}"
+    );
+}

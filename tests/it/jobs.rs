@@ -435,7 +435,7 @@ fn sizes_within_the_upload_wait_for_nothing_when_the_decode_budget_is_taken() {
             drop(held);
             // With the budget free again, the next one has its sizes at once.
             let next = rig
-                .upload_answer("free.png", fixtures::png(1000, 1000))
+                .upload_answer("free.png", fixtures::png(1000, 999))
                 .await
                 .unwrap();
             assert_eq!(states(&next), all_in("ready"));

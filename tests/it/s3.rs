@@ -321,10 +321,11 @@ fn two_replicas_share_postgres_and_a_bucket() {
     b_cmd.env("KITTEH_STORAGE__UPLOADS_DIR", sb.path().join("b-uploads"));
     let b = Server::start_with(b_cmd, &[]);
 
-    let png = fixtures::png(640, 400);
     let mut created = Vec::new();
     for i in 0..10 {
         let through = if i % 2 == 0 { &a } else { &b };
+        // Distinct pictures: the same bytes would be stored once.
+        let png = fixtures::png(640 + i, 400);
         let res = api_upload(through, &format!("{i}.png"), "image/png", &png);
         assert_eq!(res.status, 201, "{}", res.text());
         created.push(res.json());
@@ -405,7 +406,7 @@ fn two_replicas_share_postgres_and_a_bucket() {
     slow.env("KITTEH_VARIANTS__WORK_DELAY_MS", "60000")
         .env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0");
     let mut slow = Server::start_with(slow, &[]);
-    let res = api_upload(&slow, "late.png", "image/png", &png);
+    let res = api_upload(&slow, "late.png", "image/png", &fixtures::png(700, 400));
     let token = res.json()["token"].as_str().unwrap().to_string();
     wait_sizes(&slow, &token, "running");
     let mut other = sb.kitteh();

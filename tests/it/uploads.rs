@@ -828,14 +828,14 @@ fn exif_personal_data_is_removed_and_orientation_applied() {
 fn fifty_concurrent_uploads_get_fifty_distinct_names_files_and_rows() {
     let sb = Sandbox::sqlite();
     let server = Server::start(&sb, &["--migrate"]);
-    let png = fixtures::png(16, 16);
     let tokens: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..50)
             .map(|i| {
                 let server = &server;
-                let png = &png;
                 s.spawn(move || {
-                    let res = api_upload(server, &format!("{i}.png"), "image/png", png);
+                    // Distinct pictures: the same bytes would be stored once.
+                    let png = fixtures::png(16 + i, 16);
+                    let res = api_upload(server, &format!("{i}.png"), "image/png", &png);
                     assert_eq!(res.status, 201, "{}", res.text());
                     res.json()["token"].as_str().unwrap().to_string()
                 })

@@ -620,7 +620,8 @@ fn rebuild_of_one_token_redoes_that_image_only() {
                     &server,
                     &format!("{i}.png"),
                     "image/png",
-                    &fixtures::png(300, 200),
+                    // Distinct pictures: the same bytes would be stored once.
+                    &fixtures::png(300 + i, 200),
                 );
                 let token = res.json()["token"].as_str().unwrap().to_string();
                 wait_sizes(&server, &token, "ready");
@@ -809,10 +810,12 @@ fn two_replicas_on_postgres_share_the_work_and_do_each_job_once() {
     };
     let a = Server::start_with(replica(), &["--migrate"]);
     let b = Server::start_with(replica(), &[]);
-    let png = fixtures::png(640, 400);
+
     let tokens: Vec<String> = (0..20)
         .map(|i| {
             let server = if i % 2 == 0 { &a } else { &b };
+            // Distinct pictures: the same bytes would be stored once.
+            let png = fixtures::png(640 + i, 400);
             let res = api_upload(server, &format!("{i}.png"), "image/png", &png);
             assert_eq!(res.status, 201, "{}", res.text());
             res.json()["token"].as_str().unwrap().to_string()
