@@ -276,6 +276,8 @@ pub struct UploadsConfig {
     /// Seconds between looks for expired images (and addresses kept past
     /// `privacy.ip_retention_days`).
     pub expiry_interval_seconds: u64,
+    /// Files one API request may carry (together within `max_bytes`).
+    pub max_files_per_request: u32,
 }
 
 impl Default for UploadsConfig {
@@ -289,6 +291,7 @@ impl Default for UploadsConfig {
             default_expiry: String::new(),
             max_expiry: String::new(),
             expiry_interval_seconds: 60,
+            max_files_per_request: 10,
         }
     }
 }

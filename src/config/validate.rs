@@ -60,6 +60,9 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             "uploads.default_expiry: `never` is not allowed when uploads.max_expiry is set".into(),
         );
     }
+    if u.max_files_per_request == 0 {
+        errors.push("uploads.max_files_per_request: must be at least 1".into());
+    }
     if u.expiry_interval_seconds == 0 {
         errors.push("uploads.expiry_interval_seconds: must be at least 1".into());
     }
