@@ -62,7 +62,9 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod edge;
-pub mod imaging;
+/// The image pipeline, a crate of its own (`src/imaging`) so that it is
+/// built for speed while the rest is built for size.
+pub use kitteh_imaging as imaging;
 pub mod logging;
 pub mod metrics;
 pub mod names;
