@@ -137,9 +137,10 @@ fn sh_quote(text: &str) -> String {
 
 /// The upload script for this instance.
 pub fn upload_script(base: &BaseUrl, key: Option<&str>) -> String {
+    // The key first: a URL can hold any text, a key only `kt_` and hex.
     SCRIPT
-        .replace("@URL@", &sh_quote(&base.0))
         .replace("@KEY@", &sh_quote(key.unwrap_or_default()))
+        .replace("@URL@", &sh_quote(&base.0))
 }
 
 /// `upload.sh`: POSIX sh and curl only. The API's JSON answer is compact

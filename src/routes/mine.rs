@@ -11,6 +11,7 @@ use rocket::{Route, State, get, post, routes};
 use subtle::ConstantTimeEq;
 
 use crate::assets::Assets;
+use crate::config::Config;
 use crate::routes::access::Caller;
 use crate::routes::admin::check_token;
 use crate::routes::error::PageError;
@@ -44,6 +45,7 @@ async fn page(
     images: &State<Arc<Images>>,
     moderation: &State<Arc<Moderation>>,
     assets: &State<Assets>,
+    config: &State<Config>,
 ) -> Result<Page, PageError> {
     let Some(key) = key_of(&caller, moderation).await? else {
         return Ok(local_page(assets));
@@ -56,7 +58,14 @@ async fn page(
         })
         .await?;
     let check = check_token(caller.key.as_deref().unwrap_or_default());
-    Ok(key_page(assets, &base, &key, &check, &listed))
+    // The narrowest configured size (none: the original).
+    let thumb_size = config
+        .variants
+        .sizes
+        .iter()
+        .min_by_key(|s| s.width)
+        .map_or("", |s| s.name.as_str());
+    Ok(key_page(assets, thumb_size, &base, &key, &check, &listed))
 }
 
 fn local_page(assets: &Assets) -> Page {
@@ -76,7 +85,7 @@ fn local_page(assets: &Assets) -> Page {
     )
 }
 
-fn tile(base: &BaseUrl, listed: &Listed, check: &str) -> Markup {
+fn tile(base: &BaseUrl, listed: &Listed, check: &str, thumb_size: &str) -> Markup {
     let image = &listed.image;
     let blur = image
         .blurhash
@@ -88,7 +97,7 @@ fn tile(base: &BaseUrl, listed: &Listed, check: &str) -> Markup {
                 @if let Some(blur) = blur {
                     img class="thumb placeholder" src=(blur) alt="" aria-hidden="true" width="48" height="48";
                 }
-                img class="thumb" src={ (base.0) "/img/tiny" (image.token) } alt="" width="48" height="48" loading="lazy";
+                img class="thumb" src={ (base.0) "/img/" (thumb_size) (image.token) } alt="" width="48" height="48" loading="lazy";
             }
             a href=(base.page(image)) { (name_words(&image.name)) }
             form method="post" action="/mine/delete" class="inline-form" {
@@ -102,6 +111,7 @@ fn tile(base: &BaseUrl, listed: &Listed, check: &str) -> Markup {
 
 fn key_page(
     assets: &Assets,
+    thumb_size: &str,
     base: &BaseUrl,
     key: &KeyInfo,
     check: &str,
@@ -118,7 +128,7 @@ fn key_page(
                 p id="mine-empty" { "Nothing uploaded with this key yet. " a href="/" { "Upload a picture" } "." }
             }
             ul class="plain mine" id="mine" data-source="key" {
-                @for l in listed { (tile(base, l, check)) }
+                @for l in listed { (tile(base, l, check, thumb_size)) }
             }
         },
     )

@@ -268,7 +268,9 @@ async fn read_form<R: AsyncRead + Unpin + Send>(
         let file_name = field.file_name().map(str::to_string);
         let bytes = field.bytes().await.map_err(|e| map_multer(e, limit))?;
         if let Some(rank) = rank {
-            if found.len() >= max_files as usize {
+            // Counted per field name: an old script that sends both names
+            // means one file.
+            if found.iter().filter(|(r, _)| *r == rank).count() >= max_files as usize {
                 return Err(Error::BadForm(format!(
                     "more than {max_files} files in one request (uploads.max_files_per_request)"
                 )));

@@ -285,6 +285,21 @@ impl Images {
                 let _ = txn.rollback().await;
                 return Err(e);
             }
+            // A name freed by a delete may still name the object of others
+            // sharing it: never write over it, draw another name.
+            match crate::service::sizes::names_of(&txn, &file_name).await {
+                // This upload's own row, just inserted.
+                Ok(n) if n <= 1 => {}
+                Ok(_) => {
+                    let _ = txn.rollback().await;
+                    tracing::warn!(token = %name.token, "its object name is still in use; drawing another");
+                    continue;
+                }
+                Err(e) => {
+                    let _ = txn.rollback().await;
+                    return Err(e.into());
+                }
+            }
             // The same bytes under another name: store them once.
             match self.share_bytes(&txn, &image, &processed.sha256).await {
                 Ok(Some(shared)) => {
@@ -413,7 +428,7 @@ impl Images {
             .filter(images::Column::Id.eq(image.id))
             .exec(txn)
             .await?;
-        if !self.sizes.share(txn, image.id, sibling.id).await? {
+        if !self.sizes.share(txn, image.id, sibling.id, true).await? {
             queue::enqueue(txn, image.id).await?;
         }
         Ok(Some(shared))
@@ -634,8 +649,12 @@ impl Images {
         // Downloads still pass through here: only we can name the file.
         // An expiring picture is never handed to the bucket's URL: what a
         // CDN caches there outlives the picture.
+        // Nor is a name whose bytes are stored under another name's (the
+        // same picture uploaded earlier): the bucket URL would give that
+        // name away.
         if !download
             && image.expires_at.is_none()
+            && stored_under(&object.path, &image.token)
             && let Some(url) = self.storage.public_url(&object.path)
         {
             return Ok(Served::Elsewhere(url));
@@ -932,6 +951,13 @@ pub struct Listed {
 pub const TOMBSTONE_EXPIRED: &str = "expired";
 pub const TOMBSTONE_BLOCKED: &str = "blocked";
 
+/// Whether an object (`{token}.ext`, `{token}-{size}.ext`) is named after
+/// this token.
+fn stored_under(path: &str, token: &str) -> bool {
+    path.strip_prefix(token)
+        .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
+}
+
 /// Serialises uploads of the same bytes on PostgreSQL until the end of the
 /// transaction (SQLite has one writer at a time already).
 async fn lock_checksum(
@@ -1055,6 +1081,14 @@ pub fn clean_original_name(raw: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_object_is_stored_under_a_token_only_when_named_after_it() {
+        assert!(stored_under("abc.png", "abc"));
+        assert!(stored_under("abc-tiny.png", "abc"));
+        assert!(!stored_under("abcd.png", "abc"));
+        assert!(!stored_under("xyz.png", "abc"));
+    }
 
     #[test]
     fn original_names_lose_paths_and_control_characters() {

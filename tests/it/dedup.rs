@@ -191,6 +191,55 @@ fn concurrent_uploads_of_one_picture_store_it_once_and_deletes_never_take_it_fro
     every_setup(concurrent);
 }
 
+fn sizes_from_a_job(sb: &Sandbox) {
+    // Sizes made by a job, which waits a second before working, so the
+    // second upload comes while the first one's sizes are not made yet.
+    let server = server_with(
+        sb,
+        &[
+            ("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0"),
+            ("KITTEH_VARIANTS__WORKERS", "1"),
+            ("KITTEH_VARIANTS__WORK_DELAY_MS", "1000"),
+        ],
+    );
+    let png = fixtures::png(420, 300);
+    let first = api_upload(&server, "a.png", "image/png", &png).json();
+    let second = api_upload(&server, "b.png", "image/png", &png).json();
+    assert!(
+        second["sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "pending"),
+        "{second}"
+    );
+    for image in [&first, &second] {
+        let api = image["api_url"].as_str().unwrap().to_string();
+        wait_until("its sizes", || {
+            get(&api, &[]).json()["sizes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["state"] == "ready")
+        });
+    }
+    let log = server.log_text();
+    assert!(
+        log.contains("sizes shared with a name of the same bytes"),
+        "{log}"
+    );
+    assert_eq!(sb.stored_names().len(), 4, "{:?}", sb.stored_names());
+    let second = get(second["api_url"].as_str().unwrap(), &[]).json();
+    assert!(second["blurhash"].is_string());
+    let stored = get(first["image_url"].as_str().unwrap(), &[]).body;
+    serves(&second, &stored);
+}
+
+#[test]
+fn a_job_gives_a_later_name_of_the_same_picture_the_sizes_it_made_once() {
+    every_setup(sizes_from_a_job);
+}
+
 #[test]
 fn an_expiring_name_takes_the_bytes_only_when_it_is_the_last() {
     let sb = Sandbox::sqlite();

@@ -70,7 +70,8 @@ impl Sizes {
         {
             let txn = self.db.begin().await?;
             if queue::settle(&txn, claim, JobState::Done, None).await?
-                && self.share(&txn, image.id, sibling).await?
+                // The claim is settled above: the job's row is done.
+                && self.share(&txn, image.id, sibling, false).await?
             {
                 let blurhash = images::Entity::find_by_id(sibling)
                     .one(&txn)

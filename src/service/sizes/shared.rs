@@ -13,14 +13,16 @@ use crate::db::queue;
 
 impl Sizes {
     /// Gives `image_id` the sizes another name with the same stored bytes
-    /// (`sibling_id`) already has, and a finished job. False, writing
-    /// nothing, when the sibling lacks any configured size: the caller
-    /// queues a job, which shares them once they exist.
+    /// (`sibling_id`) already has, and (with `record_job`, for an upload
+    /// that has no job row yet) a finished job. False, writing nothing,
+    /// when the sibling lacks any configured size: the caller queues a job,
+    /// which shares them once they exist.
     pub(crate) async fn share<C: ConnectionTrait>(
         &self,
         conn: &C,
         image_id: i64,
         sibling_id: i64,
+        record_job: bool,
     ) -> Result<bool, DbErr> {
         let theirs = variants::Entity::find()
             .filter(variants::Column::ImageId.eq(sibling_id))
@@ -56,7 +58,9 @@ impl Sizes {
             .insert(conn)
             .await?;
         }
-        queue::record_done(conn, image_id).await?;
+        if record_job {
+            queue::record_done(conn, image_id).await?;
+        }
         Ok(true)
     }
 
