@@ -8,7 +8,8 @@
 #
 # BEFORE_BIN=path/to/older/kitteh adds that build to the same run: the show
 # page, the uploads and the attack are measured on it too, with the ratio
-# of this build to it.
+# of this build to it. It serves a copy of this build's database, so it
+# must know this build's migrations (an older build refuses newer ones).
 #
 # Needs nginx, libnginx-mod-http-brotli-static, wrk (installed when root),
 # and the photos fetched by scripts/bench-variants.sh (fetched here too).
@@ -59,10 +60,18 @@ vips thumbnail "$src" "$tmp/photo1m.jpg[Q=92,strip]" 2200
 echo "photos: $(stat -c %s "$tmp/photo100k.jpg") and $(stat -c %s "$tmp/photo1m.jpg") bytes"
 
 kport=$(free_port)
-# The load comes from one address: per-address upload limits would turn
-# it into a measurement of 429s.
 export KITTEH_DATABASE__URL="sqlite://$tmp/k.db" KITTEH_STORAGE__UPLOADS_DIR="$tmp/uploads" \
-       KITTEH_SERVER__PORT=$kport KITTEH_LOG__LEVEL=warn KITTEH_RATE_LIMITS__UPLOADS_PER_MINUTE=0
+       KITTEH_SERVER__PORT=$kport KITTEH_LOG__LEVEL=warn
+# The load comes from one address: per-address upload limits would turn
+# it into a measurement of 429s. Only builds that have them know the key
+# (an older BEFORE_BIN would refuse it as unknown).
+if "$KITTEH_BIN" config 2>/dev/null | grep -q '^uploads_per_minute'; then
+  export KITTEH_RATE_LIMITS__UPLOADS_PER_MINUTE=0
+fi
+before_env=()
+if [ -n "${BEFORE_BIN:-}" ] && ! "$BEFORE_BIN" config 2>/dev/null | grep -q '^uploads_per_minute'; then
+  before_env=(-u KITTEH_RATE_LIMITS__UPLOADS_PER_MINUTE)
+fi
 "$KITTEH_BIN" serve --migrate > "$tmp/kitteh.log" 2>&1 &
 kpid=$!
 pids+=("$kpid")
@@ -164,7 +173,7 @@ if [ -n "${BEFORE_BIN:-}" ]; then
   cp -r "$tmp/uploads" "$tmp/before-uploads"; copy_db "$tmp/k.db" "$tmp/before.db"
   bport=$(free_port)
   KITTEH_DATABASE__URL="sqlite://$tmp/before.db" KITTEH_STORAGE__UPLOADS_DIR="$tmp/before-uploads" \
-    KITTEH_SERVER__PORT=$bport "$BEFORE_BIN" serve > "$tmp/before.log" 2>&1 &
+    KITTEH_SERVER__PORT=$bport env "${before_env[@]}" "$BEFORE_BIN" serve > "$tmp/before.log" 2>&1 &
   bpid=$!; pids+=("$bpid")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$bport/readyz" >/dev/null && break; sleep 0.1; done
   echo "before: $BEFORE_BIN ($("$BEFORE_BIN" version --verbose | awk -F': *' '/^commit/{print "commit " $2}'))"
@@ -204,7 +213,7 @@ echo "variants queue after the load: $(tr '\n' ' ' <<<"$status")(drained $(( $(d
 if [ -n "${BEFORE_BIN:-}" ]; then
   bdir=$tmp/before-up; mkdir -p "$bdir"; bport=$(free_port)
   KITTEH_DATABASE__URL="sqlite://$bdir/k.db" KITTEH_STORAGE__UPLOADS_DIR="$bdir/uploads" \
-    KITTEH_SERVER__PORT=$bport "$BEFORE_BIN" serve --migrate > "$bdir/log" 2>&1 &
+    KITTEH_SERVER__PORT=$bport env "${before_env[@]}" "$BEFORE_BIN" serve --migrate > "$bdir/log" 2>&1 &
   bpid=$!; pids+=("$bpid")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$bport/readyz" >/dev/null && break; sleep 0.1; done
   upload_load "$bport" before
@@ -221,7 +230,7 @@ attack() { # bin label
   mkdir -p "$dir"; port=$(free_port)
   copy_db "$tmp/k.db" "$dir/k.db"; cp -r "$tmp/uploads" "$dir/uploads"
   (ulimit -n 1024; exec env KITTEH_DATABASE__URL="sqlite://$dir/k.db" KITTEH_STORAGE__UPLOADS_DIR="$dir/uploads" \
-    KITTEH_SERVER__PORT=$port KITTEH_LOG__LEVEL=warn "$1" serve > "$dir/log" 2>&1) &
+    KITTEH_SERVER__PORT=$port KITTEH_LOG__LEVEL=warn env -u KITTEH_RATE_LIMITS__UPLOADS_PER_MINUTE "$1" serve > "$dir/log" 2>&1) &
   local apid=$!; pids+=("$apid")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
   python3 scripts/attack.py "$port" 127.0.0.2 1000 1000 "$ATTACK_SECONDS" > "$dir/attack.out" &
