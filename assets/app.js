@@ -154,38 +154,21 @@
     }
 
     function send(file) {
-      const data = new FormData();
-      const expiry = document.getElementById("expires_in");
-      if (expiry) data.append("expires_in", expiry.value);
-      data.append("file", file, file.name || "pasted-image");
-      const xhr = new XMLHttpRequest();
-      xhr.open("POST", "/api/images");
-      xhr.responseType = "json";
       progress.hidden = false;
       progress.value = 0;
       say("Uploading " + (file.name || "image") + "…", false);
       result.hidden = true;
-      xhr.upload.addEventListener("progress", (event) => {
-        if (event.lengthComputable) progress.value = event.loaded / event.total;
-      });
-      xhr.addEventListener("load", () => {
+      upload(file, (fraction) => (progress.value = fraction), (status, body) => {
         progress.value = 1;
-        const body = xhr.response;
-        if (xhr.status === 201 && body) {
+        if (status === 201 && body) {
           say("Uploaded.", false);
           remember(body);
           show(body);
         } else {
-          const message = body && body.error ? body.error.message : "The upload failed (" + xhr.status + ").";
-          say(message, true);
+          say(errorMessage(status, body), true);
           progress.hidden = true;
         }
       });
-      xhr.addEventListener("error", () => {
-        say("The upload failed: the server could not be reached.", true);
-        progress.hidden = true;
-      });
-      xhr.send(data);
     }
 
     function say(text, isError) {

@@ -74,6 +74,15 @@ pub fn check_token(key: &str) -> String {
     )))
 }
 
+/// Refuses a form whose check token is not `expected`.
+pub fn check_matches(expected: &str, sent: &str) -> Result<(), Error> {
+    if bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(Error::Forged)
+    }
+}
+
 fn sign_in_page(assets: &Assets, error: Option<&str>) -> WithStatus {
     WithStatus(
         Status::Unauthorized,
@@ -235,9 +244,7 @@ async fn act(
     };
     let form = form.0?;
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
-    if !bool::from(field("check").as_bytes().ct_eq(check.as_bytes())) {
-        return Err(Error::Forged.into());
-    }
+    check_matches(&check, field("check"))?;
     let token = field("token");
     match field("action") {
         "delete" | "block" => {

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use maud::{Markup, html};
 use rocket::response::Redirect;
 use rocket::{Route, State, get, post, routes};
-use subtle::ConstantTimeEq;
 
 use crate::assets::Assets;
 use crate::config::Config;
 use crate::routes::access::Caller;
-use crate::routes::admin::check_token;
+use crate::routes::admin::{check_matches, check_token};
 use crate::routes::error::PageError;
 use crate::routes::forms::SmallForm;
 use crate::routes::links::BaseUrl;
@@ -148,10 +147,10 @@ async fn delete(
         .ok_or(Error::KeyRequired("sign in with your key first"))?;
     let form = form.0?;
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
-    let check = check_token(caller.key.as_deref().unwrap_or_default());
-    if !bool::from(field("check").as_bytes().ct_eq(check.as_bytes())) {
-        return Err(Error::Forged.into());
-    }
+    check_matches(
+        &check_token(caller.key.as_deref().unwrap_or_default()),
+        field("check"),
+    )?;
     let token = field("token").to_ascii_lowercase();
     let found = images
         .listing(&Listing {
