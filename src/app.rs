@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use rocket::config::{Ident, LogLevel, Shutdown};
 use rocket::data::Limits;
-use rocket::fairing::AdHoc;
 use rocket::shield::Shield;
 use rocket::{Build, Rocket};
 use sea_orm::{DatabaseConnection, DbErr};
@@ -20,12 +19,10 @@ use tokio::sync::watch;
 use crate::assets::Assets;
 use crate::config::{Config, StorageBackend};
 use crate::db::{self, DbError, SqliteFile};
-use crate::edge::departures::Departures;
 use crate::edge::{self, Edge};
 use crate::imaging::Limits as ImageLimits;
 use crate::metrics::Metrics;
 use crate::routes;
-use crate::routes::request_log::RequestLogger;
 use crate::service::budget::{DecodeBudget, Decoding};
 use crate::service::cache::ImageCache;
 use crate::service::health::Health;
@@ -73,7 +70,7 @@ pub enum StartError {
     MetricsListener {
         addr: std::net::SocketAddr,
         #[source]
-        source: Box<rocket::Error>,
+        source: io::Error,
     },
 }
 
@@ -143,11 +140,6 @@ pub struct Services {
     health: Arc<Health>,
     installation: Arc<Installation>,
     moderation: Arc<Moderation>,
-    /// Uploads passed on by the edge, whose clients may leave.
-    departures: Arc<Departures>,
-    /// Proves to the app that a request came through the edge; made anew
-    /// by every process.
-    edge_secret: String,
 }
 
 impl Services {
@@ -222,8 +214,6 @@ impl Services {
             health,
             installation,
             moderation,
-            departures: Arc::new(Departures::default()),
-            edge_secret: format!("{:032x}", rand::random::<u128>()),
         })
     }
 
@@ -271,9 +261,7 @@ impl Services {
 
 /// Rocket's own configuration, derived entirely from ours: operators never
 /// need a Rocket.toml or `ROCKET_` variables, and those are not read. The
-/// app listens on a free loopback port that only the edge uses (requests
-/// without the edge's secret are refused, see `routes::host`); the edge
-/// owns the public socket and the signals.
+/// app listens on nothing: the edge owns the socket and dispatches into it.
 pub fn rocket_config(config: &Config) -> rocket::Config {
     let body = config.server.body_limit;
     let limits = Limits::default()
@@ -282,45 +270,21 @@ pub fn rocket_config(config: &Config) -> rocket::Config {
         .limit("string", body)
         .limit("bytes", body);
     rocket::Config {
-        address: std::net::Ipv4Addr::LOCALHOST.into(),
-        port: 0,
         limits,
         ident: Ident::try_new("kitteh").unwrap_or_default(),
-        // The client's address, as the edge saw it.
-        ip_header: Some(edge::proxy::PEER.as_str().to_string().into()),
-        // On (Rocket 0.5 has no idle timeout, only on or off): the edge's
-        // pool closes idle connections to the app itself, so the app never
-        // closes one the edge is about to use.
-        keep_alive: 300,
+        // The client's address is what the edge decided (trusted proxies
+        // included); it sets it as the request's remote address.
+        ip_header: None,
         shutdown: Shutdown {
             ctrlc: false,
             signals: HashSet::new(),
-            // The edge has drained its clients by the time the app is
-            // told to stop; what is left has been cut off.
-            grace: 1,
-            mercy: 1,
             ..Shutdown::default()
         },
-        // Our request logger replaces Rocket's launch banner and per-request lines.
+        // The edge writes the one log line per request.
         log_level: LogLevel::Off,
         cli_colors: false,
         ..rocket::Config::release_default()
     }
-}
-
-fn page_headers() -> AdHoc {
-    AdHoc::on_response("page security headers", |_req, res| {
-        Box::pin(async move {
-            let html = res.content_type().is_some_and(|ct| ct.is_html());
-            let json = res.content_type().is_some_and(|ct| ct.is_json());
-            let cached = res.headers().contains("Cache-Control");
-            for (name, value) in routes::page_headers(html, json) {
-                if !(cached && name == "cache-control") {
-                    res.set_raw_header(name, value);
-                }
-            }
-        })
-    })
 }
 
 /// The web application over `services`.
@@ -329,23 +293,14 @@ pub fn build_rocket(services: &Services) -> Rocket<Build> {
     let metrics_here = config.metrics.enabled && config.metrics.listen.is_empty();
     rocket::custom(rocket_config(config))
         .manage(config.clone())
-        .manage(routes::host::HostPolicy::from_config(&config.server))
         .manage(Arc::clone(&services.images))
         .manage(Arc::clone(&services.health))
         .manage(Arc::clone(&services.moderation))
         .manage(services.assets.clone())
-        .manage(Arc::clone(&services.departures))
-        .manage(routes::host::EdgeSecret(services.edge_secret.clone()))
-        // Rocket's default Shield would set its own X-Frame-Options; ours are
-        // stricter and set above, so it gets no policies.
+        // Rocket's default Shield would set its own X-Frame-Options; the
+        // edge sets stricter ones on every page, so it gets no policies.
         .attach(Shield::new())
-        .attach(routes::host::HostGuard)
-        .attach(RequestLogger {
-            metrics: Arc::clone(&services.metrics),
-        })
-        .attach(page_headers())
         .mount("/", routes::health::routes())
-        .mount("/", routes::host::routes())
         .mount("/", routes::pages::routes())
         .mount("/", routes::access::routes())
         .mount("/", routes::report::routes())
@@ -365,20 +320,6 @@ pub fn build_rocket(services: &Services) -> Rocket<Build> {
         )
         .register("/", routes::error::page_catchers())
         .register("/api", routes::error::api_catchers())
-}
-
-/// A second, private listener that serves only `/metrics`.
-fn build_metrics_rocket(services: &Services, addr: std::net::SocketAddr) -> Rocket<Build> {
-    let config = rocket::Config {
-        address: addr.ip(),
-        port: addr.port(),
-        log_level: LogLevel::Off,
-        cli_colors: false,
-        ..rocket::Config::release_default()
-    };
-    rocket::custom(config)
-        .manage(Arc::clone(&services.health))
-        .mount("/", routes::metrics::routes())
 }
 
 /// Connects, checks the schema (applying pending migrations only when
@@ -401,187 +342,51 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let services = Services::assemble(config, db)?;
     tracing::info!(storage = %services.storage.describe(), "storage opened");
     // The public socket first: a port already taken fails at once.
-    let public =
-        std::net::SocketAddr::new(services.config.server.address, services.config.server.port);
+    let server = &services.config.server;
+    let public = std::net::SocketAddr::new(server.address, server.port);
     let listener = tokio::net::TcpListener::bind(public)
         .await
         .map_err(|source| StartError::Listen {
             addr: public,
             source,
         })?;
-    let (port_tx, port_rx) = tokio::sync::oneshot::channel::<u16>();
-    let port_tx = std::sync::Mutex::new(Some(port_tx));
-    let rocket = build_rocket(&services)
-        .attach(AdHoc::on_liftoff("edge upstream", move |rocket| {
-            let port = rocket.config().port;
-            Box::pin(async move {
-                if let Some(tx) = port_tx.lock().ok().and_then(|mut tx| tx.take()) {
-                    let _ = tx.send(port);
-                }
-            })
-        }))
-        .ignite()
+    let app = routes::exchange::RocketApp::new(build_rocket(&services))
         .await
         .map_err(|e| StartError::Server(Box::new(e)))?;
-
-    // On SQLite only this process uses the file, so a job still marked
-    // running was left by one that is gone: take it back at once rather
-    // than after its lease.
-    if services.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
-        match crate::db::queue::expire_all_leases(&services.db).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(jobs = n, "resuming resize jobs left running"),
-            Err(e) => tracing::warn!("could not resume resize jobs: {e}"),
-        }
-    }
-    match services.installation.check().await {
-        Ok(identity) if identity.agreed() => tracing::info!("{}", identity.describe()),
-        Ok(identity) => tracing::error!("{}", identity.describe()),
-        Err(e) => tracing::warn!("could not check the installation identity: {}", e.chain()),
-    }
+    let metrics_listener = bind_metrics(&services).await?;
+    services.prepare().await;
 
     // Workers stop taking jobs as soon as shutdown begins and hand back
     // the job they hold; so does the sweep.
     let (stop, stopped) = watch::channel(false);
-    spawn_sweeps(&services, stopped.clone());
-    upkeep::spawn(
-        Arc::clone(&services.images),
-        services.db.clone(),
-        services.config.privacy.ip_retention_days,
-        Duration::from_secs(services.config.uploads.expiry_interval_seconds),
-        stopped.clone(),
-    );
-    services.cache.spawn_listener(&services.db);
-    let workers = services.config.variants.worker_count();
-    let worker_handles = services.sizes.spawn_workers(workers, stopped);
-    tracing::info!(workers, "variant workers started");
-
-    let metrics_listen = services
-        .config
-        .metrics
-        .enabled
-        .then(|| {
-            services
-                .config
-                .metrics
-                .listen
-                .parse::<std::net::SocketAddr>()
-                .ok()
-        })
-        .flatten();
-    let metrics_shutdown = match metrics_listen {
-        Some(addr) => {
-            let server = build_metrics_rocket(&services, addr)
-                .ignite()
-                .await
-                .map_err(|e| StartError::MetricsListener {
-                    addr,
-                    source: Box::new(e),
-                })?;
-            let shutdown = server.shutdown();
-            tracing::info!(%addr, "metrics listener starting");
-            tokio::spawn(async move {
-                if let Err(e) = server.launch().await {
-                    tracing::error!("metrics listener failed: {e}");
-                }
-            });
-            Some(shutdown)
-        }
-        None => None,
-    };
-
-    let app_shutdown = rocket.shutdown();
-    let app = tokio::spawn(rocket.launch());
-    let Ok(app_port) = port_rx.await else {
-        // The app stopped before it listened: its error says why.
-        return match app.await {
-            Ok(Err(e)) => Err(StartError::Server(Box::new(e))),
-            _ => Err(StartError::Listen {
-                addr: public,
-                source: io::Error::other("the app behind the edge did not start"),
-            }),
-        };
-    };
-    tracing::debug!(
-        port = app_port,
-        "the app listens on 127.0.0.1, for the edge only"
-    );
-    let config = &services.config;
-    let server = &config.server;
-    let guards = edge::Guards {
-        header_timeout: Duration::from_secs(server.header_timeout_seconds),
-        idle_timeout: Duration::from_secs(server.idle_timeout_seconds),
-        max_connections: match server.max_connections {
-            0 => edge::conn::auto_max_connections(),
-            n => n,
-        },
-        max_connections_per_client: server.max_connections_per_client,
-    };
-    let pace = edge::pace::Pace {
-        idle: Duration::from_secs(config.limits.body_idle_seconds),
-        min_rate: config.limits.body_min_rate.as_u64(),
-    };
-    let upstream = edge::proxy::Upstream::new(
-        app_port,
-        &services.edge_secret,
-        Arc::clone(&services.departures),
-        pace,
-        services.assets.clone(),
-        Arc::clone(&services.metrics),
-    );
-    let fast = edge::fast::FastPath {
-        images: Arc::clone(&services.images),
-        assets: services.assets.clone(),
-        policy: routes::host::HostPolicy::from_config(server),
-        server: server.clone(),
-        metrics: Arc::clone(&services.metrics),
-    };
-    let inprocess = edge::inprocess::InProcess::new(build_rocket(&services), &services.edge_secret)
-        .await
-        .map_err(|e| StartError::Server(Box::new(e)))?;
-    let edge = Arc::new(Edge::new(
-        fast,
-        inprocess,
-        upstream,
-        guards,
-        Arc::clone(&services.metrics),
-    ));
-    let listen = format!("http://{public}");
-    tracing::info!(
-        %listen,
-        port = listener.local_addr().map_or(public.port(), |a| a.port()),
-        max_connections = guards.max_connections,
-        max_connections_per_client = guards.max_connections_per_client,
-        "kitteh is listening"
-    );
-
+    let workers = services.spawn_background(stopped.clone());
+    if let Some(listener) = metrics_listener {
+        tokio::spawn(edge::metrics::serve(
+            listener,
+            Arc::clone(&services.health),
+            stopped.clone(),
+        ));
+    }
+    let edge = Arc::new(services.edge(Arc::new(app)));
     let (drain_tx, drain_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested: no new connections, finishing requests in flight");
         let _ = stop.send(true);
         let _ = drain_tx.send(true);
-        if let Some(metrics) = metrics_shutdown {
-            metrics.notify();
-        }
     });
+    let grace = Duration::from_secs(u64::from(services.config.server.shutdown_grace));
     edge.run(
         listener,
         edge::Stopping {
             drain: drain_rx,
-            grace: Duration::from_secs(u64::from(server.shutdown_grace)),
+            grace,
         },
     )
     .await;
-    app_shutdown.notify();
-    match app.await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => return Err(StartError::Server(Box::new(e))),
-        Err(e) => tracing::error!("the app stopped abnormally: {e}"),
-    }
     // The workers wrote their handbacks when shutdown began; wait for the
     // last of them, briefly.
-    let joined = futures_util::future::join_all(worker_handles);
+    let joined = futures_util::future::join_all(workers);
     if tokio::time::timeout(Duration::from_secs(5), joined)
         .await
         .is_err()
@@ -592,6 +397,99 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// The private listener for `/metrics`, when `metrics.listen` names one.
+async fn bind_metrics(services: &Services) -> Result<Option<tokio::net::TcpListener>, StartError> {
+    let metrics = &services.config.metrics;
+    let Some(addr) = metrics
+        .enabled
+        .then(|| metrics.listen.parse::<std::net::SocketAddr>().ok())
+        .flatten()
+    else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::MetricsListener { addr, source })?;
+    tracing::info!(%addr, "metrics listener starting");
+    Ok(Some(listener))
+}
+
+impl Services {
+    /// What a server does before it takes requests: jobs a dead process
+    /// left running are taken back, and the installation identity checked.
+    async fn prepare(&self) {
+        // On SQLite only this process uses the file, so a job still marked
+        // running was left by one that is gone: take it back at once rather
+        // than after its lease.
+        if self.db.get_database_backend() == sea_orm::DbBackend::Sqlite {
+            match crate::db::queue::expire_all_leases(&self.db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "resuming resize jobs left running"),
+                Err(e) => tracing::warn!("could not resume resize jobs: {e}"),
+            }
+        }
+        match self.installation.check().await {
+            Ok(identity) if identity.agreed() => tracing::info!("{}", identity.describe()),
+            Ok(identity) => tracing::error!("{}", identity.describe()),
+            Err(e) => tracing::warn!("could not check the installation identity: {}", e.chain()),
+        }
+    }
+
+    /// The sweep, the upkeep round, the cache listener and the resize
+    /// workers, until `stopped`; returns the workers to wait for.
+    fn spawn_background(&self, stopped: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        spawn_sweeps(self, stopped.clone());
+        upkeep::spawn(
+            Arc::clone(&self.images),
+            self.db.clone(),
+            self.config.privacy.ip_retention_days,
+            Duration::from_secs(self.config.uploads.expiry_interval_seconds),
+            stopped.clone(),
+        );
+        self.cache.spawn_listener(&self.db);
+        let workers = self.config.variants.worker_count();
+        let handles = self.sizes.spawn_workers(workers, stopped);
+        tracing::info!(workers, "variant workers started");
+        handles
+    }
+
+    /// The edge in front of `app`, with the guards from `[server]`.
+    fn edge(&self, app: Arc<dyn crate::http::App>) -> Edge {
+        let config = &self.config;
+        let server = &config.server;
+        let guards = edge::Guards {
+            header_timeout: Duration::from_secs(server.header_timeout_seconds),
+            idle_timeout: Duration::from_secs(server.idle_timeout_seconds),
+            max_connections: match server.max_connections {
+                0 => edge::conn::auto_max_connections(),
+                n => n,
+            },
+            max_connections_per_client: server.max_connections_per_client,
+        };
+        let answering = edge::answer::Answering {
+            fast: edge::fast::FastPath {
+                images: Arc::clone(&self.images),
+                assets: self.assets.clone(),
+            },
+            app,
+            policy: crate::http::host::HostPolicy::from_config(server),
+            server: server.clone(),
+            assets: self.assets.clone(),
+            metrics: Arc::clone(&self.metrics),
+            pace: edge::pace::Pace {
+                idle: Duration::from_secs(config.limits.body_idle_seconds),
+                min_rate: config.limits.body_min_rate.as_u64(),
+            },
+        };
+        tracing::info!(
+            listen = %format!("http://{}:{}", server.address, server.port),
+            max_connections = guards.max_connections,
+            max_connections_per_client = guards.max_connections_per_client,
+            "kitteh is listening"
+        );
+        Edge::new(answering, guards, Arc::clone(&self.metrics))
+    }
+}
 /// Resolves at SIGTERM or SIGINT.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};

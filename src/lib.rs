@@ -1,7 +1,8 @@
 //! Kitteh: upload a picture, get a memorable name, served fast.
 //!
-//! Layers, with data flowing one way: `edge` and `routes` (HTTP) →
-//! `service` (what Kitteh does) → `db`, `storage`, `imaging`. `app` builds
+//! Layers, with data flowing one way: `edge` (the socket) and `routes` (the
+//! Rocket app), which share `http` and `views` and never import each other
+//! → `service` (what Kitteh does) → `db`, `storage`, `imaging`. `app` builds
 //! the services once, mounts the routes over them and puts the edge in
 //! front; `commands` run the subcommands.
 //! See docs/ARCHITECTURE.md.
@@ -62,6 +63,8 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod edge;
+/// What the edge and the app share; neither imports the other.
+pub mod http;
 /// The image pipeline, a crate of its own (`src/imaging`) so that it is
 /// built for speed while the rest is built for size.
 pub use kitteh_imaging as imaging;
@@ -71,3 +74,4 @@ pub mod names;
 pub mod routes;
 pub mod service;
 pub mod storage;
+pub mod views;

@@ -9,10 +9,10 @@ use crate::app::Services;
 use crate::cli::{BanAction, ImagesAction, KeysAction, ReportsAction};
 use crate::config::{ByteUnit, Config, parse_duration};
 use crate::names::token_from_path;
-use crate::routes::views::human_bytes;
 use crate::service::Error;
 use crate::service::images::Listing;
 use crate::service::moderation::{self, parse_net};
+use crate::views::human_bytes;
 
 fn json_out(value: &serde_json::Value) {
     outln!(

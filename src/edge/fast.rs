@@ -6,32 +6,23 @@
 //! JSON or a page, like every other answer.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
 use http::{Method, Response, StatusCode};
-use http_body_util::Full;
 
 use crate::assets::{Asset, Assets};
-use crate::config::ServerConfig;
-use crate::metrics::Metrics;
-use crate::routes::error::Problem;
-use crate::routes::host::{Asked, HostPolicy};
-use crate::routes::links::BaseUrl;
-use crate::routes::request_log::{accept_incoming, new_request_id};
+use crate::http::Body;
+use crate::http::headers::IMAGE_CSP;
+use crate::http::links::BaseUrl;
 use crate::service::Error;
 use crate::service::images::{Images, Served};
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 const SHORT: HeaderValue = HeaderValue::from_static("public, max-age=3600");
-/// An image opened directly must not be able to run anything.
-const IMAGE_CSP: HeaderValue = HeaderValue::from_static("default-src 'none'; sandbox");
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
-const SERVER: HeaderValue = HeaderValue::from_static("kitteh");
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the fast path answers; anything else goes to the app.
 #[derive(Debug, PartialEq, Eq)]
@@ -76,12 +67,20 @@ impl Route {
     }
 
     /// The name the metrics and logs give it (the app's route names).
-    fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Self::Image(_) => "image",
             Self::Asset(_) => "asset",
             Self::Favicon => "favicon",
             Self::Robots => "robots",
+        }
+    }
+
+    /// The picture it names, for the log line.
+    pub fn token(&self) -> Option<&str> {
+        match self {
+            Self::Image(token) => Some(token),
+            _ => None,
         }
     }
 }
@@ -90,20 +89,6 @@ impl Route {
 pub struct FastPath {
     pub images: Arc<Images>,
     pub assets: Assets,
-    pub policy: HostPolicy,
-    pub server: ServerConfig,
-    pub metrics: Arc<Metrics>,
-}
-
-pub type FastBody = Full<Bytes>;
-
-/// The parts of a request the fast path reads.
-pub struct Asking<'a> {
-    pub method: &'a Method,
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub headers: &'a HeaderMap,
-    pub peer: IpAddr,
 }
 
 fn header(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
@@ -111,83 +96,32 @@ fn header(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
 }
 
 impl FastPath {
-    pub async fn answer(&self, route: Route, req: Asking<'_>) -> Response<FastBody> {
-        let started = Instant::now();
-        let id = header(req.headers, REQUEST_ID)
-            .filter(|id| accept_incoming(id))
-            .map_or_else(new_request_id, str::to_string);
-        let asked = Asked {
-            peer: Some(req.peer),
-            host: header(req.headers, header::HOST),
-            forwarded_host: header(req.headers, HeaderName::from_static("x-forwarded-host")),
-            forwarded_proto: header(req.headers, HeaderName::from_static("x-forwarded-proto")),
-        };
-        let name = route.name();
-        let token = match &route {
-            Route::Image(token) => Some(token.clone()),
-            _ => None,
-        };
-        let host_ok = !self.policy.checks(req.path)
-            || self
-                .policy
-                .allows(&self.policy.requested_host(&asked).unwrap_or_default());
-        let mut res = if !host_ok {
-            let host = self.policy.requested_host(&asked).unwrap_or_default();
-            problem(Problem::bad_host(&host), req.headers, &id, &self.assets)
-        } else {
-            let outcome = match route {
-                Route::Image(token) => self.image(&token, &req, &asked).await,
-                Route::Asset(name) => self.asset(&name, req.headers, IMMUTABLE),
-                Route::Favicon => self.asset("favicon.ico", req.headers, SHORT),
-                Route::Robots => self.asset("robots.txt", req.headers, SHORT),
-            };
-            outcome.unwrap_or_else(|e| problem(Problem::from(&e), req.headers, &id, &self.assets))
-        };
-        let headers = res.headers_mut();
-        headers.insert(header::SERVER, SERVER);
-        headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-        if let Ok(value) = HeaderValue::from_str(&id) {
-            headers.insert(REQUEST_ID, value);
+    /// The answer to `route`; an error is written by the edge like any
+    /// other problem.
+    pub async fn answer(
+        &self,
+        route: Route,
+        req: &Parts,
+        base: &BaseUrl,
+    ) -> Result<Response<Body>, Error> {
+        match route {
+            Route::Image(token) => self.image(&token, req, base).await,
+            Route::Asset(name) => self.asset(&name, &req.headers, IMMUTABLE),
+            Route::Favicon => self.asset("favicon.ico", &req.headers, SHORT),
+            Route::Robots => self.asset("robots.txt", &req.headers, SHORT),
         }
-        let status = res.status().as_u16();
-        let elapsed = started.elapsed();
-        let client = self.policy.client_addr(
-            Some(req.peer),
-            req.headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok()),
-        );
-        tracing::info!(
-            request_id = %id,
-            client = client.map(tracing::field::display),
-            method = %req.method,
-            path = %req.path,
-            status,
-            duration_ms = elapsed.as_micros() as f64 / 1000.0,
-            token = token.as_deref(),
-            "request"
-        );
-        self.metrics.record_request(
-            Cow::Borrowed(name),
-            method_name(req.method),
-            status,
-            elapsed.as_secs_f64(),
-        );
-        if req.method == Method::HEAD {
-            strip_body(&mut res);
-        }
-        res
     }
 
     async fn image(
         &self,
         token: &str,
-        req: &Asking<'_>,
-        asked: &Asked<'_>,
-    ) -> Result<Response<FastBody>, Error> {
+        req: &Parts,
+        base: &BaseUrl,
+    ) -> Result<Response<Body>, Error> {
         let (mut download, mut size) = (None, None);
-        for (key, value) in url::form_urlencoded::parse(req.query.unwrap_or_default().as_bytes()) {
+        for (key, value) in
+            url::form_urlencoded::parse(req.uri.query().unwrap_or_default().as_bytes())
+        {
             match key.as_ref() {
                 "download" if download.is_none() => download = Some(value),
                 "size" if size.is_none() => size = Some(value),
@@ -203,7 +137,6 @@ impl FastPath {
             // 307 keeps an <img> working until the size exists, and
             // no-store keeps anyone from caching the stand-in.
             Served::NotReady { original } => {
-                let base = BaseUrl::of(&self.server, &self.policy, asked);
                 return Ok(redirect(
                     StatusCode::TEMPORARY_REDIRECT,
                     &base.original(&original),
@@ -217,7 +150,7 @@ impl FastPath {
             }
         };
         let etag = format!("\"{}\"", object.sha256);
-        let mut res = Response::new(Full::default());
+        let mut res = Response::new(Body::empty());
         let headers = res.headers_mut();
         headers.insert(header::ETAG, value(&etag));
         let cache_control = match object.max_age {
@@ -227,8 +160,11 @@ impl FastPath {
         headers.insert(header::CACHE_CONTROL, cache_control);
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-        headers.insert(header::CONTENT_SECURITY_POLICY, IMAGE_CSP);
-        if header(req.headers, header::IF_NONE_MATCH).is_some_and(|inm| etag_matches(inm, &etag)) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(IMAGE_CSP),
+        );
+        if header(&req.headers, header::IF_NONE_MATCH).is_some_and(|inm| etag_matches(inm, &etag)) {
             *res.status_mut() = StatusCode::NOT_MODIFIED;
             return Ok(res);
         }
@@ -237,10 +173,10 @@ impl FastPath {
         }
         let len = object.bytes.len() as u64;
         let bytes = Bytes::from_owner(object.bytes);
-        match header(req.headers, header::RANGE).map(|r| parse_range(r, len)) {
+        match header(&req.headers, header::RANGE).map(|r| parse_range(r, len)) {
             None | Some(RangeRequest::Full) => {
                 headers.insert(header::CONTENT_TYPE, value(&object.content_type));
-                *res.body_mut() = Full::new(bytes);
+                *res.body_mut() = Body::Full(bytes);
             }
             Some(RangeRequest::Partial(start, end)) => {
                 headers.insert(header::CONTENT_TYPE, value(&object.content_type));
@@ -249,7 +185,7 @@ impl FastPath {
                     value(&format!("bytes {start}-{end}/{len}")),
                 );
                 *res.status_mut() = StatusCode::PARTIAL_CONTENT;
-                *res.body_mut() = Full::new(bytes.slice(start as usize..=end as usize));
+                *res.body_mut() = Body::Full(bytes.slice(start as usize..=end as usize));
             }
             Some(RangeRequest::Unsatisfiable) => {
                 headers.insert(header::CONTENT_RANGE, value(&format!("bytes */{len}")));
@@ -264,7 +200,7 @@ impl FastPath {
         name: &str,
         headers: &HeaderMap,
         cache: HeaderValue,
-    ) -> Result<Response<FastBody>, Error> {
+    ) -> Result<Response<Body>, Error> {
         let asset = self
             .assets
             .get(name)
@@ -273,8 +209,8 @@ impl FastPath {
     }
 }
 
-fn asset_response(asset: &Asset, req: &HeaderMap, cache: HeaderValue) -> Response<FastBody> {
-    let mut res = Response::new(Full::default());
+fn asset_response(asset: &Asset, req: &HeaderMap, cache: HeaderValue) -> Response<Body> {
+    let mut res = Response::new(Body::empty());
     let headers = res.headers_mut();
     headers.insert(header::ETAG, value(&asset.etag));
     headers.insert(header::CACHE_CONTROL, cache);
@@ -300,7 +236,7 @@ fn asset_response(asset: &Asset, req: &HeaderMap, cache: HeaderValue) -> Respons
         res.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
     }
-    *res.body_mut() = Full::new(Bytes::from_owner(Arc::clone(body)));
+    *res.body_mut() = Body::Full(Bytes::from_owner(Arc::clone(body)));
     res
 }
 
@@ -331,72 +267,12 @@ fn value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn redirect(status: StatusCode, location: &str, cache: HeaderValue) -> Response<FastBody> {
-    let mut res = Response::new(Full::default());
+fn redirect(status: StatusCode, location: &str, cache: HeaderValue) -> Response<Body> {
+    let mut res = Response::new(Body::empty());
     *res.status_mut() = status;
     res.headers_mut().insert(header::LOCATION, value(location));
     res.headers_mut().insert(header::CACHE_CONTROL, cache);
     res
-}
-
-/// A failure, written as the app writes it: a page for browsers, JSON for
-/// everything else, with the page's security headers.
-pub fn problem(
-    problem: Problem,
-    req: &HeaderMap,
-    request_id: &str,
-    assets: &Assets,
-) -> Response<FastBody> {
-    let html = req
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|a| a.to_str().ok())
-        .any(|a| a.contains("text/html"));
-    let written = problem.written(request_id, html.then_some(assets));
-    let mut res = Response::new(Full::new(Bytes::from(written.body)));
-    *res.status_mut() =
-        StatusCode::from_u16(written.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = res.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(written.content_type),
-    );
-    if let Some(seconds) = written.retry_after {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    for (name, value) in written.headers {
-        // `from_bytes` lower-cases; a static name with capitals would panic.
-        if let (Ok(name), Ok(value)) = (
-            header::HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            headers.insert(name, value);
-        }
-    }
-    for (name, value) in crate::routes::page_headers(html, !html) {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-    res
-}
-
-/// A HEAD answer: the GET's headers, with its length, and no body.
-fn strip_body(res: &mut Response<FastBody>) {
-    use http_body::Body as _;
-    if let Some(len) = res.body().size_hint().exact()
-        && len > 0
-    {
-        res.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    }
-    *res.body_mut() = Full::default();
-}
-
-fn method_name(method: &Method) -> &'static str {
-    if method == Method::HEAD {
-        "HEAD"
-    } else {
-        "GET"
-    }
 }
 
 /// `?download` asks for an attachment unless its value says no.

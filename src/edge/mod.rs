@@ -9,17 +9,16 @@
 //!   request's headers or sit idle past `server.idle_timeout_seconds`
 //!   ([`conn::ConnState`]); refusals and closures are counted and logged at
 //!   a bounded rate;
-//! - it answers images and assets itself ([`fast`]);
-//! - it passes everything else to the app on a loopback port, holding
-//!   request bodies to `limits.body_*` ([`pace`]), telling the app who the
-//!   client is, and when an upload's client has gone ([`departures`]).
+//! - it applies the rules every request is held to and answers images and
+//!   assets itself ([`answer`], [`fast`]);
+//! - it hands everything else to the app in-process (`http::App`), holding
+//!   request bodies to `limits.body_*` ([`pace`]).
 
+pub mod answer;
 pub mod conn;
-pub mod departures;
 pub mod fast;
-pub mod inprocess;
+pub mod metrics;
 pub mod pace;
-pub mod proxy;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -29,81 +28,42 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
+use http::Request;
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use crate::edge::answer::Answering;
 use crate::edge::conn::{ConnState, Gate, RateLog, Reason, Ticket, Verdict, Watched, now_ms};
-use crate::edge::fast::{Asking, FastPath, Route};
-use crate::edge::inprocess::InProcess;
-use crate::edge::proxy::Upstream;
+use crate::http::{Body, BoxError};
 use crate::metrics::Metrics;
-
-/// What the edge answers with: its own bytes, or the app's streamed.
-pub enum EdgeBody {
-    Full(Full<Bytes>),
-    Upstream(Incoming),
-}
-
-impl Body for EdgeBody {
-    type Data = Bytes;
-    type Error = pace::BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.get_mut() {
-            Self::Full(body) => Pin::new(body)
-                .poll_frame(cx)
-                .map_err(|never| match never {}),
-            Self::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Full(body) => body.is_end_stream(),
-            Self::Upstream(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Full(body) => body.size_hint(),
-            Self::Upstream(body) => body.size_hint(),
-        }
-    }
-}
 
 /// An answer's body, which tells the connection's watchdog when it has
 /// been written.
-pub struct Tracked {
-    body: EdgeBody,
+pub struct AnswerBody {
+    body: Body,
     state: Arc<ConnState>,
 }
 
-impl Tracked {
-    fn new(body: EdgeBody, state: Arc<ConnState>) -> Self {
+impl AnswerBody {
+    fn new(body: Body, state: Arc<ConnState>) -> Self {
         state.writing_started();
         Self { body, state }
     }
 }
 
-impl Drop for Tracked {
+impl Drop for AnswerBody {
     fn drop(&mut self) {
         self.state.writing_ended();
     }
 }
 
-impl Body for Tracked {
+impl http_body::Body for AnswerBody {
     type Data = Bytes;
-    type Error = pace::BoxError;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
@@ -130,16 +90,57 @@ pub struct Guards {
     pub max_connections_per_client: u32,
 }
 
+/// The answers a refused connection gets, written once.
+struct Refusals {
+    too_many: Bytes,
+    too_many_from_client: Bytes,
+}
+
+impl Refusals {
+    fn new(guards: &Guards) -> Self {
+        let refusal = |status: &str, code: &str, message: String| {
+            let body =
+                serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+            Bytes::from(format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            ))
+        };
+        Self {
+            too_many: refusal(
+                "503 Service Unavailable",
+                "too_many_connections",
+                format!(
+                    "the server has {} connections open, its limit (server.max_connections); try again shortly",
+                    guards.max_connections
+                ),
+            ),
+            too_many_from_client: refusal(
+                "429 Too Many Requests",
+                "too_many_connections_from_client",
+                format!(
+                    "your address has {} connections open, the limit (server.max_connections_per_client); close some and try again",
+                    guards.max_connections_per_client
+                ),
+            ),
+        }
+    }
+
+    fn for_reason(&self, reason: Reason) -> &Bytes {
+        match reason {
+            Reason::TooManyFromClient => &self.too_many_from_client,
+            _ => &self.too_many,
+        }
+    }
+}
+
 pub struct Edge {
-    fast: FastPath,
-    inprocess: InProcess,
-    upstream: Upstream,
+    answering: Answering,
     guards: Guards,
     gate: Arc<Gate>,
     log: RateLog,
     metrics: Arc<Metrics>,
-    /// The answers a refused connection gets, written once.
-    refusals: [Bytes; 2],
+    refusals: Refusals,
 }
 
 /// Stops the edge: first `drain` (no new connections, requests in flight
@@ -150,48 +151,14 @@ pub struct Stopping {
 }
 
 impl Edge {
-    pub fn new(
-        fast: FastPath,
-        inprocess: InProcess,
-        upstream: Upstream,
-        guards: Guards,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        let refusal = |status: &str, code: &str, message: String| {
-            let body =
-                serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
-            Bytes::from(format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            ))
-        };
-        let refusals = [
-            refusal(
-                "503 Service Unavailable",
-                "too_many_connections",
-                format!(
-                    "the server has {} connections open, its limit (server.max_connections); try again shortly",
-                    guards.max_connections
-                ),
-            ),
-            refusal(
-                "429 Too Many Requests",
-                "too_many_connections_from_client",
-                format!(
-                    "your address has {} connections open, the limit (server.max_connections_per_client); close some and try again",
-                    guards.max_connections_per_client
-                ),
-            ),
-        ];
+    pub fn new(answering: Answering, guards: Guards, metrics: Arc<Metrics>) -> Self {
         Self {
             gate: Gate::new(guards.max_connections, guards.max_connections_per_client),
-            fast,
-            inprocess,
-            upstream,
+            refusals: Refusals::new(&guards),
+            answering,
             guards,
             log: RateLog::default(),
             metrics,
-            refusals,
         }
     }
 
@@ -247,13 +214,11 @@ impl Edge {
         alive: &mpsc::Sender<()>,
     ) {
         let ip = peer.ip().to_canonical();
-        let ticket = match self.gate.admit(ip, !self.fast.policy.is_trusted_proxy(ip)) {
+        let counted = !self.answering.policy.is_trusted_proxy(ip);
+        let ticket = match self.gate.admit(ip, counted) {
             Ok(ticket) => ticket,
             Err(reason) => {
-                let answer = match reason {
-                    Reason::TooManyFromClient => &self.refusals[1],
-                    _ => &self.refusals[0],
-                };
+                let answer = self.refusals.for_reason(reason);
                 // Best effort and never waiting: the socket is new, so its
                 // send buffer has room for these few bytes.
                 let _ = stream.try_write(answer);
@@ -293,14 +258,15 @@ impl Edge {
             let state = Arc::clone(&requests);
             async move {
                 state.request_started();
-                let ended = Ended(Arc::clone(&state));
+                let in_flight = InFlight(Arc::clone(&state));
                 // Writing counts before answering stops counting, so that no
                 // byte read in between starts the next head's timer.
                 let res = edge
-                    .handle(req, ip)
+                    .answering
+                    .answer(req, ip)
                     .await
-                    .map(|body| Tracked::new(body, Arc::clone(&state)));
-                drop(ended);
+                    .map(|body| AnswerBody::new(body, Arc::clone(&state)));
+                drop(in_flight);
                 Ok::<_, Infallible>(res)
             }
         });
@@ -350,32 +316,12 @@ impl Edge {
         }
         self.metrics.edge_connections.dec();
     }
-
-    async fn handle(&self, req: Request<Incoming>, ip: IpAddr) -> Response<EdgeBody> {
-        if let Some(route) = Route::of(req.method(), req.uri().path()) {
-            let asking = Asking {
-                method: req.method(),
-                path: req.uri().path(),
-                query: req.uri().query(),
-                headers: req.headers(),
-                peer: ip,
-            };
-            return self.fast.answer(route, asking).await.map(EdgeBody::Full);
-        }
-        let (parts, body) = req.into_parts();
-        if InProcess::takes(&parts) {
-            return self.inprocess.dispatch(&parts, ip).await;
-        }
-        self.upstream
-            .pass(Request::from_parts(parts, body), ip)
-            .await
-    }
 }
 
 /// Marks a request answered, however its future ends.
-struct Ended(Arc<ConnState>);
+struct InFlight(Arc<ConnState>);
 
-impl Drop for Ended {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.request_ended();
     }

@@ -12,10 +12,10 @@ use rocket::{Route, State, post, routes};
 
 use crate::config::{Access, Config};
 use crate::routes::error::FormError;
+use crate::routes::exchange::seen;
 use crate::routes::forms::SmallForm;
-use crate::routes::host::{HostPolicy, client_addr};
-use crate::routes::views::UploadPage;
 use crate::service::moderation::Moderation;
+use crate::views::UploadPage;
 
 /// The cookie that holds a browser's upload key.
 pub const KEY_COOKIE: &str = "kitteh_key";
@@ -35,10 +35,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn of(req: &Request<'_>) -> Self {
-        let addr = match req.rocket().state::<HostPolicy>() {
-            Some(policy) => client_addr(req, policy),
-            None => req.client_ip(),
-        };
+        let addr = Some(seen(req).client);
         let bearer = req
             .headers()
             .get_one("Authorization")
@@ -125,7 +122,10 @@ pub fn cross_site(req: &Request<'_>) -> bool {
         return site == "cross-site";
     }
     match req.headers().get_one("Origin") {
-        None | Some("null") => false,
+        None => false,
+        // A sandboxed frame, a `data:` page or a file sends `null`: never
+        // our own page, which would send its origin.
+        Some("null") => true,
         Some(origin) => {
             let host = req.headers().get_one("Host").unwrap_or_default();
             url::Url::parse(origin).ok().is_none_or(|o| {

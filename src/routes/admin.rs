@@ -17,10 +17,10 @@ use crate::assets::Assets;
 use crate::routes::access::Caller;
 use crate::routes::error::PageError;
 use crate::routes::forms::SmallForm;
-use crate::routes::views::{self, Page, forget_key_form, key_form, layout, name_words};
 use crate::service::Error;
 use crate::service::images::{Images, Listed, Listing};
 use crate::service::moderation::{self, KeyInfo, Moderation, Report, hash_key, parse_net};
+use crate::views::{self, Page, forget_key_form, key_form, layout, name_words};
 
 /// Uploads shown on the page, newest first.
 const RECENT: usize = 60;

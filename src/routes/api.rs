@@ -8,10 +8,11 @@ use rocket::response::status::{Created, Custom};
 use rocket::serde::json::{Json, Value, json};
 use rocket::{Route, State, delete, get, post, routes};
 
+use crate::http::Problem;
+use crate::http::links::BaseUrl;
 use crate::routes::access::Caller;
-use crate::routes::error::{ApiError, Problem};
-use crate::routes::links::BaseUrl;
-use crate::routes::request_log::LogToken;
+use crate::routes::error::ApiError;
+use crate::routes::exchange::Reporter;
 use crate::routes::upload_form::{FileOutcome, UploadBody};
 use crate::service::Error;
 use crate::service::images::Images;
@@ -90,7 +91,7 @@ async fn create(
     base: BaseUrl,
     images: &State<Arc<Images>>,
     moderation: &State<Arc<Moderation>>,
-    log: &LogToken,
+    log: &Reporter,
 ) -> Result<Answer, ApiError> {
     let upload = body.map_err(|e| images.rejected(e))?;
     if upload.several() {
@@ -98,7 +99,7 @@ async fn create(
         return Ok(Answer::Many(many(&outcomes, &base)));
     }
     let uploaded = upload.store(images).await?;
-    log.set(&uploaded.image.token);
+    log.token(&uploaded.image.token);
     let location = base.api(&uploaded.image);
     Ok(Answer::One(Created::new(location).body(Json(describe(
         &uploaded.image,
@@ -127,14 +128,11 @@ fn many(outcomes: &[FileOutcome], base: &BaseUrl) -> Custom<Json<Value>> {
             }
             Err(e) => {
                 let problem = Problem::from(e);
-                first_error.get_or_insert(problem.status);
-                let mut error = problem.details.clone();
-                error.insert("code".into(), json!(problem.code));
-                error.insert("message".into(), json!(problem.message));
+                first_error.get_or_insert(Status::new(problem.status.as_u16()));
                 errors.push(json!({
                     "index": index,
                     "file_name": outcome.file_name,
-                    "error": error,
+                    "error": problem.error_object(None),
                 }));
             }
         }
@@ -152,9 +150,9 @@ async fn show(
     token: &str,
     base: BaseUrl,
     images: &State<Arc<Images>>,
-    log: &LogToken,
+    log: &Reporter,
 ) -> Result<Json<Value>, ApiError> {
-    log.set(token);
+    log.token(token);
     let (image, sizes) = images.describe(token).await?;
     Ok(Json(describe(&image, &sizes, &base, None)))
 }
@@ -181,9 +179,9 @@ async fn remove(
     caller: Caller,
     images: &State<Arc<Images>>,
     moderation: &State<Arc<Moderation>>,
-    log: &LogToken,
+    log: &Reporter,
 ) -> Result<Status, ApiError> {
-    log.set(token);
+    log.token(token);
     let presented = header.0.as_deref().or(delete_token);
     crate::routes::pages::delete_checked(images, moderation, &caller, token, presented).await?;
     Ok(Status::NoContent)

@@ -13,10 +13,10 @@ use rocket::{Request, Route, State, get, routes};
 
 use crate::assets::Assets;
 use crate::config::{Access, Config};
+use crate::http::links::BaseUrl;
 use crate::routes::access::Caller;
-use crate::routes::links::BaseUrl;
-use crate::routes::views::{Page, layout};
 use crate::service::moderation::Moderation;
+use crate::views::{Page, layout};
 
 /// Mounted at `/api`.
 pub fn api_routes() -> Vec<Route> {

@@ -11,15 +11,15 @@ use rocket::{Route, State, get, post, routes};
 
 use crate::assets::Assets;
 use crate::config::Config;
+use crate::http::links::BaseUrl;
 use crate::routes::access::Caller;
 use crate::routes::admin::{check_matches, check_token};
 use crate::routes::error::PageError;
 use crate::routes::forms::SmallForm;
-use crate::routes::links::BaseUrl;
-use crate::routes::views::{Page, forget_key_form, layout, name_words, placeholder};
 use crate::service::Error;
 use crate::service::images::{Images, Listed, Listing};
 use crate::service::moderation::{KeyInfo, Moderation};
+use crate::views::{Page, forget_key_form, layout, name_words, placeholder};
 
 /// Uploads a key's page lists, newest first.
 const SHOWN: usize = 200;

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use rocket::http::Status;
 use rocket::serde::json::{Json, Value, json};
 use rocket::{Route, State, get, routes};
 
+use crate::http::Problem;
+use crate::http::links::BaseUrl;
 use crate::names::token_from_path;
-use crate::routes::error::{ApiError, Problem};
-use crate::routes::links::BaseUrl;
+use crate::routes::error::ApiError;
 use crate::service::Error;
 use crate::service::images::Images;
 use crate::service::model::SizeState;
@@ -45,7 +45,7 @@ async fn oembed(
 ) -> Result<Json<Value>, ApiError> {
     if let Some(format) = format.filter(|f| *f != "json") {
         return Err(ApiError(Problem::with(
-            Status::NotImplemented,
+            http::StatusCode::NOT_IMPLEMENTED,
             "format_not_supported",
             format!(
                 "only format=json is served, not {:?}",
@@ -55,14 +55,14 @@ async fn oembed(
     }
     let url = url.filter(|u| !u.is_empty()).ok_or_else(|| {
         ApiError(Problem::with(
-            Status::BadRequest,
+            http::StatusCode::BAD_REQUEST,
             "missing_url",
             "give the page as ?url=…",
         ))
     })?;
     let unknown = || {
         ApiError(Problem::with(
-            Status::NotFound,
+            http::StatusCode::NOT_FOUND,
             "not_found",
             format!("{} is not a picture page of this server", base.0),
         ))

@@ -11,16 +11,16 @@ use rocket::{Request, Route, State, get, post, routes};
 
 use crate::assets::Assets;
 use crate::config::Config;
+use crate::http::links::BaseUrl;
 use crate::names::{capitalise, token_from_path};
 use crate::routes::access::{self, Caller};
 use crate::routes::error::{FormError, PageError};
-use crate::routes::links::BaseUrl;
-use crate::routes::request_log::LogToken;
+use crate::routes::exchange::Reporter;
 use crate::routes::upload_form::UploadBody;
-use crate::routes::views::{self, Page, Preview, ShowLinks, SizeLink};
 use crate::service::Error;
 use crate::service::images::Images;
 use crate::service::moderation::Moderation;
+use crate::views::{self, Page, Preview, ShowLinks, SizeLink};
 
 pub fn routes() -> Vec<Route> {
     routes![index, upload, show, delete_confirm, delete]
@@ -45,7 +45,7 @@ async fn upload(
     images: &State<Arc<Images>>,
     moderation: &State<Arc<Moderation>>,
     assets: &State<Assets>,
-    log: &LogToken,
+    log: &Reporter,
 ) -> Result<FormAnswer, FormError> {
     let upload = body.map_err(|e| images.rejected(e))?;
     if upload.several() {
@@ -67,14 +67,14 @@ async fn upload(
                     name: None,
                     page_url: None,
                     delete_url: None,
-                    error: Some(crate::routes::error::Problem::from(e).message),
+                    error: Some(crate::http::Problem::from(e).message),
                 },
             })
             .collect();
         return Ok(FormAnswer::Many(views::uploaded_many_page(assets, &rows)));
     }
     let uploaded = upload.store(images).await?;
-    log.set(&uploaded.image.token);
+    log.token(&uploaded.image.token);
     let image = &uploaded.image;
     let location = base.page(image);
     // The cookie names the image it belongs to, so it is shown on that page only.

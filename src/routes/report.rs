@@ -16,10 +16,10 @@ use crate::names::token_from_path;
 use crate::routes::access::Caller;
 use crate::routes::error::{PageError, wants_html};
 use crate::routes::forms::SmallForm;
-use crate::routes::views::{Page, layout, name_words};
 use crate::service::Error;
 use crate::service::images::Images;
 use crate::service::moderation::{MAX_REPORT_TEXT, Moderation, REPORT_REASONS};
+use crate::views::{Page, layout, name_words};
 
 pub fn routes() -> Vec<Route> {
     routes![form, report]

@@ -1,6 +1,9 @@
 //! The multipart upload body, read as a stream with the size limit enforced
 //! as bytes arrive: a 2 GB body is refused after `uploads.max_bytes`, not
-//! buffered first.
+//! buffered first, and one that declares more is refused before a byte is
+//! read. The edge leaves the body as a stream (`exchange::UploadStream`)
+//! and holds it to its pace; a client that leaves drops the handler, and
+//! with it the upload and its decode.
 
 use rocket::State;
 use rocket::data::{ByteUnit, Data, FromData, Outcome};
@@ -8,17 +11,16 @@ use rocket::request::Request;
 
 use std::sync::Arc;
 
-use tokio::io::AsyncRead;
-use tokio::sync::oneshot;
+use futures_util::StreamExt as _;
 
 use crate::config::Config;
-use crate::edge::departures::{Departures, unless_gone};
-use crate::imaging::ImagingError;
+use crate::http::Problem;
+use crate::http::body::{BodyError, RequestStream};
 use crate::routes::access::Caller;
-use crate::routes::error::Problem;
+use crate::routes::exchange::UploadStream;
 use crate::service::Error;
 use crate::service::budget::Reservation;
-use crate::service::images::{Images, NewUpload, Uploaded};
+use crate::service::images::{Images, NewUpload, Uploaded, clean_original_name};
 use crate::service::moderation::{Moderation, Uploader};
 
 /// The form field that asks for an expiry (`1h`, `7d`, `never`).
@@ -32,17 +34,17 @@ const FORM_SLACK: u64 = 64 * 1024;
 const FILE_FIELDS: &[&str] = &["image[file]", "file"];
 
 /// An uploaded file's bytes and the name the client gave it, with the
-/// share of `limits.upload_memory` they hold until the request ends, and
-/// the signal that its client has gone (from the edge).
+/// share of `limits.upload_memory` they hold until the request ends.
 pub struct UploadBody {
     /// Every file sent, in order (one for most clients).
     pub uploads: Vec<NewUpload>,
     _memory: Option<Reservation>,
-    gone: Option<oneshot::Receiver<()>>,
 }
 
 /// One file's outcome in a request that sent several.
 pub struct FileOutcome {
+    /// The client's file name as display text only (cleaned as the stored
+    /// `original_name` is): it is echoed in answers.
     pub file_name: Option<String>,
     pub result: Result<Uploaded, Error>,
 }
@@ -53,54 +55,39 @@ impl UploadBody {
         self.uploads.len() > 1
     }
 
-    /// Stores the (first) upload, unless its client leaves first: then the
-    /// upload (and its decode) is dropped and nothing is stored.
+    /// Stores the (first) upload.
     pub async fn store(self, images: &Images) -> Result<Uploaded, Error> {
-        let Self {
-            uploads,
-            _memory,
-            gone,
-        } = self;
+        let Self { uploads, _memory } = self;
         let upload = uploads.into_iter().next().ok_or(Error::MissingFile)?;
-        unless_gone(gone, images.upload(upload), || {
-            Err(ImagingError::Cancelled.into())
-        })
-        .await
+        images.upload(upload).await
     }
 
     /// Stores every file, one after the other, each on its own: one that
     /// is refused does not stop the others. Files past the first each take
-    /// their own place in the uploader's rate limit. Stops (storing no
-    /// more) when the client leaves.
+    /// their own place in the uploader's rate limit.
     pub async fn store_all(
         self,
         images: &Images,
         moderation: Option<&Moderation>,
     ) -> Vec<FileOutcome> {
-        let Self {
-            uploads,
-            _memory,
-            gone,
-        } = self;
-        let work = async move {
-            let mut outcomes = Vec::with_capacity(uploads.len());
-            for (i, upload) in uploads.into_iter().enumerate() {
-                let file_name = upload.file_name.clone();
-                let admitted = match moderation {
-                    Some(m) if i > 0 => m.admit_another(&upload.uploader),
-                    _ => Ok(()),
-                };
-                let result = match admitted {
-                    Ok(()) => images.upload(upload).await,
-                    Err(e) => Err(images.rejected(e)),
-                };
-                outcomes.push(FileOutcome { file_name, result });
-            }
-            Ok(outcomes)
-        };
-        unless_gone(gone, work, || Err(()))
-            .await
-            .unwrap_or_default()
+        let Self { uploads, _memory } = self;
+        let mut outcomes = Vec::with_capacity(uploads.len());
+        for (i, upload) in uploads.into_iter().enumerate() {
+            let file_name = upload
+                .file_name
+                .as_deref()
+                .map(|name| clean_original_name(Some(name)));
+            let admitted = match moderation {
+                Some(m) if i > 0 => m.admit_another(&upload.uploader),
+                _ => Ok(()),
+            };
+            let result = match admitted {
+                Ok(()) => images.upload(upload).await,
+                Err(e) => Err(images.rejected(e)),
+            };
+            outcomes.push(FileOutcome { file_name, result });
+        }
+        outcomes
     }
 }
 
@@ -108,7 +95,7 @@ impl UploadBody {
 impl<'r> FromData<'r> for UploadBody {
     type Error = Error;
 
-    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r, Self> {
+    async fn from_data(req: &'r Request<'_>, _data: Data<'r>) -> Outcome<'r, Self> {
         // The edge holds every body to `limits.body_*` before it gets here.
         let (limit, max_files) = match req.guard::<&State<Config>>().await {
             rocket::request::Outcome::Success(config) => (
@@ -121,18 +108,11 @@ impl<'r> FromData<'r> for UploadBody {
             rocket::request::Outcome::Success(images) => Some(Arc::clone(images)),
             _ => None,
         };
-        let gone = match req.guard::<&State<Arc<Departures>>>().await {
-            rocket::request::Outcome::Success(departures) => req
-                .headers()
-                .get_one(crate::edge::proxy::REQUEST.as_str())
-                .and_then(|id| id.parse().ok())
-                .and_then(|id| departures.take(id)),
-            _ => None,
-        };
         let moderation = match req.guard::<&State<Arc<Moderation>>>().await {
             rocket::request::Outcome::Success(m) => Some(Arc::clone(m)),
             _ => None,
         };
+        let mut stream = UploadStream::take(req);
         // Who may upload is decided before a byte of the body is read.
         let caller = Caller::of(req);
         let admitted = match &moderation {
@@ -142,11 +122,19 @@ impl<'r> FromData<'r> for UploadBody {
         let mut uploader = match admitted {
             Ok(uploader) => uploader,
             Err(e) => {
-                drain(&mut data.open(ByteUnit::Byte(DRAIN_LIMIT))).await;
-                return Outcome::Error((Problem::from(&e).status, e));
+                if let Some(stream) = &mut stream {
+                    drain(stream).await;
+                }
+                return Outcome::Error((status_of(&e), e));
             }
         };
-        let read = read(req, data, limit, max_files, images.as_deref()).await;
+        let Some(stream) = stream else {
+            return Outcome::Error((
+                rocket::http::Status::BadRequest,
+                Error::BadForm("expected Content-Type multipart/form-data with a boundary".into()),
+            ));
+        };
+        let read = read(req, stream, limit, max_files, images.as_deref()).await;
         let read = read.and_then(|(uploads, expires_in, memory)| {
             if let Some(m) = &moderation {
                 uploader.expires_at = m.expiry(expires_in.as_deref())?;
@@ -163,43 +151,52 @@ impl<'r> FromData<'r> for UploadBody {
                     })
                     .collect(),
                 _memory: memory,
-                gone,
             }),
-            Err(e) => Outcome::Error((Problem::from(&e).status, e)),
+            Err(e) => Outcome::Error((status_of(&e), e)),
         }
     }
 }
 
-/// How much of an oversized body is read and thrown away so that a client
-/// still sending gets to read the 413 rather than a reset connection (what
-/// nginx calls lingering close). Beyond this the connection is cut.
+fn status_of(e: &Error) -> rocket::http::Status {
+    rocket::http::Status::new(Problem::from(e).status.as_u16())
+}
+
+/// How much of a refused body is read and thrown away so that a client
+/// still sending gets to read the answer rather than a reset connection
+/// (what nginx calls lingering close). Beyond this the connection is cut.
 const DRAIN_LIMIT: u64 = 64 << 20;
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn drain<R: tokio::io::AsyncRead + Unpin>(stream: &mut R) {
-    let _ = tokio::time::timeout(DRAIN_TIME, tokio::io::copy(stream, &mut tokio::io::sink())).await;
+async fn drain(stream: &mut RequestStream) {
+    let discard = async {
+        let mut seen = 0u64;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len() as u64;
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
 }
 
 async fn read(
     req: &Request<'_>,
-    data: Data<'_>,
+    mut stream: RequestStream,
     limit: ByteUnit,
     max_files: u32,
     images: Option<&Images>,
 ) -> Result<(Vec<NewUpload>, Option<String>, Option<Reservation>), Error> {
     let whole = limit.as_u64() + FORM_SLACK;
-    let mut stream = data.open(ByteUnit::Byte(whole + DRAIN_LIMIT));
     let declared = req
         .headers()
         .get_one("Content-Length")
         .and_then(|l| l.parse::<u64>().ok());
-    // A declared length over the limit is refused before reading anything.
+    // A declared length over the limit is refused at once, before a byte
+    // of the body is read.
     if let Some(len) = declared
         && len > whole
     {
-        if len <= whole + DRAIN_LIMIT {
-            drain(&mut stream).await;
-        }
         return Err(Error::TooLarge { limit });
     }
     // The body will be held whole: its share of the upload memory first
@@ -219,9 +216,9 @@ async fn read(
     result.map(|(upload, expires_in)| (upload, expires_in, memory))
 }
 
-async fn read_form<R: AsyncRead + Unpin + Send>(
+async fn read_form(
     req: &Request<'_>,
-    stream: &mut R,
+    stream: &mut RequestStream,
     limit: ByteUnit,
     max_files: u32,
 ) -> Result<(Vec<NewUpload>, Option<String>), Error> {
@@ -239,11 +236,7 @@ async fn read_form<R: AsyncRead + Unpin + Send>(
             .whole_stream(whole)
             .per_field(limit.as_u64()),
     );
-    // One byte past the limit lets multer see that the limit was crossed.
-    let capped = tokio::io::AsyncReadExt::take(stream, whole + 1);
-    let mut multipart =
-        multer::Multipart::with_reader_with_constraints(capped, boundary, constraints);
-
+    let mut multipart = multer::Multipart::with_constraints(stream.by_ref(), boundary, constraints);
     let mut found: Vec<(usize, NewUpload)> = Vec::new();
     let mut expires_in: Option<String> = None;
     loop {
@@ -305,10 +298,11 @@ fn map_multer(e: multer::Error, limit: ByteUnit) -> Error {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             Error::TooLarge { limit }
         }
-        // The stream stops at our limit; multer then sees a cut-off body.
-        multer::Error::StreamReadFailed(inner) if inner.to_string().contains("limit") => {
-            Error::TooLarge { limit }
-        }
+        // The body itself failed: slow, badly framed, or its client gone.
+        multer::Error::StreamReadFailed(inner) => match inner.downcast_ref::<BodyError>() {
+            Some(body) => Error::from(body.clone()),
+            None => Error::BadForm(inner.to_string()),
+        },
         other => Error::BadForm(other.to_string()),
     }
 }

@@ -22,6 +22,10 @@ pub enum Error {
     /// The upload request is not the multipart form we expect.
     #[error("the upload is not a valid multipart form: {0}")]
     BadForm(String),
+    /// The request body's framing is broken (a bad chunk size, more bytes
+    /// than declared): the client's mistake.
+    #[error("{0}")]
+    MalformedBody(String),
     /// The upload went past `uploads.max_bytes` while streaming in.
     #[error("the upload is larger than the limit of {limit}")]
     TooLarge { limit: ByteUnit },
@@ -134,6 +138,7 @@ impl Error {
         match self {
             Self::MissingFile => "missing_file",
             Self::BadForm(_) => "bad_form",
+            Self::MalformedBody(_) => "malformed_body",
             Self::TooLarge { .. } => "too_large",
             Self::SlowBody(_) => "body_timeout",
             Self::DecodeTooBig { .. } => "too_much_memory",

@@ -308,26 +308,75 @@ fn the_client_address_reaches_the_app_and_cannot_be_forged() {
     assert_eq!(logged_client(&server, "/healthz"), "203.0.113.7");
     assert!(ask("127.0.0.9", server.port, "/favicon.ico", via).starts_with("HTTP/1.1 200"));
     assert_eq!(logged_client(&server, "/favicon.ico"), "203.0.113.7");
-    // The app's own port answers nothing without the edge's secret, even
-    // to a guess of it.
-    let log = server.wait_for_log("the app's port", |log| log.contains("for the edge only"));
-    let line = log
-        .lines()
-        .find(|l| l.contains("for the edge only"))
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    let app_port = v["port"].as_u64().unwrap() as u16;
-    assert_ne!(app_port, server.port);
-    for extra in ["", "X-Kitteh-Edge: 00000000000000000000000000000000\r\n"] {
-        let direct = ask(
-            "127.0.0.1",
-            app_port,
-            "/api/images/x",
-            &format!("{forged}{extra}"),
+    // An upload (a body the app reads as a stream) records the same
+    // client: forged headers are ignored, a trusted proxy's rightmost
+    // untrusted hop is believed (not the leftmost, which its client wrote).
+    let upload = |source: &str, extra: &str| {
+        let (ct, body) = multipart(
+            "file",
+            "a.png",
+            "image/png",
+            &fixtures::png(3 + extra.len() as u32, 2),
         );
-        assert!(direct.starts_with("HTTP/1.1 421"), "{direct}");
-        assert!(direct.contains("not_through_the_edge"), "{direct}");
+        let mut s = connect_from(source, server.port);
+        write!(
+            s,
+            "POST /api/images HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ct}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(&body).unwrap();
+        let answer = until_closed(&mut s).0;
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    };
+    upload("127.0.0.2", forged);
+    upload("127.0.0.9", "X-Forwarded-For: 6.6.6.6, 203.0.113.7\r\n");
+    let listed = sb
+        .kitteh()
+        .args(["images", "list", "--json"])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let mut addrs: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ip"].as_str().unwrap())
+        .collect();
+    addrs.sort();
+    assert_eq!(addrs, ["127.0.0.2", "203.0.113.7"]);
+    // Nothing behind the edge can be reached around it: the process
+    // listens on the public port alone.
+    assert_eq!(listening_ports(server.child.id()), [server.port]);
+}
+
+/// The TCP ports a process listens on, from /proc.
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_string_lossy().into_owned();
+            t.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_string)
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // State 0A is LISTEN; column 9 is the socket's inode.
+            if cols.len() > 9 && cols[3] == "0A" && inodes.iter().any(|i| i == cols[9]) {
+                let port = cols[1].rsplit(':').next().unwrap();
+                ports.push(u16::from_str_radix(port, 16).unwrap());
+            }
+        }
     }
+    ports.sort();
+    ports.dedup();
+    ports
 }
 
 #[test]

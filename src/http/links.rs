@@ -1,40 +1,19 @@
 //! Absolute URLs for everything Kitteh hands out: from `server.public_url`
-//! when set, else from the request's Host header.
+//! when set, else from the request's host (which the edge has checked
+//! against the allowlist).
 
-use rocket::State;
-use rocket::request::{FromRequest, Outcome, Request};
-
-use crate::config::Config;
 use crate::config::ServerConfig;
+use crate::http::host::{HostHeaders, HostPolicy};
 use crate::names::capitalise;
-use crate::routes::host::{Asked, HostPolicy};
 use crate::service::model::ImageInfo;
 
 /// The site's base URL, without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseUrl(pub String);
 
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for BaseUrl {
-    type Error = std::convert::Infallible;
-
-    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let base = match (
-            req.guard::<&State<Config>>().await,
-            req.rocket().state::<HostPolicy>(),
-        ) {
-            (Outcome::Success(config), Some(policy)) => {
-                BaseUrl::of(&config.server, policy, &Asked::of(req))
-            }
-            _ => BaseUrl("http://localhost".into()),
-        };
-        Outcome::Success(base)
-    }
-}
-
 impl BaseUrl {
-    /// From `server.public_url` when set; else from the request's host,
-    /// which the host allowlist has already checked.
-    pub fn of(server: &ServerConfig, policy: &HostPolicy, asked: &Asked<'_>) -> Self {
+    /// From `server.public_url` when set; else from the request's host.
+    pub fn of(server: &ServerConfig, policy: &HostPolicy, asked: &HostHeaders<'_>) -> Self {
         if !server.public_url.is_empty() {
             return Self(server.public_url.trim_end_matches('/').to_string());
         }

@@ -2,20 +2,21 @@
 //! run time, and every interpolation is escaped.
 
 use maud::{DOCTYPE, Markup, html};
-use rocket::http::Status;
-use rocket::response::content::RawHtml;
 
 use crate::assets::Assets;
 use crate::service::model::ImageInfo;
 
-pub type Page = RawHtml<String>;
+/// A whole HTML page, ready to send (the routes make it an answer, the
+/// edge writes it for the errors it answers itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page(pub String);
 
-pub(crate) fn layout(assets: &Assets, title: &str, body: Markup) -> Page {
+pub fn layout(assets: &Assets, title: &str, body: Markup) -> Page {
     layout_with_head(assets, title, html! {}, body)
 }
 
 /// As `layout`, with more in the head (a show page's link-preview tags).
-pub(crate) fn layout_with_head(assets: &Assets, title: &str, head: Markup, body: Markup) -> Page {
+pub fn layout_with_head(assets: &Assets, title: &str, head: Markup, body: Markup) -> Page {
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -46,7 +47,7 @@ pub(crate) fn layout_with_head(assets: &Assets, title: &str, head: Markup, body:
             }
         }
     };
-    RawHtml(markup.into_string())
+    Page(markup.into_string())
 }
 
 /// A picture's name with a line-break opportunity between its words, so a
@@ -572,10 +573,10 @@ pub(crate) fn error_box_markup(message: &str) -> Markup {
     error_box(message)
 }
 
-pub fn error_page(assets: &Assets, status: Status, message: &str) -> Page {
-    let heading = match status.code {
+pub fn error_page(assets: &Assets, status: http::StatusCode, message: &str) -> Page {
+    let heading = match status.as_u16() {
         404 => "Not found".to_string(),
-        _ => status.reason().unwrap_or("Error").to_string(),
+        _ => status.canonical_reason().unwrap_or("Error").to_string(),
     };
     layout(
         assets,
