@@ -457,14 +457,22 @@ impl Services {
     fn edge(&self, app: Arc<dyn crate::http::App>) -> Edge {
         let config = &self.config;
         let server = &config.server;
+        let open_files = edge::conn::raise_open_file_limit();
+        let (max_connections, per_client) = match server.max_connections {
+            // Derived caps keep the per-client one well below the total.
+            0 => {
+                let total = edge::conn::auto_max_connections(open_files);
+                let per_client =
+                    edge::conn::effective_per_client(server.max_connections_per_client, total);
+                (total, per_client)
+            }
+            n => (n, server.max_connections_per_client),
+        };
         let guards = edge::Guards {
             header_timeout: Duration::from_secs(server.header_timeout_seconds),
             idle_timeout: Duration::from_secs(server.idle_timeout_seconds),
-            max_connections: match server.max_connections {
-                0 => edge::conn::auto_max_connections(),
-                n => n,
-            },
-            max_connections_per_client: server.max_connections_per_client,
+            max_connections,
+            max_connections_per_client: per_client,
         };
         let answering = edge::answer::Answering {
             fast: edge::fast::FastPath {

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::TryStreamExt as _;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{Method, Response, StatusCode};
@@ -18,7 +19,7 @@ use crate::http::Body;
 use crate::http::headers::IMAGE_CSP;
 use crate::http::links::BaseUrl;
 use crate::service::Error;
-use crate::service::images::{Images, Served};
+use crate::service::images::{Content, Images, Served};
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 const SHORT: HeaderValue = HeaderValue::from_static("public, max-age=3600");
@@ -171,27 +172,46 @@ impl FastPath {
         if let Some(name) = &object.download_name {
             headers.insert(header::CONTENT_DISPOSITION, value(&attachment(name)));
         }
-        let len = object.bytes.len() as u64;
-        let bytes = Bytes::from_owner(object.bytes);
-        match header(&req.headers, header::RANGE).map(|r| parse_range(r, len)) {
-            None | Some(RangeRequest::Full) => {
-                headers.insert(header::CONTENT_TYPE, value(&object.content_type));
-                *res.body_mut() = Body::Full(bytes);
-            }
-            Some(RangeRequest::Partial(start, end)) => {
-                headers.insert(header::CONTENT_TYPE, value(&object.content_type));
-                headers.insert(
-                    header::CONTENT_RANGE,
-                    value(&format!("bytes {start}-{end}/{len}")),
-                );
-                *res.status_mut() = StatusCode::PARTIAL_CONTENT;
-                *res.body_mut() = Body::Full(bytes.slice(start as usize..=end as usize));
-            }
+        let len = object.len;
+        let range = match header(&req.headers, header::RANGE).map(|r| parse_range(r, len)) {
+            None | Some(RangeRequest::Full) => None,
+            Some(RangeRequest::Partial(start, end)) => Some((start, end)),
             Some(RangeRequest::Unsatisfiable) => {
                 headers.insert(header::CONTENT_RANGE, value(&format!("bytes */{len}")));
                 *res.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                return Ok(res);
             }
+        };
+        headers.insert(header::CONTENT_TYPE, value(&object.content_type));
+        if let Some((start, end)) = range {
+            headers.insert(
+                header::CONTENT_RANGE,
+                value(&format!("bytes {start}-{end}/{len}")),
+            );
+            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
         }
+        *res.body_mut() = match object.content {
+            Content::Memory(pinned) => {
+                let bytes = Bytes::from_owner(pinned);
+                match range {
+                    None => Body::Full(bytes),
+                    Some((start, end)) => Body::Full(bytes.slice(start as usize..=end as usize)),
+                }
+            }
+            Content::Stored(stored) => {
+                let sent = range.map_or(len, |(start, end)| end - start + 1);
+                // HEAD sends the length alone: nothing to open.
+                let chunks = if req.method == Method::HEAD {
+                    Box::pin(futures_util::stream::empty())
+                } else {
+                    self.images.stream(&stored, range).await?
+                };
+                Body::stream(
+                    Box::pin(chunks.map_err(|e| Box::new(e) as crate::http::BoxError)),
+                    Some(sent),
+                )
+            }
+        };
         Ok(res)
     }
 

@@ -37,7 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::edge::answer::Answering;
-use crate::edge::conn::{ConnState, Gate, RateLog, Reason, Ticket, Verdict, Watched, now_ms};
+use crate::edge::conn::{Admitted, ConnState, Gate, RateLog, Reason, Verdict, Watched, now_ms};
 use crate::http::{Body, BoxError};
 use crate::metrics::Metrics;
 
@@ -215,8 +215,8 @@ impl Edge {
     ) {
         let ip = peer.ip().to_canonical();
         let counted = !self.answering.policy.is_trusted_proxy(ip);
-        let ticket = match self.gate.admit(ip, counted) {
-            Ok(ticket) => ticket,
+        let admitted = match self.gate.admit(ip, counted) {
+            Ok(admitted) => admitted,
             Err(reason) => {
                 let answer = self.refusals.for_reason(reason);
                 // Best effort and never waiting: the socket is new, so its
@@ -226,11 +226,14 @@ impl Edge {
                 return;
             }
         };
+        if let Some(reason) = admitted.evicted {
+            self.dropped(reason, ip);
+        }
         let _ = stream.set_nodelay(true);
         let edge = Arc::clone(self);
         let (drain, force, alive) = (drain.clone(), force.clone(), alive.clone());
         tokio::spawn(async move {
-            edge.serve(stream, ip, ticket, drain, force).await;
+            edge.serve(stream, ip, admitted, drain, force).await;
             drop(alive);
         });
     }
@@ -244,12 +247,16 @@ impl Edge {
         self: Arc<Self>,
         stream: TcpStream,
         ip: IpAddr,
-        _ticket: Ticket,
+        admitted: Admitted,
         mut drain: watch::Receiver<bool>,
         mut force: watch::Receiver<bool>,
     ) {
         self.metrics.edge_connections.inc();
-        let state = ConnState::new();
+        let Admitted {
+            ticket: _ticket,
+            state,
+            ..
+        } = admitted;
         let io = TokioIo::new(Watched::new(stream, Arc::clone(&state)));
         let edge = Arc::clone(&self);
         let requests = Arc::clone(&state);
@@ -312,6 +319,8 @@ impl Edge {
                     conn.as_mut().graceful_shutdown();
                 }
                 _ = force.changed() => break,
+                // Closed to make room for a newcomer (counted when chosen).
+                _ = state.evicted() => break,
             }
         }
         self.metrics.edge_connections.dec();

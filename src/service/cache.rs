@@ -8,8 +8,9 @@
 //! `cache.metadata_ttl_ms` (at most 10 s). Bytes are keyed by their sha256,
 //! so a rebuilt variant can never be served from a stale entry.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use quick_cache::Weighter;
@@ -55,6 +56,53 @@ pub struct ImageCache {
     max_entry: u64,
     /// Whether this replica currently hears other replicas' deletions.
     listening: AtomicBool,
+    /// The distinct objects answers are sending from memory right now, by
+    /// address, with how many answers hold each: what stalled readers can
+    /// keep alive after the cache has let an object go.
+    pinned: Mutex<Pinned>,
+    /// The most distinct bytes answers may hold from memory: the byte
+    /// cache's budget, and some room even with the cache off.
+    pin_budget: u64,
+}
+
+const MIN_PIN_BUDGET: u64 = 16 << 20;
+
+#[derive(Default)]
+struct Pinned {
+    by_object: HashMap<usize, (u32, u64)>,
+    bytes: u64,
+}
+
+/// Bytes an answer sends from memory, counted among the pinned until the
+/// last copy of them is gone (hyper may hold slices after the answer).
+pub struct PinnedBytes {
+    bytes: Arc<[u8]>,
+    cache: Arc<ImageCache>,
+}
+
+impl AsRef<[u8]> for PinnedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for PinnedBytes {
+    fn drop(&mut self) {
+        let key = self.bytes.as_ptr() as usize;
+        let mut pinned = self
+            .cache
+            .pinned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((count, len)) = pinned.by_object.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                let len = *len;
+                pinned.by_object.remove(&key);
+                pinned.bytes -= len;
+            }
+        }
+    }
 }
 
 impl ImageCache {
@@ -72,7 +120,49 @@ impl ImageCache {
             bytes,
             max_entry: budget / 8,
             listening: AtomicBool::new(false),
+            pinned: Mutex::new(Pinned::default()),
+            pin_budget: budget.max(MIN_PIN_BUDGET),
         }
+    }
+
+    /// The largest object kept in the byte cache.
+    pub fn max_entry(&self) -> u64 {
+        self.max_entry
+    }
+
+    /// `bytes` held for an answer sent from memory, if the distinct bytes
+    /// such answers hold stay within the byte cache's own budget (16 MiB
+    /// at least); None: send it from storage in chunks instead. A
+    /// thousand readers of one picture pin it once; a hundred stalled
+    /// readers of a hundred pictures cannot hold more than the budget.
+    pub fn pin(self: &Arc<Self>, bytes: Arc<[u8]>) -> Option<PinnedBytes> {
+        let key = bytes.as_ptr() as usize;
+        let len = bytes.len() as u64;
+        let budget = self.pin_budget;
+        let mut pinned = self.pinned.lock().unwrap_or_else(PoisonError::into_inner);
+        match pinned.by_object.get_mut(&key) {
+            Some((count, _)) => *count += 1,
+            None => {
+                if pinned.bytes + len > budget && !pinned.by_object.is_empty() {
+                    return None;
+                }
+                pinned.by_object.insert(key, (1, len));
+                pinned.bytes += len;
+            }
+        }
+        drop(pinned);
+        Some(PinnedBytes {
+            bytes,
+            cache: Arc::clone(self),
+        })
+    }
+
+    /// Distinct bytes answers hold in memory now.
+    pub fn pinned_bytes(&self) -> u64 {
+        self.pinned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bytes
     }
 
     pub fn resolved(&self, token: &str) -> Option<Arc<Resolved>> {

@@ -21,7 +21,7 @@ use crate::imaging::{self, Processed, Stop};
 use crate::metrics::Metrics;
 use crate::names::{DEFAULT_TYPE, NameGenerator, capitalise};
 use crate::service::budget::Decoding;
-use crate::service::cache::{ImageCache, Resolved};
+use crate::service::cache::{ImageCache, PinnedBytes, Resolved};
 use crate::service::error::{Error, Result};
 use crate::service::model::{ImageInfo, NO_FILE_NAME, SizeInfo, StoredObject};
 use crate::service::moderation::{Moderation, Uploader};
@@ -46,6 +46,9 @@ pub struct Images {
     names: NameGenerator,
     /// Bounds how many images are decoded at once, one per core.
     decoders: Semaphore,
+    /// Bounds how many objects are read into the byte cache at once in the
+    /// background.
+    warmers: Arc<Semaphore>,
     /// The SQLite file opened at startup, checked before every upload.
     db_file: Option<SqliteFile>,
     /// Blocklist and quotas, checked once the stored bytes are known.
@@ -70,8 +73,22 @@ pub struct Uploaded {
     pub delete_token: String,
 }
 
+/// Where an answer's bytes come from.
+pub enum Content {
+    /// Held in memory (hot, or small enough to read whole).
+    Memory(PinnedBytes),
+    /// Read from storage in chunks as the client takes them: a picture too
+    /// large for the byte cache, or one that would pass what answers may
+    /// hold in memory.
+    Stored(StoredObject),
+}
+
+/// Objects up to this size are read whole on a miss (and kept in the byte
+/// cache); larger ones are streamed, and the cache is filled in the
+/// background.
+const READ_WHOLE_UP_TO: u64 = 256 * 1024;
+
 /// Which object answers a request for an image or one of its sizes.
-#[derive(Debug, Clone)]
 pub enum Served {
     /// The stored bytes.
     Object(Object),
@@ -84,12 +101,12 @@ pub enum Served {
 }
 
 /// A stored object, ready to send.
-#[derive(Debug, Clone)]
 pub struct Object {
     pub content_type: String,
-    /// Lower-case hex SHA-256 of `bytes`: a strong validator.
+    /// Lower-case hex SHA-256 of its bytes: a strong validator.
     pub sha256: String,
-    pub bytes: Arc<[u8]>,
+    pub len: u64,
+    pub content: Content,
     /// The file name a download should get, when one was asked for.
     pub download_name: Option<String>,
     /// Seconds a cache may keep it, for a picture that expires; None:
@@ -137,6 +154,7 @@ impl Images {
             metrics,
             names,
             decoders: Semaphore::new(cpus),
+            warmers: Arc::new(Semaphore::new(2)),
             db_file: None,
             moderation: None,
         }
@@ -660,29 +678,90 @@ impl Images {
             return Ok(Served::Elsewhere(url));
         }
         let download_name = download.then(|| download_name(image, &label));
-        let bytes = self.bytes(&object).await?;
+        let content = self.content(&object).await?;
         // Caches may keep an expiring picture only until it expires.
         let max_age = image
             .expires_at
             .map(|at| u64::try_from((at - Utc::now()).num_seconds()).unwrap_or(0));
         Ok(Served::Object(Object {
             content_type: image.content_type.clone(),
-            sha256: object.sha256,
-            bytes,
+            sha256: object.sha256.clone(),
+            len: object.len,
+            content,
             download_name,
             max_age,
         }))
     }
 
-    /// A stored object's bytes, from memory when hot. The SHA-256 is the
-    /// cache key, so replaced content is never served from a stale entry.
-    async fn bytes(&self, object: &StoredObject) -> Result<Arc<[u8]>> {
+    /// Where a stored object's bytes come from: memory when hot (or small)
+    /// and within what answers may hold, else storage, streamed. The
+    /// SHA-256 is the cache key, so replaced content is never served from
+    /// a stale entry.
+    async fn content(&self, object: &StoredObject) -> Result<Content> {
         if let Some(hit) = self.cache.bytes(&object.sha256) {
-            return Ok(hit);
+            return Ok(match self.cache.pin(hit) {
+                Some(pinned) => Content::Memory(pinned),
+                None => Content::Stored(object.clone()),
+            });
+        }
+        if object.len > READ_WHOLE_UP_TO {
+            self.warm(object);
+            return Ok(Content::Stored(object.clone()));
         }
         let bytes: Arc<[u8]> = Arc::from(self.read(&object.path).await?.as_ref());
         self.cache.keep_bytes(&object.sha256, Arc::clone(&bytes));
-        Ok(bytes)
+        Ok(match self.cache.pin(bytes) {
+            Some(pinned) => Content::Memory(pinned),
+            None => Content::Stored(object.clone()),
+        })
+    }
+
+    /// Reads an object that fits the byte cache into it in the background,
+    /// a few at a time: the next request for it is answered from memory.
+    fn warm(&self, object: &StoredObject) {
+        if object.len > self.cache.max_entry() {
+            return;
+        }
+        let Some(permit) = Arc::clone(&self.warmers).try_acquire_owned().ok() else {
+            return;
+        };
+        let (storage, cache, object) = (
+            self.storage.clone(),
+            Arc::clone(&self.cache),
+            object.clone(),
+        );
+        tokio::spawn(async move {
+            let _permit = permit;
+            if cache.bytes(&object.sha256).is_some() {
+                return;
+            }
+            match storage.get(&object.path).await {
+                Ok(bytes) => cache.keep_bytes(&object.sha256, Arc::from(bytes.as_ref())),
+                Err(e) => tracing::debug!("could not warm the cache with {}: {e}", object.path),
+            }
+        });
+    }
+
+    /// Bytes `range` (all when None) of a stored object, as chunks read on
+    /// demand.
+    pub async fn stream(
+        &self,
+        object: &StoredObject,
+        range: Option<(u64, u64)>,
+    ) -> Result<crate::storage::ByteStream> {
+        self.storage
+            .get_stream(&object.path, range)
+            .await
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::ObjectMissing {
+                        name: object.path.clone(),
+                        source: e,
+                    }
+                } else {
+                    Error::StorageUnavailable(e)
+                }
+            })
     }
 
     async fn read(&self, path: &str) -> Result<bytes::Bytes> {

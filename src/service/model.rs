@@ -12,6 +12,8 @@ use crate::imaging::resize::target_size;
 pub struct StoredObject {
     pub(crate) path: String,
     pub sha256: String,
+    /// Its size in bytes.
+    pub len: u64,
 }
 
 /// An uploaded image.
@@ -78,6 +80,7 @@ impl From<images::Model> for ImageInfo {
             object: StoredObject {
                 path: row.path,
                 sha256: row.sha256,
+                len: u64::try_from(row.size).unwrap_or(0),
             },
         }
     }
@@ -140,6 +143,7 @@ impl SizeInfo {
                     object: Some(StoredObject {
                         path: v.path.clone(),
                         sha256: v.sha256.clone(),
+                        len: u64::try_from(v.size).unwrap_or(0),
                     }),
                 },
                 None => {

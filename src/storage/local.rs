@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Entry, Store, check_name, parse_trashed, probe_name, trashed_name};
+use super::{ByteStream, CHUNK, Entry, Store, check_name, parse_trashed, probe_name, trashed_name};
 
 /// Prefix of files being written; never served, swept like orphans.
 const TEMP_PREFIX: &str = ".tmp-";
@@ -210,6 +210,37 @@ impl Store for LocalStore {
         // each handed to the blocking pool.
         self.blocking(move |_| fs::read(path).map(Bytes::from))
             .await
+    }
+
+    async fn get_stream(&self, name: &str, range: Option<(u64, u64)>) -> io::Result<ByteStream> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let path = self.path_of(name)?;
+        let mut file = tokio::fs::File::open(path).await?;
+        let len = file.metadata().await?.len();
+        let (first, last) = range.unwrap_or((0, len.saturating_sub(1)));
+        file.seek(io::SeekFrom::Start(first)).await?;
+        let left = (last + 1)
+            .saturating_sub(first)
+            .min(len.saturating_sub(first));
+        let chunks = futures_util::stream::try_unfold(
+            (file.take(left), left),
+            |(mut file, left)| async move {
+                if left == 0 {
+                    return Ok(None);
+                }
+                let mut chunk = bytes::BytesMut::with_capacity(CHUNK.min(left as usize));
+                let n = file.read_buf(&mut chunk).await?;
+                if n == 0 {
+                    // The file shrank under us: what was promised cannot be sent.
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the file ended early",
+                    ));
+                }
+                Ok(Some((chunk.freeze(), (file, left - n as u64))))
+            },
+        );
+        Ok(Box::pin(chunks))
     }
 
     async fn head(&self, name: &str) -> io::Result<Option<u64>> {

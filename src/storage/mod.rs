@@ -22,6 +22,13 @@ use crate::config::{StorageBackend, StorageConfig};
 pub use local::LocalStore;
 pub use s3::S3Store;
 
+/// Part of an object, read in chunks as the stream is polled: a reader
+/// that stops reading holds one chunk, not the object.
+pub type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// The size of the chunks a [`ByteStream`] yields.
+pub const CHUNK: usize = 64 * 1024;
+
 /// One stored object, as listings report it.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -44,6 +51,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// holds at most one upload's worth of memory. A missing object is an
     /// error of kind `NotFound`.
     async fn get(&self, name: &str) -> io::Result<Bytes>;
+
+    /// Bytes `first..=last` of an object (all of it when `range` is None),
+    /// as a stream read on demand. A missing object is an error of kind
+    /// `NotFound` (when the stream is opened).
+    async fn get_stream(&self, name: &str, range: Option<(u64, u64)>) -> io::Result<ByteStream>;
 
     /// The size of an object, or `None` when there is none.
     async fn head(&self, name: &str) -> io::Result<Option<u64>>;

@@ -18,7 +18,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, RetryConfig, WriteMultipart,
 };
 
-use super::{Entry, Store, check_name, parse_trashed, probe_name, trashed_name};
+use super::{ByteStream, Entry, Store, check_name, parse_trashed, probe_name, trashed_name};
 
 /// The trash: a key prefix no object name can start with (names have no
 /// `/`), so listings of the bucket's objects can leave it out.
@@ -189,6 +189,25 @@ impl Store for S3Store {
             .await
             .map_err(|e| to_io("get", name, e))?;
         result.bytes().await.map_err(|e| to_io("get", name, e))
+    }
+
+    async fn get_stream(&self, name: &str, range: Option<(u64, u64)>) -> io::Result<ByteStream> {
+        let path = Self::path(name)?;
+        let options = object_store::GetOptions {
+            range: range.map(|(first, last)| object_store::GetRange::Bounded(first..last + 1)),
+            ..Default::default()
+        };
+        let result = self
+            .store
+            .get_opts(&path, options)
+            .await
+            .map_err(|e| to_io("get", name, e))?;
+        let name = name.to_string();
+        Ok(Box::pin(
+            result
+                .into_stream()
+                .map_err(move |e| to_io("get", &name, e)),
+        ))
     }
 
     async fn head(&self, name: &str) -> io::Result<Option<u64>> {

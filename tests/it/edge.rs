@@ -175,7 +175,7 @@ fn idle_keep_alive_connections_are_closed_at_the_idle_timeout() {
 }
 
 #[test]
-fn connection_caps_refuse_at_once_per_address_and_in_all() {
+fn a_full_edge_closes_a_slow_head_to_let_a_newcomer_in_and_caps_each_address() {
     let sb = Sandbox::sqlite();
     let server = server_with(
         &sb,
@@ -216,45 +216,120 @@ fn connection_caps_refuse_at_once_per_address_and_in_all() {
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .unwrap();
     assert!(until_closed(&mut other).0.starts_with("HTTP/1.1 200"));
-    // The total: five held, three more from elsewhere, then a refusal.
-    // The edge lets go of a closed connection a moment after its client sees
-    // it closed, so a connection may be counted briefly after it is gone:
-    // add connections until a probe is refused, and check how many it took.
-    let mut more: Vec<TcpStream> = Vec::new();
-    wait_until("the total cap to refuse a probe", || {
-        // Ask at once, so a probe that is let in does not wait out a timeout.
+    // The total: five held, three more from elsewhere. A ninth is let in
+    // all the same: the head that has been arriving longest (one of the
+    // five) is closed to make room, never one of the younger three.
+    let more: Vec<TcpStream> = (0..3)
+        .map(|_| connect_from("127.0.0.5", server.port))
+        .collect();
+    let is_closed = |s: &TcpStream| {
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 1];
+        matches!((&*s).read(&mut buf), Ok(0))
+    };
+    // Until the edge has taken all eight in, a newcomer needs no room.
+    wait_until("a held head to be closed for a newcomer", || {
+        let mut ninth = connect_from("127.0.0.6", server.port);
+        ninth
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        assert!(until_closed(&mut ninth).0.starts_with("HTTP/1.1 200"));
+        held.iter().any(is_closed)
+    });
+    assert!(!more.iter().any(is_closed), "a younger head was closed");
+    assert!(dropped(&server, "max_connections_per_client") >= 1);
+    assert!(dropped(&server, "evicted_slow_head") >= 1);
+}
+
+/// A request whose head is in and whose body trickles: being answered.
+fn uploading(source: &str, port: u16) -> TcpStream {
+    let mut s = connect_from(source, port);
+    write!(
+        s,
+        "POST /api/images HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n--x\r\n"
+    )
+    .unwrap();
+    s
+}
+
+#[test]
+fn a_full_edge_refuses_only_when_every_connection_is_being_answered() {
+    let sb = Sandbox::sqlite();
+    let server = server_with(
+        &sb,
+        &[
+            ("KITTEH_SERVER__MAX_CONNECTIONS_PER_CLIENT", "0"),
+            ("KITTEH_SERVER__MAX_CONNECTIONS", "6"),
+            ("KITTEH_METRICS__ENABLED", "true"),
+            ("KITTEH_LIMITS__BODY_IDLE_SECONDS", "120"),
+            ("KITTEH_LIMITS__BODY_MIN_RATE", "1"),
+            ("KITTEH_LOG__LEVEL", "debug"),
+        ],
+    );
+    // Idle keep-alive connections are the cheapest to lose: a newcomer
+    // takes their place.
+    let mut idle = Vec::new();
+    for _ in 0..6 {
+        let mut s = connect_from("127.0.0.3", server.port);
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .unwrap();
+        let _ = one_response(&mut s);
+        idle.push(s);
+    }
+    let mut newcomer = connect_from("127.0.0.4", server.port);
+    newcomer
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    assert!(until_closed(&mut newcomer).0.starts_with("HTTP/1.1 200"));
+    assert!(dropped(&server, "evicted_idle") >= 1);
+    drop(idle);
+    // Six uploads being received: none may be closed, so a newcomer is
+    // refused at once.
+    wait_until("the idle connections to go", || {
+        get(&server.url("/metrics"), &[])
+            .text()
+            .lines()
+            .any(|l| l == "kitteh_edge_connections 1")
+    });
+    let busy: Vec<TcpStream> = (0..6)
+        .map(|_| uploading("127.0.0.5", server.port))
+        .collect();
+    // A connection whose head has not arrived may still be closed for a
+    // newcomer: wait until all six are being answered.
+    server.wait_for_log("six uploads in flight", |log| {
+        log.lines()
+            .filter(|l| l.contains("request started") && l.contains("/api/images"))
+            .count()
+            >= 6
+    });
+    let mut refused = None;
+    wait_until("a newcomer to be refused", || {
         let mut s = connect_from("127.0.0.6", server.port);
         let _ =
             s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-        if until_closed(&mut s).0.starts_with("HTTP/1.1 503") {
-            return true;
+        let (got, took) = until_closed(&mut s);
+        let done = got.starts_with("HTTP/1.1 503");
+        if done {
+            refused = Some((got, took));
         }
-        more.push(connect_from("127.0.0.5", server.port));
-        false
+        done
     });
+    let (got, took) = refused.unwrap();
     assert!(
-        (2..=5).contains(&more.len()),
-        "refused after {} more connections, expected 3 (8 in all; a closing one may still count)",
-        more.len()
-    );
-    let mut over = connect_from("127.0.0.6", server.port);
-    let (got, _) = until_closed(&mut over);
-    assert!(
-        got.starts_with("HTTP/1.1 503")
-            && got.contains("too_many_connections")
-            && got.contains("server.max_connections"),
+        got.contains("too_many_connections") && got.contains("server.max_connections"),
         "{got}"
     );
-    // Places come back when connections close.
-    drop(held);
-    drop(more);
-    wait_until("a place to come back", || {
-        let mut s = connect_from("127.0.0.3", server.port);
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .is_ok()
-            && until_closed(&mut s).0.starts_with("HTTP/1.1 200")
-    });
-    assert!(dropped(&server, "max_connections_per_client") >= 1);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // Every upload is still being received.
+    for mut s in busy {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        assert!(
+            matches!(s.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "an upload being received was closed"
+        );
+    }
     assert!(dropped(&server, "max_connections") >= 1);
 }
 
@@ -522,4 +597,50 @@ fn answers_from_the_edge_and_the_app_keep_their_headers() {
         })
         .unwrap_or_else(|| panic!("no length: {head}"));
     assert_eq!(len, page.text().len().to_string());
+}
+
+#[test]
+fn the_open_file_limit_is_raised_to_its_hard_limit_and_sizes_the_caps() {
+    let sb = Sandbox::sqlite();
+    // `prlimit` sets the limits the server starts with, as a service
+    // manager would: a low soft limit under a higher hard one.
+    let kitteh = assert_cmd::cargo::cargo_bin("kitteh");
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg("--nofile=1024:4096").arg(kitteh);
+    for (k, v) in sb.kitteh().get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.current_dir(sb.path());
+    let server = Server::start_with(cmd, &["--migrate"]);
+    let log = server.wait_for_log("the limits", |log| log.contains("kitteh is listening"));
+    let line = log.lines().find(|l| l.contains("open-file limit")).unwrap();
+    assert!(line.contains("soft_before=\"1024\""), "{line}");
+    assert!(line.contains("soft_now=4096"), "{line}");
+    // (4096 − 256) / 2 places; a client gets an eighth of them at most.
+    let listening = log
+        .lines()
+        .find(|l| l.contains("kitteh is listening"))
+        .unwrap();
+    assert!(listening.contains("max_connections=1920"), "{listening}");
+    assert!(
+        listening.contains("max_connections_per_client=128"),
+        "{listening}"
+    );
+    let pid = server.child.id();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert!(
+        open_files
+            .split_whitespace()
+            .filter(|w| *w == "4096")
+            .count()
+            == 2,
+        "{open_files}"
+    );
 }
