@@ -368,6 +368,9 @@ pub struct RateLimitsConfig {
     /// Delete attempts with a wrong token (guessing), per address.
     pub wrong_delete_tokens_per_minute: u32,
     pub wrong_delete_tokens_burst: u32,
+    /// Upload keys shown that are not keys of this server, per address.
+    pub wrong_keys_per_minute: u32,
+    pub wrong_keys_burst: u32,
 }
 
 impl Default for RateLimitsConfig {
@@ -379,6 +382,8 @@ impl Default for RateLimitsConfig {
             reports_burst: 3,
             wrong_delete_tokens_per_minute: 10,
             wrong_delete_tokens_burst: 5,
+            wrong_keys_per_minute: 10,
+            wrong_keys_burst: 5,
         }
     }
 }

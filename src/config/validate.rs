@@ -75,6 +75,7 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             r.wrong_delete_tokens_per_minute,
             r.wrong_delete_tokens_burst,
         ),
+        ("wrong_keys", r.wrong_keys_per_minute, r.wrong_keys_burst),
     ] {
         if per_minute > 0 && burst == 0 {
             errors.push(format!(

@@ -160,7 +160,7 @@ async fn sign_in(
         .unwrap_or_default()
         .trim();
     moderation.check_ban(caller.addr).await?;
-    if moderation.key(Some(key)).await?.is_none() {
+    if moderation.key(caller.addr, Some(key)).await?.is_none() {
         return Err(crate::service::Error::KeyRequired("no key was sent").into());
     }
     let secure = config.server.public_url.starts_with("https://");

@@ -50,7 +50,7 @@ async fn admin(
     assets: &Assets,
 ) -> Result<Result<(KeyInfo, String), WithStatus>, PageError> {
     moderation.check_ban(caller.addr).await?;
-    let key = match moderation.key(caller.key.as_deref()).await {
+    let key = match moderation.key(caller.addr, caller.key.as_deref()).await {
         Ok(Some(key)) => key,
         Ok(None) => return Ok(Err(sign_in_page(assets, None))),
         Err(e @ (Error::KeyRequired(_) | Error::KeyRevoked)) => {

@@ -52,7 +52,7 @@ impl<'r> Responder<'r, 'static> for Download {
 /// The caller's key, when it shows a valid one.
 async fn callers_key(caller: &Caller, moderation: &Moderation) -> Option<String> {
     let key = caller.key.as_deref()?;
-    match moderation.key(Some(key)).await {
+    match moderation.key(caller.addr, Some(key)).await {
         Ok(Some(_)) => Some(key.to_string()),
         _ => None,
     }

@@ -30,7 +30,7 @@ pub fn routes() -> Vec<Route> {
 
 /// The key the caller shows, if it is a valid one.
 async fn key_of(caller: &Caller, moderation: &Moderation) -> Result<Option<KeyInfo>, Error> {
-    match moderation.key(caller.key.as_deref()).await {
+    match moderation.key(caller.addr, caller.key.as_deref()).await {
         Ok(key) => Ok(key),
         Err(Error::KeyRequired(_) | Error::KeyRevoked) => Ok(None),
         Err(e) => Err(e),

@@ -178,6 +178,7 @@ impl Error {
 fn what(name: &str) -> &str {
     match name {
         "wrong_delete_tokens" => "delete attempts with a wrong token",
+        "wrong_keys" => "upload keys that are not keys of this server",
         other => other,
     }
 }

@@ -134,6 +134,7 @@ pub struct Moderation {
     uploads: RateLimiter,
     reports: RateLimiter,
     wrong_deletes: RateLimiter,
+    wrong_keys: RateLimiter,
 }
 
 impl Moderation {
@@ -152,6 +153,7 @@ impl Moderation {
             uploads: RateLimiter::new("uploads"),
             reports: RateLimiter::new("reports"),
             wrong_deletes: RateLimiter::new("wrong_delete_tokens"),
+            wrong_keys: RateLimiter::new("wrong_keys"),
         }
     }
 
@@ -173,20 +175,35 @@ impl Moderation {
         self.default_expiry
     }
 
-    /// The key behind `presented`; None when none was presented. A key
-    /// that is not known is refused even on an open instance: its client
-    /// meant to use one and should hear that it is wrong.
-    pub async fn key(&self, presented: Option<&str>) -> Result<Option<KeyInfo>> {
+    /// The key behind `presented`, shown from `addr`; None when none was
+    /// presented. A key that is not known is refused even on an open
+    /// instance (its client meant to use one and should hear that it is
+    /// wrong), and counted against the address like a wrong delete token:
+    /// a run of guesses is slowed down before it is looked up.
+    pub async fn key(
+        &self,
+        addr: Option<IpAddr>,
+        presented: Option<&str>,
+    ) -> Result<Option<KeyInfo>> {
         let Some(presented) = presented.map(str::trim).filter(|k| !k.is_empty()) else {
             return Ok(None);
         };
-        let row = upload_keys::Entity::find()
+        let bucket = addr.zip(self.wrong_key_limit());
+        if let Some((addr, limit)) = bucket {
+            allow(self.wrong_keys.peek(Subject::addr(addr), limit))?;
+        }
+        let found = upload_keys::Entity::find()
             .filter(upload_keys::Column::KeyHash.eq(hash_key(presented)))
             .one(&self.db)
-            .await?
-            .ok_or(Error::KeyRequired(
+            .await?;
+        let Some(row) = found else {
+            if let Some((addr, limit)) = bucket {
+                self.wrong_keys.take(Subject::addr(addr), limit);
+            }
+            return Err(Error::KeyRequired(
                 "the key sent is not a key of this server",
-            ))?;
+            ));
+        };
         if row.revoked_at.is_some() {
             return Err(Error::KeyRevoked);
         }
@@ -201,7 +218,7 @@ impl Moderation {
         presented: Option<&str>,
     ) -> Result<Uploader> {
         self.check_ban(addr).await?;
-        let key = self.key(presented).await?;
+        let key = self.key(addr, presented).await?;
         if self.access == Access::Keys && key.is_none() {
             return Err(Error::KeyRequired("no key was sent"));
         }
@@ -270,6 +287,13 @@ impl Moderation {
         if let (Some(addr), Some(limit)) = (addr, self.wrong_delete_limit()) {
             self.wrong_deletes.take(Subject::addr(addr), limit);
         }
+    }
+
+    fn wrong_key_limit(&self) -> Option<Limit> {
+        Limit::new(
+            self.limits.wrong_keys_per_minute,
+            self.limits.wrong_keys_burst,
+        )
     }
 
     fn wrong_delete_limit(&self) -> Option<Limit> {

@@ -15,9 +15,11 @@ use std::time::Instant;
 /// Buckets kept before full (idle) ones are forgotten.
 const PRUNE_AT: usize = 10_000;
 
-/// Buckets kept at most, whatever their state: past this (a flood from
-/// very many addresses) every bucket is forgotten, which lets each address
-/// start full again rather than let the map grow without bound.
+/// Buckets kept for single addresses and keys. Past this (a flood from very
+/// many addresses, a large IPv6 prefix spread thin) no bucket is forgotten,
+/// which would let the flood start afresh: a newcomer shares the bucket of
+/// its network (IPv4 /24, IPv6 /48) instead, and past a tenth more of those
+/// one bucket for everyone else.
 const HARD_CAP: usize = 200_000;
 
 /// How often, and how many at once.
@@ -48,6 +50,10 @@ impl Limit {
 pub enum Subject {
     Addr(IpAddr),
     Key(i64),
+    /// A network's shared bucket, once the table is full.
+    Network(IpAddr),
+    /// Everyone's shared bucket, once even the networks' are too many.
+    Overflow,
 }
 
 impl Subject {
@@ -61,6 +67,20 @@ impl Subject {
                 }
             },
             v4 => Self::Addr(v4),
+        }
+    }
+
+    /// The network this subject's address belongs to (IPv4 /24, IPv6 /48).
+    fn network(self) -> Self {
+        match self {
+            Self::Addr(IpAddr::V4(v4)) => {
+                Self::Network(IpAddr::V4((u32::from(v4) & 0xffff_ff00).into()))
+            }
+            Self::Addr(IpAddr::V6(v6)) => {
+                let bits = u128::from(v6) & !((1u128 << 80) - 1);
+                Self::Network(IpAddr::V6(bits.into()))
+            }
+            other => other,
         }
     }
 }
@@ -90,6 +110,7 @@ struct Bucket {
 pub struct RateLimiter {
     name: &'static str,
     buckets: Mutex<Buckets>,
+    hard_cap: usize,
 }
 
 #[derive(Default)]
@@ -102,9 +123,14 @@ struct Buckets {
 
 impl RateLimiter {
     pub fn new(name: &'static str) -> Self {
+        Self::with_cap(name, HARD_CAP)
+    }
+
+    fn with_cap(name: &'static str, hard_cap: usize) -> Self {
         Self {
             name,
             buckets: Mutex::new(Buckets::default()),
+            hard_cap,
         }
     }
 
@@ -126,18 +152,11 @@ impl RateLimiter {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Buckets { map, pruned } = &mut *guard;
         let due = pruned.is_none_or(|at| now.saturating_duration_since(at).as_secs() >= 1);
-        if map.len() >= PRUNE_AT && due {
+        if map.len() >= PRUNE_AT.min(self.hard_cap) && due {
             *pruned = Some(now);
             map.retain(|(_, l), b| refilled(*b, *l, now) < f64::from(l.burst));
-            if map.len() >= HARD_CAP {
-                tracing::warn!(
-                    limit = self.name,
-                    buckets = map.len(),
-                    "rate limit buckets for too many addresses; starting afresh"
-                );
-                map.clear();
-            }
         }
+        let subject = self.place(map, subject, limit);
         let full = Bucket {
             tokens: f64::from(limit.burst),
             at: now,
@@ -169,6 +188,29 @@ impl RateLimiter {
             reset_seconds,
             retry_after,
         }
+    }
+
+    /// Whose bucket `subject` uses: its own when it has one or there is
+    /// room, else its network's, else the shared one.
+    fn place(
+        &self,
+        map: &HashMap<(Subject, Limit), Bucket>,
+        subject: Subject,
+        limit: Limit,
+    ) -> Subject {
+        if map.len() < self.hard_cap || map.contains_key(&(subject, limit)) {
+            return subject;
+        }
+        let network = subject.network();
+        if map.len() < self.hard_cap + self.hard_cap / 10 || map.contains_key(&(network, limit)) {
+            tracing::debug!(
+                limit = self.name,
+                buckets = map.len(),
+                "rate limit buckets full: a newcomer shares its network's"
+            );
+            return network;
+        }
+        Subject::Overflow
     }
 
     #[cfg(test)]
@@ -250,6 +292,32 @@ mod tests {
         let later = t0 + Duration::from_secs(2);
         limiter.check_at(Subject::addr("192.0.2.9".parse().unwrap()), limit, later);
         assert_eq!(len(), 1);
+    }
+
+    #[test]
+    fn a_full_table_keeps_the_buckets_that_filled_it_and_newcomers_share_their_networks() {
+        let limiter = RateLimiter::with_cap("uploads", 100);
+        let limit = Limit::new(1, 2).unwrap();
+        let t0 = Instant::now();
+        // A /48 spread over 100 /64s empties every bucket it gets.
+        let in_prefix = |i: u128| {
+            let base: u128 = "2001:db8:7::".parse::<std::net::Ipv6Addr>().unwrap().into();
+            Subject::addr(IpAddr::V6((base | (i << 64)).into()))
+        };
+        for i in 0..100 {
+            assert!(limiter.check_at(in_prefix(i), limit, t0).allowed);
+            assert!(limiter.check_at(in_prefix(i), limit, t0).allowed);
+        }
+        // Those buckets are kept: the first address is still refused.
+        assert!(!limiter.check_at(in_prefix(0), limit, t0).allowed);
+        // A new /64 of the same /48 shares one bucket with the rest of it.
+        assert!(limiter.check_at(in_prefix(500), limit, t0).allowed);
+        assert!(limiter.check_at(in_prefix(501), limit, t0).allowed);
+        assert!(!limiter.check_at(in_prefix(502), limit, t0).allowed);
+        // Someone elsewhere is not held to that network's bucket.
+        let elsewhere = Subject::addr("192.0.2.1".parse().unwrap());
+        assert!(limiter.check_at(elsewhere, limit, t0).allowed);
+        assert!(limiter.buckets.lock().unwrap().map.len() <= 110);
     }
 
     #[test]

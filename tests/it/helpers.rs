@@ -123,7 +123,7 @@ impl Sandbox {
             .env("KITTEH_STORAGE__UPLOADS_DIR", self.uploads());
         // Tests upload from one address far faster than any person; the
         // tests of the rate limits set them back.
-        for limit in ["UPLOADS", "REPORTS", "WRONG_DELETE_TOKENS"] {
+        for limit in ["UPLOADS", "REPORTS", "WRONG_DELETE_TOKENS", "WRONG_KEYS"] {
             cmd.env(format!("KITTEH_RATE_LIMITS__{limit}_PER_MINUTE"), "0");
         }
         if let Some(bucket) = &self.bucket {
