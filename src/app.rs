@@ -91,6 +91,7 @@ pub fn image_limits(config: &Config) -> ImageLimits {
         max_frames: config.limits.max_frames,
         max_animation_pixels: config.limits.max_animation_pixels,
         max_icc_bytes: config.limits.max_icc_bytes.as_u64(),
+        max_jpeg_scans: config.limits.max_jpeg_scans,
     }
 }
 

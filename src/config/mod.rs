@@ -447,6 +447,10 @@ pub struct LimitsConfig {
     /// Largest colour profile, once inflated.
     #[serde(serialize_with = "bytes_as_text")]
     pub max_icc_bytes: ByteUnit,
+    /// Most scans a progressive JPEG may have: each is decoded over the
+    /// whole picture, so a small file of thousands of scans costs seconds.
+    /// Cameras and encoders write 10 or so.
+    pub max_jpeg_scans: u32,
     /// Memory all upload bodies being received may hold together; past it
     /// an upload waits `decode_wait_seconds`, then is refused as busy.
     #[serde(serialize_with = "bytes_as_text")]
@@ -469,6 +473,7 @@ impl Default for LimitsConfig {
             max_frames: 1000,
             max_animation_pixels: 500_000_000,
             max_icc_bytes: ByteUnit::Mebibyte(4),
+            max_jpeg_scans: 100,
             upload_memory: ByteUnit::Mebibyte(256),
             body_idle_seconds: 15,
             body_min_rate: ByteUnit::Kibibyte(8),

@@ -201,9 +201,13 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     if l.body_idle_seconds == 0 {
         errors.push("limits.body_idle_seconds: at least 1".into());
     }
-    if l.max_frames == 0 || l.max_animation_pixels == 0 || l.max_icc_bytes.as_u64() == 0 {
+    if l.max_frames == 0
+        || l.max_animation_pixels == 0
+        || l.max_icc_bytes.as_u64() == 0
+        || l.max_jpeg_scans == 0
+    {
         errors.push(
-            "limits: max_frames, max_animation_pixels and max_icc_bytes must be above 0".into(),
+            "limits: max_frames, max_animation_pixels, max_icc_bytes and max_jpeg_scans must be above 0".into(),
         );
     }
     if l.upload_memory < config.uploads.max_bytes {

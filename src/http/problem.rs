@@ -222,6 +222,11 @@ impl From<&Error> for Problem {
                     .detail("pixels", *pixels)
                     .detail("max_pixels", *max_pixels)
             }
+            Error::Image(ImagingError::TooManyScans { scans, max_scans }) => {
+                p(StatusCode::UNPROCESSABLE_ENTITY)
+                    .detail("scans", *scans)
+                    .detail("max_scans", *max_scans)
+            }
             Error::Image(ImagingError::ProfileTooLarge { max_bytes }) => {
                 p(StatusCode::UNPROCESSABLE_ENTITY).detail("limit_bytes", *max_bytes)
             }

@@ -95,6 +95,8 @@ pub struct Limits {
     pub max_animation_pixels: u64,
     /// Bytes of a colour profile once inflated.
     pub max_icc_bytes: u64,
+    /// Scans of a progressive JPEG: each is a pass over every coefficient.
+    pub max_jpeg_scans: u32,
 }
 
 impl Default for Limits {
@@ -107,6 +109,7 @@ impl Default for Limits {
             max_frames: 1000,
             max_animation_pixels: 500_000_000,
             max_icc_bytes: 4 << 20,
+            max_jpeg_scans: 100,
         }
     }
 }
@@ -154,6 +157,10 @@ pub enum ImagingError {
     #[error("the colour profile inflates past {max_bytes} bytes, the limit")]
     ProfileTooLarge { max_bytes: u64 },
     #[error(
+        "the JPEG has {scans} scans; the limit is {max_scans} (limits.max_jpeg_scans): each scan is decoded over the whole picture"
+    )]
+    TooManyScans { scans: u32, max_scans: u32 },
+    #[error(
         "decoding took longer than the limit of {} s (limits.decode_seconds)",
         seconds_text(*millis)
     )]
@@ -176,6 +183,7 @@ impl ImagingError {
             Self::TooManyFrames { .. } => "too_many_frames",
             Self::AnimationTooLarge { .. } => "animation_too_large",
             Self::ProfileTooLarge { .. } => "profile_too_large",
+            Self::TooManyScans { .. } => "too_many_scans",
             Self::TimedOut { .. } => "decode_timeout",
             Self::Cancelled => "cancelled",
             Self::Corrupt(_) => "corrupt_image",
@@ -558,6 +566,14 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<Inspection, ImagingError
     }
     let (width, height) = dimensions(format, &cleaned)?;
     check_limits(width, height, limits)?;
+    if let Some(scans) = strip::jpeg_scans(container, &cleaned)
+        && scans > limits.max_jpeg_scans
+    {
+        return Err(ImagingError::TooManyScans {
+            scans,
+            max_scans: limits.max_jpeg_scans,
+        });
+    }
     if format == Format::Jpeg && !jpeg_is_complete(bytes) {
         return Err(ImagingError::Corrupt(
             "the JPEG has no end-of-image marker (the file was cut short)".into(),

@@ -71,6 +71,79 @@ pub fn jpeg_with_broken_scan(jpeg: &[u8], ac: bool) -> Vec<u8> {
     out
 }
 
+/// A grey progressive JPEG with `scans` scans, as a scan bomb is built:
+/// after the encoder's own scans, a Huffman table of end-of-band runs and
+/// then the same AC scan again and again. Each costs about fifteen bytes
+/// (three end-of-band runs over every block of a 2048×2048 picture) and a
+/// pass of the decoder over the whole picture.
+pub fn scan_bomb(side: u32, scans: usize) -> Vec<u8> {
+    let grey = image::GrayImage::from_pixel(side, side, image::Luma([128]));
+    let mut jpeg = Vec::new();
+    let mut enc = jpeg_encoder::Encoder::new(&mut jpeg, 90);
+    enc.set_progressive(true);
+    enc.encode(
+        grey.as_raw(),
+        side as u16,
+        side as u16,
+        jpeg_encoder::ColorType::Luma,
+    )
+    .unwrap();
+    let soss: Vec<usize> = jpeg
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| *w == [0xFF, 0xDA])
+        .map(|(i, _)| i)
+        .collect();
+    let last = *soss.last().unwrap();
+    let component = jpeg[last + 5];
+    let (_, end) = scan_data(&jpeg, last);
+    let mut out = jpeg[..end].to_vec();
+    // AC table 1: EOBRUN 2^14.. (symbol 0xE0) coded `0`, EOBRUN 2.. (0x10) `10`.
+    let mut counts = [0u8; 16];
+    counts[0] = 1;
+    counts[1] = 1;
+    out.extend_from_slice(&[0xFF, 0xC4, 0x00, 21, 0x11]);
+    out.extend_from_slice(&counts);
+    out.extend_from_slice(&[0xE0, 0x10]);
+    // Runs that cover every block once: 32767-block runs, then the rest.
+    let blocks = u32::div_ceil(side, 8).pow(2);
+    let mut bits: Vec<bool> = Vec::new();
+    let mut left = blocks;
+    while left > 0 {
+        if left >= 1 << 14 {
+            let run = left.min((1 << 15) - 1);
+            bits.push(false);
+            bits.extend((0..14).rev().map(|i| (run - (1 << 14)) >> i & 1 == 1));
+            left -= run;
+        } else {
+            // A run of 1 is a plain end of band; runs here are 2 or 3.
+            let run = left.clamp(2, 3);
+            bits.extend([true, false, run & 1 == 1]);
+            left = left.saturating_sub(run);
+        }
+    }
+    let mut data = Vec::new();
+    for chunk in bits.chunks(8) {
+        let mut byte = 0xFFu8;
+        for (i, bit) in chunk.iter().enumerate() {
+            if !bit {
+                byte &= !(0x80 >> i);
+            }
+        }
+        data.push(byte);
+        if byte == 0xFF {
+            data.push(0x00);
+        }
+    }
+    let scan_header = [0xFF, 0xDA, 0x00, 0x08, 0x01, component, 0x01, 63, 63, 0x00];
+    for _ in soss.len()..scans {
+        out.extend_from_slice(&scan_header);
+        out.extend_from_slice(&data);
+    }
+    out.extend_from_slice(&jpeg[end..]);
+    out
+}
+
 pub fn jpeg_of(img: &DynamicImage) -> Vec<u8> {
     encode(img, ImageFormat::Jpeg)
 }

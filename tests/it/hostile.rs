@@ -327,3 +327,33 @@ fn bodies_past_the_upload_memory_wait_then_are_told_to_retry() {
         api_upload(&server, "fourth.png", "image/png", &fixtures::png(64, 64)).status == 201
     });
 }
+
+#[test]
+fn a_jpeg_of_thousands_of_scans_is_refused_from_its_markers() {
+    let sb = Sandbox::sqlite();
+    let server = server_with(&sb, &[("KITTEH_LIMITS__MAX_JPEG_SCANS", "50")]);
+    let bomb = fixtures::scan_bomb(2048, 10_000);
+    assert!(bomb.len() < 300_000, "{} bytes", bomb.len());
+    let started = Instant::now();
+    let err = refused(&server, "scans.jpg", &bomb, 422, "too_many_scans");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err["scans"], 10_000);
+    assert_eq!(err["max_scans"], 50);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_jpeg_scans"),
+        "{err}"
+    );
+    // The same kind of file within the limit is a picture like any other:
+    // the decoder takes repeated scans, so the limit is what refuses.
+    let fine = fixtures::scan_bomb(256, 40);
+    let res = api_upload(&server, "fine.jpg", "image/jpeg", &fine);
+    assert_eq!(res.status, 201, "{}", res.text());
+    assert_eq!(count_rows(&sb.database_url), 1);
+}

@@ -11,6 +11,7 @@ mod dedup;
 mod docs;
 mod edge;
 mod fixtures;
+mod forgery;
 mod framing;
 mod helpers;
 mod hostile;

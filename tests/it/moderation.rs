@@ -12,7 +12,7 @@ use crate::fixtures;
 use crate::helpers::{Sandbox, Server, block_on, files_in, wait_until};
 use crate::uploads::{Reply, count_rows, get, no_redirect_agent, reply};
 
-fn server_with(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
+pub fn server_with(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
     let mut cmd = sb.kitteh();
     for (k, v) in env {
         cmd.env(k, v);
@@ -21,11 +21,11 @@ fn server_with(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
 }
 
 /// Runs `kitteh ARGS` against the sandbox.
-fn kitteh(sb: &Sandbox, args: &[&str]) -> Output {
+pub fn kitteh(sb: &Sandbox, args: &[&str]) -> Output {
     sb.kitteh().args(args).output().expect("run kitteh")
 }
 
-fn ok(out: &Output) -> String {
+pub fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
         "exit {:?}: {}{}",
@@ -36,7 +36,7 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn json_of(out: &Output) -> Value {
+pub fn json_of(out: &Output) -> Value {
     serde_json::from_str(&ok(out)).expect("JSON from the command")
 }
 
@@ -65,7 +65,7 @@ fn form(fields: &[(&str, &str)], file: Option<&[u8]>) -> (String, Vec<u8>) {
 }
 
 /// Uploads `bytes` through the API with the given fields and headers.
-fn upload(
+pub fn upload(
     server: &Server,
     bytes: &[u8],
     fields: &[(&str, &str)],
@@ -81,16 +81,16 @@ fn upload(
     reply(req.send(&body[..]))
 }
 
-fn bearer(key: &str) -> String {
+pub fn bearer(key: &str) -> String {
     format!("Bearer {key}")
 }
 
 /// A distinct picture each call (the blocklist tests want the same one).
-fn picture(n: u32) -> Vec<u8> {
+pub fn picture(n: u32) -> Vec<u8> {
     fixtures::png(20 + n, 16)
 }
 
-fn post_form(server: &Server, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+pub fn post_form(server: &Server, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
     let mut req = no_redirect_agent()
         .post(server.url(path))
         .header("Content-Type", "application/x-www-form-urlencoded");
@@ -100,7 +100,7 @@ fn post_form(server: &Server, path: &str, body: &str, headers: &[(&str, &str)]) 
     reply(req.send(body.as_bytes()))
 }
 
-fn code(reply: &Reply) -> String {
+pub fn code(reply: &Reply) -> String {
     reply.json()["error"]["code"]
         .as_str()
         .unwrap_or_default()
@@ -114,7 +114,7 @@ fn sql(sb: &Sandbox, statement: &str) {
     });
 }
 
-fn scalar(sb: &Sandbox, query: &str) -> Option<String> {
+pub fn scalar(sb: &Sandbox, query: &str) -> Option<String> {
     block_on(async {
         let db = Database::connect(&sb.database_url).await.unwrap();
         let row = db

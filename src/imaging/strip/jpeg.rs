@@ -158,6 +158,19 @@ impl<'a> Iterator for Parts<'a> {
     }
 }
 
+/// How many scans the first image of a JPEG stream has, counted from its
+/// markers (None when its structure cannot be walked). A progressive file
+/// is decoded once per scan, so this, not its size, is what it costs.
+pub(super) fn scan_count(bytes: &[u8]) -> Option<u32> {
+    let mut scans: u32 = 0;
+    for part in Parts::new(bytes, false).ok()? {
+        if let Part::Marker { marker: SOS, .. } = part.ok()? {
+            scans = scans.saturating_add(1);
+        }
+    }
+    Some(scans)
+}
+
 /// Finds the marker at `pos`: returns the index of the 0xFF directly before
 /// the marker code (fill bytes skipped) and the code itself.
 fn read_marker(bytes: &[u8], pos: usize) -> Result<(usize, u8), StripError> {

@@ -80,6 +80,15 @@ pub fn strip(container: Container, bytes: &[u8]) -> Result<Vec<u8>, StripError> 
 /// the tag is malformed or out of range, or the container is a GIF (which has
 /// no standard EXIF carrier).
 #[must_use]
+/// The scans of a JPEG (None for anything else, or a JPEG whose markers
+/// cannot be walked).
+pub fn jpeg_scans(container: Container, bytes: &[u8]) -> Option<u32> {
+    match container {
+        Container::Jpeg => jpeg::scan_count(bytes),
+        _ => None,
+    }
+}
+
 pub fn exif_orientation(container: Container, bytes: &[u8]) -> Option<u16> {
     let tiff = match container {
         Container::Jpeg => jpeg::exif(bytes),
