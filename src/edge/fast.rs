@@ -106,7 +106,15 @@ impl FastPath {
         base: &BaseUrl,
     ) -> Result<Response<Body>, Error> {
         match route {
-            Route::Image(token) => self.image(&token, req, base).await,
+            // A stored object gone under a cached name (deleted by another
+            // process) is looked up afresh once.
+            Route::Image(token) => match self.image(&token, req, base).await {
+                Err(Error::ObjectMissing { .. }) => {
+                    self.images.forget(&token);
+                    self.image(&token, req, base).await
+                }
+                other => other,
+            },
             Route::Asset(name) => self.asset(&name, &req.headers, IMMUTABLE),
             Route::Favicon => self.asset("favicon.ico", &req.headers, SHORT),
             Route::Robots => self.asset("robots.txt", &req.headers, SHORT),

@@ -620,7 +620,40 @@ impl Images {
     /// The name may end in its image's file extension
     /// (`/img/{token}.jpg`), which many forums and chat tools need before
     /// they embed a link; any other extension is not found.
+    ///
+    /// Another process (a command deleting a picture on SQLite) may have
+    /// removed an object this replica's cache still names: then the name
+    /// is looked up afresh once, so a deleted picture answers 404 or 410
+    /// rather than a missing object's 500.
     pub async fn open(
+        &self,
+        requested: &str,
+        size: Option<&str>,
+        download: bool,
+    ) -> Result<Served> {
+        match self.open_once(requested, size, download).await {
+            Err(Error::ObjectMissing { .. }) => {
+                self.forget(requested);
+                self.open_once(requested, size, download).await
+            }
+            other => other,
+        }
+    }
+
+    /// Forgets what the cache knows of a requested name (a token, perhaps
+    /// with a size prefix and an extension).
+    pub fn forget(&self, requested: &str) {
+        let (stem, _) = split_extension(requested);
+        let stem = stem.to_ascii_lowercase();
+        for size in self.sizes.configured() {
+            if let Some(rest) = stem.strip_prefix(size.name.as_str()) {
+                self.cache.forget(rest);
+            }
+        }
+        self.cache.forget(&stem);
+    }
+
+    async fn open_once(
         &self,
         requested: &str,
         size: Option<&str>,

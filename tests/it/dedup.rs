@@ -223,11 +223,11 @@ fn sizes_from_a_job(sb: &Sandbox) {
                 .all(|s| s["state"] == "ready")
         });
     }
-    let log = server.log_text();
-    assert!(
-        log.contains("sizes shared with a name of the same bytes"),
-        "{log}"
-    );
+    // The line is written once the job's transaction is done, which may be
+    // a moment after both names' sizes read as ready.
+    server.wait_for_log("the job to share its sizes", |log| {
+        log.contains("sizes shared with a name of the same bytes")
+    });
     assert_eq!(sb.stored_names().len(), 4, "{:?}", sb.stored_names());
     let second = get(second["api_url"].as_str().unwrap(), &[]).json();
     assert!(second["blurhash"].is_string());

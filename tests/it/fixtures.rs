@@ -18,6 +18,19 @@ fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
     out.into_inner()
 }
 
+/// A PNG of noise, which no encoder can shrink: about 3 bytes a pixel.
+pub fn noise_png(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    let img = RgbImage::from_fn(w, h, |_, _| {
+        let mut next = || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        };
+        Rgb([next(), next(), next()])
+    });
+    encode(&DynamicImage::ImageRgb8(img), ImageFormat::Png)
+}
+
 pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
     encode(&rgb(w, h), ImageFormat::Jpeg)
 }

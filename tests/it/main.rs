@@ -5,6 +5,7 @@
 mod assets;
 mod browser;
 mod cache;
+mod claims;
 mod cli;
 mod config;
 mod dedup;

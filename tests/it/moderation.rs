@@ -133,7 +133,7 @@ fn backend(sb: &Sandbox) -> DbBackend {
     }
 }
 
-fn each_database(test: impl Fn(&Sandbox)) {
+pub fn each_database(test: impl Fn(&Sandbox)) {
     test(&Sandbox::sqlite());
     if let Some(pg) = Sandbox::postgres() {
         test(&pg);

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::fixtures;
-use crate::helpers::{Sandbox, Server, http};
+use crate::helpers::{Sandbox, Server, http, wait_until};
 use crate::uploads::{api_upload, bad_uploads, count_rows, get, happy_path};
 use crate::variants::{sql_i64, wait_sizes};
 
@@ -348,6 +348,8 @@ fn two_replicas_share_postgres_and_a_bucket() {
         "every job was claimed exactly once"
     );
     let worked = |s: &Server| s.log_text().matches("variants done").count();
+    // The line follows the job's commit: wait for it, then count.
+    wait_until("every job's line", || worked(&a) + worked(&b) >= 10);
     assert_eq!(worked(&a) + worked(&b), 10, "every job was done once");
     // Each replica's workers are woken by its own uploads, so both share
     // the work.
@@ -447,6 +449,7 @@ fn two_replicas_share_postgres_and_a_bucket() {
         vec![2],
         "the first attempt died, the second finished"
     );
+    other.wait_for_log("the job's line", |log| log.contains("variants done"));
     assert_eq!(other.log_text().matches("variants done").count(), 1);
     for size in ["tiny", "large", "monstrous"] {
         assert!(

@@ -179,6 +179,17 @@ fn run_script(
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> (i32, String, String) {
+    run_script_with(script, dir, args, stdin, &[])
+}
+
+/// As `run_script`, with more of the environment set.
+fn run_script_with(
+    script: &std::path::Path,
+    dir: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
     use std::io::Write;
     // No clipboard tool can run here: a stand-in wl-copy records what it
     // is given, which is what the script hands any of them.
@@ -204,6 +215,7 @@ fn run_script(
         .env("WAYLAND_DISPLAY", "wayland-test")
         .env_remove("KITTEH_URL")
         .env_remove("KITTEH_KEY")
+        .envs(env.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -222,6 +234,56 @@ fn run_script(
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+#[test]
+fn upload_sh_takes_another_server_and_key_from_the_environment() {
+    let sb = Sandbox::sqlite();
+    let open = server_with(&sb, &[]);
+    let script_text = get(&open.url("/api/upload.sh"), &[]).body;
+    let other = Sandbox::sqlite();
+    let private = server_with(&other, &[("KITTEH_UPLOADS__ACCESS", "keys")]);
+    let key = {
+        let out = other
+            .kitteh()
+            .args(["keys", "create", "cli"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let dir = sb.path().join("elsewhere");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("upload.sh");
+    std::fs::write(&script, &script_text).unwrap();
+    std::fs::write(dir.join("a.png"), fixtures::png(42, 30)).unwrap();
+    // The script was made by the open server; KITTEH_URL sends it to the
+    // private one, which wants a key.
+    let (code, out, err) = run_script_with(
+        &script,
+        &dir,
+        &["a.png"],
+        None,
+        &[("KITTEH_URL", &private.base)],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("a.png") && err.contains("upload key"), "{err}");
+    let (code, out, err) = run_script_with(
+        &script,
+        &dir,
+        &["a.png"],
+        None,
+        &[("KITTEH_URL", &private.base), ("KITTEH_KEY", &key)],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let page = out.trim();
+    assert!(page.starts_with(&private.url("/")), "{page}");
+    assert_eq!(get(page, &[("Accept", "text/html")]).status, 200);
+    assert_eq!(
+        crate::uploads::count_rows(&sb.database_url),
+        0,
+        "nothing went to the open one"
+    );
+    assert_eq!(crate::uploads::count_rows(&other.database_url), 1);
 }
 
 #[test]
@@ -640,7 +702,12 @@ fn blurhashes_come_with_the_sizes_inline_or_from_the_job() {
     );
     drop(server);
     let server = server_with(&sb, &[("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0")]);
-    let queued = api_upload(&server, "j.png", "image/png", &fixtures::png(300, 200)).json();
+    // Another picture: one of the same bytes would share the first one's.
+    let queued = api_upload(&server, "j.png", "image/png", &fixtures::png(301, 200)).json();
+    assert!(
+        queued["blurhash"].is_null(),
+        "no sizes yet, no BlurHash: {queued}"
+    );
     let api = queued["api_url"].as_str().unwrap().to_string();
     wait_until("the job's BlurHash", || {
         get(&api, &[]).json()["blurhash"].is_string()

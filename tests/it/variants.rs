@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use sea_orm::{ConnectionTrait, Database, Statement};
 
 use crate::fixtures;
-use crate::helpers::{Sandbox, Server, block_on, files_in};
+use crate::helpers::{Sandbox, Server, block_on, files_in, wait_until};
 use crate::uploads::{api_upload, get};
 
 /// Polls the API until every size is `ready` (or `failed`), within 60 s.
@@ -847,6 +847,8 @@ fn two_replicas_on_postgres_share_the_work_and_do_each_job_once() {
     );
     assert_eq!(files_in(&sb.uploads()).len(), 80);
     let worked = |s: &Server| s.log_text().matches("variants done").count();
+    // The line follows the job's commit: wait for it, then count.
+    wait_until("every job's line", || worked(&a) + worked(&b) >= 20);
     eprintln!(
         "replica A did {} jobs, replica B did {}",
         worked(&a),
