@@ -30,6 +30,7 @@ use crate::service::images::Images;
 use crate::service::installation::Installation;
 use crate::service::moderation::Moderation;
 use crate::service::sizes::Sizes;
+use crate::service::takedown::Takedowns;
 use crate::service::{sweep, upkeep};
 use crate::storage::Storage;
 
@@ -141,6 +142,7 @@ pub struct Services {
     health: Arc<Health>,
     installation: Arc<Installation>,
     moderation: Arc<Moderation>,
+    takedowns: Arc<Takedowns>,
 }
 
 impl Services {
@@ -192,7 +194,7 @@ impl Services {
                 Arc::clone(&metrics),
             )
             .watch_db_file(db_file.clone())
-            .moderated_by(Arc::clone(&moderation)),
+            .with_rules(Arc::clone(&moderation) as Arc<dyn crate::service::images::UploadRules>),
         );
         let health = Arc::new(Health::new(
             db.clone(),
@@ -203,6 +205,7 @@ impl Services {
             Arc::clone(&installation),
             db_file,
         ));
+        let takedowns = Arc::new(Takedowns::new(Arc::clone(&images), Arc::clone(&moderation)));
         Ok(Self {
             config,
             db,
@@ -215,6 +218,7 @@ impl Services {
             health,
             installation,
             moderation,
+            takedowns,
         })
     }
 
@@ -249,6 +253,10 @@ impl Services {
 
     pub fn moderation(&self) -> &Arc<Moderation> {
         &self.moderation
+    }
+
+    pub fn takedowns(&self) -> &Arc<Takedowns> {
+        &self.takedowns
     }
 
     /// The rules the sweep (and `kitteh storage fsck --repair`) runs under.
@@ -297,6 +305,7 @@ pub fn build_rocket(services: &Services) -> Rocket<Build> {
         .manage(Arc::clone(&services.images))
         .manage(Arc::clone(&services.health))
         .manage(Arc::clone(&services.moderation))
+        .manage(Arc::clone(&services.takedowns))
         .manage(services.assets.clone())
         // Rocket's default Shield would set its own X-Frame-Options; the
         // edge sets stricter ones on every page, so it gets no policies.

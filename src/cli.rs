@@ -183,6 +183,21 @@ pub enum BackendArg {
     S3,
 }
 
+/// How much of a listing to print: a page (of `--limit` rows) after a
+/// cursor, or every page.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Paging {
+    /// Rows a page holds (default 100, at most 1000).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Where the page starts: the cursor the previous page printed.
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
+    /// Every page, one after the other.
+    #[arg(long, conflicts_with = "cursor")]
+    pub all_pages: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct KeysArgs {
     #[command(subcommand)]
@@ -205,10 +220,13 @@ pub enum KeysAction {
         #[arg(long, value_name = "N")]
         uploads_per_minute: Option<u32>,
     },
-    /// Name, created, last used, uploads, bytes and quota of every key.
+    /// Name, created, last used, uploads, bytes and quota of the keys, by
+    /// name.
     List {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Revoke a key: its uploads stay, new ones get 401 key_revoked.
     Revoke { name: String },
@@ -229,6 +247,8 @@ pub enum ReportsAction {
         /// Resolved reports too.
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Resolve a report by deleting the image or dismissing the report.
     Resolve {
@@ -269,6 +289,8 @@ pub enum ImagesAction {
         reported: bool,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Delete images by name or token.
     Delete {
@@ -302,10 +324,12 @@ pub enum BanAction {
         #[arg(long, value_name = "TEXT", default_value = "")]
         reason: String,
     },
-    /// Every ban.
+    /// The bans, by network.
     List {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        paging: Paging,
     },
     /// Lift a ban.
     Remove {

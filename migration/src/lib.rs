@@ -10,6 +10,9 @@ mod m20261126_000003_create_variants;
 mod m20261127_000004_create_installation;
 mod m20261127_000005_moderation;
 mod m20261127_000006_store_each_picture_once;
+mod m20261201_000007_costs_that_do_not_grow;
+
+pub use m20261201_000007_costs_that_do_not_grow::ip_key;
 
 pub struct Migrator;
 
@@ -23,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_create_installation::Migration),
             Box::new(m20261127_000005_moderation::Migration),
             Box::new(m20261127_000006_store_each_picture_once::Migration),
+            Box::new(m20261201_000007_costs_that_do_not_grow::Migration),
         ]
     }
 }

@@ -21,6 +21,7 @@ macro_rules! out {
 mod config;
 mod doctor;
 mod healthcheck;
+mod listing;
 mod migrate;
 mod moderation;
 mod storage;

@@ -3,6 +3,9 @@
 
 pub mod entities;
 pub mod queue;
+pub mod write;
+
+pub use write::{WriteTxn, begin_write};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

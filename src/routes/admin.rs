@@ -19,7 +19,8 @@ use crate::routes::error::PageError;
 use crate::routes::forms::SmallForm;
 use crate::service::Error;
 use crate::service::images::{Images, Listed, Listing};
-use crate::service::moderation::{self, KeyInfo, Moderation, Report, hash_key, parse_net};
+use crate::service::moderation::{KeyInfo, Moderation, Report, hash_key, parse_net};
+use crate::service::takedown::Takedowns;
 use crate::views::{self, Page, forget_key_form, key_form, layout, name_words};
 
 /// Uploads shown on the page, newest first.
@@ -111,22 +112,25 @@ async fn page(
     };
     // The oldest open reports first, a page's worth: a flood of them must
     // not make the page too slow (or the query too long) to act on.
-    let reports = moderation.reports_up_to(false, Some(REPORTS_SHOWN)).await?;
+    let reports = moderation.reports(false, None, REPORTS_SHOWN).await?;
     let mut reported: Vec<String> = reports.iter().map(|r| r.token.clone()).collect();
     reported.sort();
     reported.dedup();
     let reported_images = images
         .listing(&Listing {
             tokens: Some(reported),
+            limit: Some(crate::service::images::MAX_PAGE),
             ..Listing::default()
         })
-        .await?;
+        .await?
+        .items;
     let recent = images
         .listing(&Listing {
             limit: Some(RECENT),
             ..Listing::default()
         })
-        .await?;
+        .await?
+        .items;
     Ok(WithStatus(
         Status::Ok,
         admin_page(assets, &key, &check, &reports, &reported_images, &recent),
@@ -236,6 +240,7 @@ async fn act(
     caller: Caller,
     images: &State<Arc<Images>>,
     moderation: &State<Arc<Moderation>>,
+    takedowns: &State<Arc<Takedowns>>,
     assets: &State<Assets>,
 ) -> Result<Result<Redirect, WithStatus>, PageError> {
     let (key, check) = match admin(&caller, moderation, assets).await? {
@@ -249,7 +254,7 @@ async fn act(
     match field("action") {
         "delete" | "block" => {
             let block = field("action") == "block";
-            let image = moderation::take_down(images, moderation, token, block).await?;
+            let image = takedowns.take_down(token, block).await?;
             tracing::info!(key = %key.name, token = %image.token, block, "image taken down from the moderation page");
         }
         "ban" => {
@@ -260,6 +265,7 @@ async fn act(
                 })
                 .await?;
             let listed = found
+                .items
                 .first()
                 .ok_or_else(|| Error::NotFound(token.to_string()))?;
             let ip = listed.uploader_ip.as_deref().ok_or_else(|| {

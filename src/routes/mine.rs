@@ -55,7 +55,8 @@ async fn page(
             limit: Some(SHOWN),
             ..Listing::default()
         })
-        .await?;
+        .await?
+        .items;
     let check = check_token(caller.key.as_deref().unwrap_or_default());
     // The narrowest configured size (none: the original).
     let thumb_size = config
@@ -158,7 +159,7 @@ async fn delete(
             ..Listing::default()
         })
         .await?;
-    match found.first() {
+    match found.items.first() {
         Some(l) if l.key_id == Some(key.id) => {
             images.remove(&token, None).await?;
             Ok(Redirect::to("/mine"))

@@ -16,6 +16,7 @@ pub mod moderation;
 pub mod rate;
 pub mod sizes;
 pub mod sweep;
+pub mod takedown;
 pub mod transfer;
 pub mod upkeep;
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::db::entities::{images, variants};
+use crate::db::entities::{images, upload_keys, variants};
 use crate::db::queue::{Job, JobState};
 use crate::imaging::resize::target_size;
 
@@ -161,4 +161,37 @@ impl SizeInfo {
             })
             .collect()
     }
+}
+
+/// An upload key, as the routes and commands see it (never the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: i64,
+    pub name: String,
+    pub admin: bool,
+    pub quota_bytes: Option<i64>,
+    pub uploads_per_minute: Option<i32>,
+}
+
+impl From<upload_keys::Model> for KeyInfo {
+    fn from(row: upload_keys::Model) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            admin: row.admin,
+            quota_bytes: row.quota_bytes,
+            uploads_per_minute: row.uploads_per_minute,
+        }
+    }
+}
+
+/// Who is uploading: the key shown (if any) and the client's address.
+#[derive(Debug, Clone, Default)]
+pub struct Uploader {
+    pub key: Option<KeyInfo>,
+    pub addr: Option<std::net::IpAddr>,
+    /// When the upload is to be deleted, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The bucket its uploads are counted in, if any.
+    pub rate: Option<(crate::service::rate::Subject, crate::service::rate::Limit)>,
 }

@@ -297,9 +297,14 @@ fn the_migration_moves_copies_made_before_it_to_one_object_and_loses_nothing() {
         let server = server_with(&sb, &[]);
         api_upload(&server, "old.png", "image/png", &png).json()
     };
-    // Back to the schema before the migration, and a second copy of the
-    // same picture as the code of that time stored it: its own objects.
-    let down = sb.kitteh().args(["migrate", "down"]).output().unwrap();
+    // Back to the schema before the migration (and the one after it), and
+    // a second copy of the same picture as the code of that time stored it:
+    // its own objects.
+    let down = sb
+        .kitteh()
+        .args(["migrate", "down", "-n", "2"])
+        .output()
+        .unwrap();
     assert!(down.status.success(), "{down:?}");
     let token = first["token"].as_str().unwrap();
     let copy = "copiedbeforethemigration";

@@ -22,6 +22,8 @@ pub struct Model {
     pub delete_token_hash: String,
     pub key_id: Option<i64>,
     pub uploader_ip: Option<String>,
+    /// The address as a sortable key (`migration::ip_key`), for CIDR ranges.
+    pub uploader_ip_key: Option<String>,
     pub expires_at: Option<ChronoDateTimeUtc>,
     pub blurhash: Option<String>,
 }

@@ -3,6 +3,8 @@ pub mod blocklist;
 pub mod images;
 pub mod installation;
 pub mod reports;
+pub mod reservations;
+pub mod tallies;
 pub mod tombstones;
 pub mod upload_keys;
 pub mod variant_jobs;

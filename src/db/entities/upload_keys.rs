@@ -15,6 +15,9 @@ pub struct Model {
     pub created_at: ChronoDateTimeUtc,
     pub last_used_at: Option<ChronoDateTimeUtc>,
     pub revoked_at: Option<ChronoDateTimeUtc>,
+    /// Kept by a trigger as its images come and go.
+    pub uploads: i64,
+    pub bytes: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -181,7 +181,7 @@ impl Sizes {
                 .await?
                 .is_none();
             // Files shared with another name of the same bytes stay.
-            if image_gone && super::names_of(&self.db, &image.path).await? == 0 {
+            if image_gone && super::names_sharing(&self.db, &image.path).await? == 0 {
                 for w in written {
                     let _ = self.storage.delete(&w.name).await;
                 }

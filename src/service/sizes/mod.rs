@@ -13,7 +13,7 @@
 mod inline;
 mod job;
 mod shared;
-pub(crate) use shared::names_of;
+pub(crate) use shared::names_sharing;
 mod worker;
 
 use std::collections::BTreeMap;

@@ -92,7 +92,9 @@ impl Sizes {
 }
 
 /// How many names still store their bytes as `path`.
-pub(crate) async fn names_of<C: ConnectionTrait>(conn: &C, path: &str) -> Result<u64, DbErr> {
+/// How many names point at the object stored under `path` (an indexed
+/// count: the names sharing one picture's bytes).
+pub(crate) async fn names_sharing<C: ConnectionTrait>(conn: &C, path: &str) -> Result<u64, DbErr> {
     images::Entity::find()
         .filter(images::Column::Path.eq(path))
         .count(conn)
