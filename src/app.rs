@@ -541,8 +541,8 @@ fn spawn_sweeps(services: &Services, mut stop: watch::Receiver<bool>) {
             match sweep::sweep(&db, &storage, &installation, rules, false).await {
                 Ok(report) => tracing::info!(
                     stored = report.stored,
-                    orphans = report.orphans.len(),
-                    young = report.young.len(),
+                    orphans = report.orphan_count,
+                    young = report.young_count,
                     removed = report.trashed,
                     emptied_from_trash = report.emptied,
                     refused = report.refused.is_some(),

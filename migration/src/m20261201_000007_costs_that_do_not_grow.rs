@@ -13,7 +13,7 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
 pub struct Migration;
 
 /// Indexes and what they are for, as plain SQL both databases read.
-const INDEXES: [&str; 5] = [
+const INDEXES: [&str; 7] = [
     // How many names share an object: every upload, delete and expiry.
     "CREATE INDEX images_path ON images (path)",
     // Whether a listed object is a size: the sweep and fsck.
@@ -24,6 +24,10 @@ const INDEXES: [&str; 5] = [
     "CREATE INDEX images_ip_key ON images (uploader_ip_key) WHERE uploader_ip_key IS NOT NULL",
     // Open reports, for the moderation page and `reports list`.
     "CREATE INDEX reports_open ON reports (id) WHERE resolved_at IS NULL",
+    // Reporters' addresses still kept.
+    "CREATE INDEX reports_addresses_kept ON reports (created_at) WHERE reporter_ip IS NOT NULL",
+    // A key's uploads, newest first: `images list --key`, "my uploads".
+    "CREATE INDEX images_key_newest ON images (key_id, id)",
 ];
 
 const TALLIES: [&str; 7] = [
@@ -102,15 +106,10 @@ impl MigrationTrait for Migration {
         manager
             .drop_table(Table::drop().table(Reservations::Table).to_owned())
             .await?;
-        for index in [
-            "images_path",
-            "variants_path",
-            "images_addresses_kept",
-            "images_ip_key",
-            "reports_open",
-        ] {
-            db.execute_unprepared(&format!("DROP INDEX {index}"))
-                .await?;
+        for index in INDEXES {
+            // `CREATE INDEX name ON …`
+            let name = index.split_whitespace().nth(2).unwrap_or_default();
+            db.execute_unprepared(&format!("DROP INDEX {name}")).await?;
         }
         for (table, column) in [
             ("images", "uploader_ip_key"),

@@ -66,6 +66,12 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
     for name in &report.orphans {
         outln!("no row: {name}");
     }
+    if report.orphan_count > report.orphans.len() {
+        outln!(
+            "no row: … and {} more",
+            report.orphan_count - report.orphans.len()
+        );
+    }
     for name in &report.young {
         outln!(
             "no row: {name} (younger than storage.sweep_min_age_seconds: perhaps an upload in progress; left alone)"
@@ -74,7 +80,7 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
     if let Some(why) = &report.refused {
         outln!("the sweep would not remove everything: {why}");
     }
-    let problems = missing.originals.len() + missing.sizes.len() + report.orphans.len();
+    let problems = missing.originals.len() + missing.sizes.len() + report.orphan_count;
     if !repair {
         outln!(
             "{} problem(s){}",
@@ -151,21 +157,33 @@ async fn migrate(config: Config, to: BackendArg, jobs: usize) -> Result<(), Fail
     let to = app::open_backend(&config, to_backend)?;
     let serving = config.storage.backend;
     let services = Services::build(config).await?;
-    let objects = transfer::inventory(services.db()).await?;
+    let tallies = crate::db::tallies(services.db()).await?;
+    let total = ["images", "sizes"]
+        .iter()
+        .map(|t| u64::try_from(tallies.get(*t).copied().unwrap_or(0)).unwrap_or(0))
+        .sum::<u64>();
     eprintln!(
-        "copying {} object(s) from {} to {}",
-        objects.len(),
+        "copying about {total} object(s) from {} to {}",
         from.describe(),
         to.describe()
     );
-    let bar = super::progress_bar(objects.len() as u64, "objects");
-    let summary = transfer::copy_all(&from, &to, objects, jobs, |outcome| {
-        if let transfer::Outcome::Failed(why) = outcome {
-            bar.suspend(|| eprintln!("failed: {why}"));
-        }
-        bar.inc(1);
-    })
-    .await;
+    let bar = super::progress_bar(total, "objects");
+    let mut summary = transfer::Summary::default();
+    let mut after = Some(0);
+    while let Some(start) = after {
+        let (objects, next) = transfer::inventory_page(services.db(), start).await?;
+        let page = transfer::copy_all(&from, &to, objects, jobs, |outcome| {
+            if let transfer::Outcome::Failed(why) = outcome {
+                bar.suspend(|| eprintln!("failed: {why}"));
+            }
+            bar.inc(1);
+        })
+        .await;
+        summary.copied += page.copied;
+        summary.skipped += page.skipped;
+        summary.failed += page.failed;
+        after = next;
+    }
     bar.finish_and_clear();
     outln!(
         "storage migrate: copied {}, skipped {} (already there, SHA-256 verified), failed {}",

@@ -148,21 +148,20 @@ pub fn newest_migration() -> String {
         .unwrap_or_else(|| "none".into())
 }
 
-/// Bytes of every original and finished size the database records: the
-/// same total whichever replica asks.
-pub async fn stored_bytes(db: &DatabaseConnection) -> Result<i64, DbErr> {
-    use sea_orm::{ConnectionTrait, Statement};
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT CAST(COALESCE((SELECT SUM(size) FROM images), 0) AS BIGINT) \
-             + CAST(COALESCE((SELECT SUM(size) FROM variants), 0) AS BIGINT) AS n",
-        ))
-        .await?;
-    match row {
-        Some(row) => row.try_get::<i64>("", "n"),
-        None => Ok(0),
-    }
+/// The running totals the database keeps as rows come and go (triggers on
+/// images, variants and jobs): pictures, sizes, stored bytes (every
+/// original and finished size the database records), jobs by state. One
+/// read of a few rows, whatever the number of pictures.
+pub async fn tallies(
+    db: &DatabaseConnection,
+) -> Result<std::collections::BTreeMap<String, i64>, DbErr> {
+    use sea_orm::EntityTrait;
+    Ok(entities::tallies::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|t| (t.name, t.value))
+        .collect())
 }
 
 /// Applies migrations one at a time so each can be reported as it lands.

@@ -271,11 +271,19 @@ pub async fn record_done<C: ConnectionTrait>(conn: &C, image_id: i64) -> Result<
     Ok(())
 }
 
-/// The images whose jobs are in `state`, oldest first.
-pub async fn images_in_state(db: &DatabaseConnection, state: JobState) -> Result<Vec<i64>, DbErr> {
+/// Up to `limit` images after `after` whose jobs are in `state`, by id.
+pub async fn images_in_state_after(
+    db: &DatabaseConnection,
+    state: JobState,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<i64>, DbErr> {
+    use sea_orm::QuerySelect;
     Ok(variant_jobs::Entity::find()
         .filter(Column::State.eq(state.as_str()))
+        .filter(Column::ImageId.gt(after))
         .order_by_asc(Column::ImageId)
+        .limit(limit)
         .all(db)
         .await?
         .into_iter()
@@ -285,30 +293,18 @@ pub async fn images_in_state(db: &DatabaseConnection, state: JobState) -> Result
 
 /// Job counts by state, every state present (zero when none).
 pub async fn counts(db: &DatabaseConnection) -> Result<BTreeMap<JobState, i64>, DbErr> {
-    let select = Query::select()
-        .column(Column::State)
-        .expr_as(Expr::col(Column::Id).count(), "n")
-        .from(variant_jobs::Entity)
-        .group_by_col(Column::State)
-        .to_owned();
-    let backend = db.get_database_backend();
-    let rows = db.query_all_raw(backend.build(&select)).await?;
-    let mut counts: BTreeMap<JobState, i64> = JobState::ALL.iter().map(|s| (*s, 0)).collect();
-    for row in rows {
-        let name: String = row.try_get("", "state")?;
-        let n: i64 = row.try_get("", "n")?;
-        match JobState::parse(&name) {
-            Some(state) => {
-                counts.insert(state, n);
-            }
-            None => {
-                return Err(DbErr::Custom(format!(
-                    "variant_jobs holds an unknown state {name:?}"
-                )));
-            }
-        }
-    }
-    Ok(counts)
+    // Kept by the jobs table's triggers: no count over every job.
+    let tallies = super::tallies(db).await?;
+    Ok(JobState::ALL
+        .iter()
+        .map(|s| {
+            let n = tallies
+                .get(&format!("jobs_{}", s.as_str()))
+                .copied()
+                .unwrap_or(0);
+            (*s, n)
+        })
+        .collect())
 }
 
 /// The job of one image, if it has one.

@@ -413,6 +413,10 @@ impl ConnState {
         self.evict.notify_one();
     }
 
+    pub fn is_evicted(&self) -> bool {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
     /// Resolves when the gate has chosen this connection to make room.
     pub async fn evicted(&self) {
         self.evict.notified().await;

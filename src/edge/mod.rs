@@ -263,7 +263,9 @@ impl Edge {
         let service = service_fn(move |req: Request<Incoming>| {
             let edge = Arc::clone(&edge);
             let state = Arc::clone(&requests);
-            async move {
+            // Boxed: hyper hands the connection back (for lingering) only
+            // when its futures can move.
+            Box::pin(async move {
                 state.request_started();
                 let in_flight = InFlight(Arc::clone(&state));
                 // Writing counts before answering stops counting, so that no
@@ -275,26 +277,27 @@ impl Edge {
                     .map(|body| AnswerBody::new(body, Arc::clone(&state)));
                 drop(in_flight);
                 Ok::<_, Infallible>(res)
-            }
+            })
         });
-        let conn = hyper::server::conn::http1::Builder::new()
+        let mut conn = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
             // The watchdog below times headers and idleness (hyper's own
             // header timer also runs while a connection is idle).
             .header_read_timeout(None)
             .serve_connection(io, service);
-        tokio::pin!(conn);
         let mut draining = *drain.borrow();
         if draining {
-            conn.as_mut().graceful_shutdown();
+            Pin::new(&mut conn).graceful_shutdown();
         }
         let mut next = now_ms();
+        let mut ended = false;
         loop {
             let wait = Duration::from_millis(next.saturating_sub(now_ms()));
             tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(client = %ip, "connection ended: {e}");
+                result = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                    match result {
+                        Ok(()) => ended = true,
+                        Err(e) => tracing::debug!(client = %ip, "connection ended: {e}"),
                     }
                     break;
                 }
@@ -316,14 +319,56 @@ impl Edge {
                 }
                 _ = drain.changed(), if !draining => {
                     draining = true;
-                    conn.as_mut().graceful_shutdown();
+                    Pin::new(&mut conn).graceful_shutdown();
                 }
                 _ = force.changed() => break,
                 // Closed to make room for a newcomer (counted when chosen).
                 _ = state.evicted() => break,
             }
         }
+        if ended {
+            linger(conn.into_parts().io.into_inner(), &state, &mut force).await;
+        }
         self.metrics.edge_connections.dec();
+    }
+}
+
+/// The longest a closing connection is read from, in all and without a
+/// byte, and the most read: a client that sends far more was not going to
+/// read its answer anyway.
+const LINGER_FOR: Duration = Duration::from_secs(30);
+const LINGER_IDLE: Duration = Duration::from_secs(5);
+const LINGER_BYTES: usize = 64 << 20;
+
+/// Closes a connection hyper is done with. A request refused before its
+/// body was read (a 401, a 413 from its length) may still be sending that
+/// body: closing at once would reset the connection and the client would
+/// never read the refusal. So the sending half is shut, and what still
+/// arrives is read and thrown away until the client closes, goes quiet, or
+/// sends too much (what nginx calls lingering close). A connection whose
+/// client has already closed is done at the first read.
+async fn linger(
+    mut stream: Watched<TcpStream>,
+    state: &ConnState,
+    force: &mut watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let until = tokio::time::Instant::now() + LINGER_FOR;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut read = 0;
+    while read < LINGER_BYTES && !state.is_evicted() {
+        tokio::select! {
+            got = tokio::time::timeout(LINGER_IDLE, stream.read(&mut buf)) => match got {
+                Ok(Ok(n)) if n > 0 => read += n,
+                _ => return,
+            },
+            _ = tokio::time::sleep_until(until) => return,
+            _ = force.changed() => return,
+            _ = state.evicted() => return,
+        }
     }
 }
 

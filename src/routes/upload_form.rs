@@ -112,7 +112,7 @@ impl<'r> FromData<'r> for UploadBody {
             rocket::request::Outcome::Success(m) => Some(Arc::clone(m)),
             _ => None,
         };
-        let mut stream = UploadStream::take(req);
+        let stream = UploadStream::take(req);
         // Who may upload is decided before a byte of the body is read.
         let caller = Caller::of(req);
         let admitted = match &moderation {
@@ -121,12 +121,9 @@ impl<'r> FromData<'r> for UploadBody {
         };
         let mut uploader = match admitted {
             Ok(uploader) => uploader,
-            Err(e) => {
-                if let Some(stream) = &mut stream {
-                    drain(stream).await;
-                }
-                return Outcome::Error((status_of(&e), e));
-            }
+            // What the client still sends is read and dropped by the edge
+            // once this answer is out, so that it reads the answer.
+            Err(e) => return Outcome::Error((status_of(&e), e)),
         };
         let Some(stream) = stream else {
             return Outcome::Error((
@@ -161,25 +158,6 @@ fn status_of(e: &Error) -> rocket::http::Status {
     rocket::http::Status::new(Problem::from(e).status.as_u16())
 }
 
-/// How much of a refused body is read and thrown away so that a client
-/// still sending gets to read the answer rather than a reset connection
-/// (what nginx calls lingering close). Beyond this the connection is cut.
-const DRAIN_LIMIT: u64 = 64 << 20;
-const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
-
-async fn drain(stream: &mut RequestStream) {
-    let discard = async {
-        let mut seen = 0u64;
-        while let Some(Ok(chunk)) = stream.next().await {
-            seen += chunk.len() as u64;
-            if seen > DRAIN_LIMIT {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
-}
-
 async fn read(
     req: &Request<'_>,
     mut stream: RequestStream,
@@ -210,9 +188,6 @@ async fn read(
         None => None,
     };
     let result = read_form(req, &mut stream, limit, max_files).await;
-    if let Err(Error::TooLarge { .. }) = &result {
-        drain(&mut stream).await;
-    }
     result.map(|(upload, expires_in)| (upload, expires_in, memory))
 }
 

@@ -189,9 +189,10 @@ impl Health {
     /// stored, jobs by state) read now, so every replica reports the same
     /// totals.
     pub async fn metrics_text(&self) -> Result<String> {
+        let stored = db::tallies(&self.db).await?;
         self.metrics
             .stored_bytes
-            .set(db::stored_bytes(&self.db).await?);
+            .set(stored.get("stored_bytes").copied().unwrap_or(0));
         for (state, n) in self.sizes.counts().await? {
             self.metrics
                 .variant_jobs

@@ -10,29 +10,41 @@
 //!   holds objects;
 //! - objects younger than `storage.sweep_min_age_seconds` are spared (an
 //!   upload may be about to commit the row that claims them);
-//! - one pass moves at most a small share of the stored objects;
+//! - one pass moves at most a small share of the objects rows claim;
 //! - and what it moves goes to the trash, to be removed for good only
 //!   after `storage.trash_days`.
 //!
 //! `kitteh storage fsck` reports the same inventory, and with `--repair`
 //! applies the same rules, restores from the trash what rows still need,
 //! and re-queues the sizes of images whose sizes are missing.
+//!
+//! Neither ever holds every name: storage is listed as a stream and
+//! compared with the database a few hundred names at a time, by indexed
+//! lookups; the rows are walked by id, a page at a time.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, SystemTime};
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use chrono::Utc;
+use futures_util::{StreamExt, TryStreamExt};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::db::entities::{images, variants};
+use crate::db::entities::{images, reservations, variants};
 use crate::db::queue;
 use crate::service::error::{Error, Result};
 use crate::service::installation::Installation;
-use crate::storage::Storage;
+use crate::storage::{Entry, Storage};
 
-/// The most one pass moves: this share of stored objects (but at least a
-/// few, so a small installation can still be tidied).
+/// The most one pass moves: this share of the objects rows claim (but at
+/// least a few, so a small installation can still be tidied).
 const MAX_SHARE: f64 = 0.05;
 const MIN_PER_PASS: usize = 20;
+
+/// Names looked up in the database at a time.
+const BATCH: usize = 500;
+
+/// Names a report keeps to show (the counts are always whole).
+pub const NAMES_KEPT: usize = 10_000;
 
 /// The settings a pass runs under.
 #[derive(Debug, Clone, Copy)]
@@ -48,10 +60,12 @@ pub struct Report {
     pub stored: usize,
     /// Images in the database.
     pub rows: usize,
-    /// Unclaimed objects old enough to go.
+    /// Unclaimed objects old enough to go: how many, and the first names.
+    pub orphan_count: usize,
     pub orphans: Vec<String>,
     /// Unclaimed objects spared for their youth (an upload between its
     /// write and its commit looks like this).
+    pub young_count: usize,
     pub young: Vec<String>,
     /// Moved to the trash this pass.
     pub trashed: usize,
@@ -61,22 +75,76 @@ pub struct Report {
     pub refused: Option<String>,
 }
 
-/// Every object name a row refers to, and how many images there are.
-async fn claimed(db: &DatabaseConnection) -> Result<(HashSet<String>, usize)> {
-    let originals = images::Entity::find()
+impl Report {
+    fn orphan(&mut self, name: String) {
+        self.orphan_count += 1;
+        if self.orphans.len() < NAMES_KEPT {
+            self.orphans.push(name);
+        }
+    }
+
+    fn spare(&mut self, name: String) {
+        self.young_count += 1;
+        if self.young.len() < NAMES_KEPT {
+            self.young.push(name);
+        }
+    }
+}
+
+/// How many images there are, and the objects their rows claim.
+async fn counted(db: &DatabaseConnection) -> Result<(usize, usize)> {
+    let tallies = crate::db::tallies(db).await?;
+    let get = |name: &str| usize::try_from(tallies.get(name).copied().unwrap_or(0)).unwrap_or(0);
+    Ok((get("images"), get("images") + get("sizes")))
+}
+
+/// The token an object is named after (`abc.jpg`, `abc-tiny.jpg` → `abc`).
+fn token_of(name: &str) -> &str {
+    name.split(['.', '-']).next().unwrap_or(name)
+}
+
+/// Of `names`, those a row claims, and those an upload has reserved within
+/// `min_age` (its objects are being written).
+async fn claimed(
+    db: &DatabaseConnection,
+    names: &[String],
+    min_age: Duration,
+) -> Result<HashSet<String>> {
+    let mut claimed: HashSet<String> = images::Entity::find()
         .select_only()
         .column(images::Column::Path)
+        .filter(images::Column::Path.is_in(names.iter().cloned()))
         .into_tuple::<String>()
         .all(db)
-        .await?;
-    let rows = originals.len();
-    let sizes = variants::Entity::find()
-        .select_only()
-        .column(variants::Column::Path)
-        .into_tuple::<String>()
+        .await?
+        .into_iter()
+        .collect();
+    claimed.extend(
+        variants::Entity::find()
+            .select_only()
+            .column(variants::Column::Path)
+            .filter(variants::Column::Path.is_in(names.iter().cloned()))
+            .into_tuple::<String>()
+            .all(db)
+            .await?,
+    );
+    let tokens: BTreeSet<&str> = names.iter().map(|n| token_of(n)).collect();
+    let fresh = Utc::now() - chrono::Duration::from_std(min_age).unwrap_or_default();
+    let reserved: HashSet<String> = reservations::Entity::find()
+        .filter(reservations::Column::Token.is_in(tokens))
+        .filter(reservations::Column::CreatedAt.gt(fresh))
         .all(db)
-        .await?;
-    Ok((originals.into_iter().chain(sizes).collect(), rows))
+        .await?
+        .into_iter()
+        .map(|r| r.token)
+        .collect();
+    claimed.extend(
+        names
+            .iter()
+            .filter(|n| reserved.contains(token_of(n)))
+            .cloned(),
+    );
+    Ok(claimed)
 }
 
 /// One pass: finds the orphans and, when every rule allows, moves them to
@@ -90,33 +158,65 @@ pub async fn sweep(
     dry_run: bool,
 ) -> Result<Report> {
     let identity = installation.check().await?;
-    let (known, rows) = claimed(db).await?;
-    let now = SystemTime::now();
+    let (rows, objects) = counted(db).await?;
     let mut report = Report {
         rows,
         ..Report::default()
     };
-    for entry in storage.list().await.map_err(Error::StorageUnavailable)? {
-        report.stored += 1;
-        if known.contains(&entry.name) {
-            continue;
-        }
-        let age = entry
-            .modified
-            .and_then(|m| now.duration_since(m).ok())
-            .unwrap_or_default();
-        if age < rules.min_age {
-            report.young.push(entry.name);
-        } else {
-            report.orphans.push(entry.name);
+    if !identity.agreed() {
+        report.refused = Some(identity.describe());
+    }
+    let cap = ((objects as f64 * MAX_SHARE) as usize).max(MIN_PER_PASS);
+    let moving = !dry_run && report.refused.is_none() && rows > 0;
+    let mut listing = storage.list_stream().chunks(BATCH);
+    while let Some(batch) = listing.next().await {
+        let batch: Vec<Entry> = batch
+            .into_iter()
+            .collect::<std::io::Result<_>>()
+            .map_err(Error::StorageUnavailable)?;
+        report.stored += batch.len();
+        let names: Vec<String> = batch.iter().map(|e| e.name.clone()).collect();
+        let claimed = claimed(db, &names, rules.min_age).await?;
+        let now = SystemTime::now();
+        for entry in batch.into_iter().filter(|e| !claimed.contains(&e.name)) {
+            let age = entry
+                .modified
+                .and_then(|m| now.duration_since(m).ok())
+                .unwrap_or_default();
+            if age < rules.min_age {
+                report.spare(entry.name);
+                continue;
+            }
+            if moving && report.trashed < cap {
+                match storage.trash(&entry.name).await {
+                    Ok(()) => report.trashed += 1,
+                    Err(e) => tracing::warn!("could not move {} to the trash: {e}", entry.name),
+                }
+            }
+            report.orphan(entry.name);
         }
     }
     report.orphans.sort();
     report.young.sort();
+    judge(&mut report, rows, cap);
+    if !dry_run {
+        forget_stale_reservations(db, rules.min_age).await?;
+    }
+    if !dry_run && report.refused.is_none() {
+        let cutoff = SystemTime::now()
+            .checked_sub(rules.trash_for)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        report.emptied = storage
+            .empty_trash(cutoff)
+            .await
+            .map_err(Error::StorageUnavailable)?;
+    }
+    Ok(report)
+}
 
-    if !identity.agreed() {
-        report.refused = Some(identity.describe());
-    } else if rows == 0 && report.stored > 0 {
+/// Says why a pass moved nothing, or not everything, and logs it.
+fn judge(report: &mut Report, rows: usize, cap: usize) {
+    if report.refused.is_none() && rows == 0 && report.stored > 0 {
         report.refused = Some(format!(
             "the database holds no image but storage holds {} object(s): \
              nothing is removed from storage that a database does not know",
@@ -127,44 +227,32 @@ pub async fn sweep(
         tracing::error!(
             stored = report.stored,
             rows = report.rows,
-            orphans = report.orphans.len(),
+            orphans = report.orphan_count,
             "storage sweep refused: {}",
             report.refused.as_deref().unwrap_or_default()
         );
-        return Ok(report);
-    }
-
-    let cap = ((report.stored as f64 * MAX_SHARE) as usize).max(MIN_PER_PASS);
-    if report.orphans.len() > cap {
+    } else if report.orphan_count > cap {
         report.refused = Some(format!(
-            "{} of {} stored objects have no row, more than the {} one pass may move; \
+            "{} object(s) have no row, more than the {} one pass may move; \
              moving {} now, the rest in later passes (check with `kitteh storage fsck`)",
-            report.orphans.len(),
-            report.stored,
-            cap,
-            cap
+            report.orphan_count, cap, cap
         ));
         tracing::warn!(
             "storage sweep limited: {}",
             report.refused.as_deref().unwrap_or_default()
         );
     }
-    if !dry_run {
-        for name in report.orphans.iter().take(cap) {
-            match storage.trash(name).await {
-                Ok(()) => report.trashed += 1,
-                Err(e) => tracing::warn!("could not move {name} to the trash: {e}"),
-            }
-        }
-        let cutoff = now
-            .checked_sub(rules.trash_for)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        report.emptied = storage
-            .empty_trash(cutoff)
-            .await
-            .map_err(Error::StorageUnavailable)?;
-    }
-    Ok(report)
+}
+
+/// Reservations left by uploads that never recorded their row (a crash
+/// between writing and recording): their objects are orphans by now.
+async fn forget_stale_reservations(db: &DatabaseConnection, min_age: Duration) -> Result<()> {
+    let stale = Utc::now() - chrono::Duration::from_std(min_age).unwrap_or_default();
+    reservations::Entity::delete_many()
+        .filter(reservations::Column::CreatedAt.lte(stale))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Rows whose objects are missing from storage.
@@ -178,48 +266,75 @@ pub struct Missing {
     pub in_trash: BTreeSet<String>,
 }
 
-/// Objects the database refers to that storage does not have.
+/// Rows read at a time when they are walked.
+const ROWS_PER_PAGE: u64 = 1000;
+
+/// Objects the database refers to that storage does not have: the rows
+/// walked by id a page at a time, each page's objects looked for in
+/// storage; then the trash listed once for the missing ones.
 pub async fn missing(db: &DatabaseConnection, storage: &Storage) -> Result<Missing> {
-    let stored: HashSet<String> = storage
-        .list()
-        .await
-        .map_err(Error::StorageUnavailable)?
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
-    let trashed: HashSet<String> = storage
-        .list_trash()
-        .await
-        .map_err(Error::StorageUnavailable)?
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
-    let originals: Vec<String> = images::Entity::find()
-        .select_only()
-        .column(images::Column::Path)
-        .into_tuple::<String>()
-        .all(db)
-        .await?;
-    let sizes: Vec<String> = variants::Entity::find()
-        .select_only()
-        .column(variants::Column::Path)
-        .into_tuple::<String>()
-        .all(db)
-        .await?;
     let mut out = Missing::default();
-    for (list, into) in [(originals, &mut out.originals), (sizes, &mut out.sizes)] {
-        for name in list {
-            if !stored.contains(&name) {
-                if trashed.contains(&name) {
-                    out.in_trash.insert(name.clone());
-                }
-                into.push(name);
-            }
-        }
+    let mut after = 0i64;
+    loop {
+        let page: Vec<(i64, String)> = images::Entity::find()
+            .select_only()
+            .column(images::Column::Id)
+            .column(images::Column::Path)
+            .filter(images::Column::Id.gt(after))
+            .order_by_asc(images::Column::Id)
+            .limit(ROWS_PER_PAGE)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let Some(last) = page.last().map(|(id, _)| *id) else {
+            break;
+        };
+        let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+        let sizes: Vec<String> = variants::Entity::find()
+            .select_only()
+            .column(variants::Column::Path)
+            .filter(variants::Column::ImageId.is_in(ids))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let originals: Vec<String> = page.into_iter().map(|(_, path)| path).collect();
+        out.originals.extend(absent(storage, originals).await?);
+        out.sizes.extend(absent(storage, sizes).await?);
+        after = last;
     }
     out.originals.sort();
+    out.originals.dedup();
     out.sizes.sort();
+    out.sizes.dedup();
+    if !out.originals.is_empty() || !out.sizes.is_empty() {
+        let wanted: HashSet<&String> = out.originals.iter().chain(&out.sizes).collect();
+        let trashed: Vec<crate::storage::Entry> = storage
+            .list_trash()
+            .await
+            .map_err(Error::StorageUnavailable)?;
+        out.in_trash = trashed
+            .into_iter()
+            .filter(|e| wanted.contains(&e.name))
+            .map(|e| e.name)
+            .collect();
+    }
     Ok(out)
+}
+
+/// Of `names`, those storage does not have, looked for a few at once.
+async fn absent(storage: &Storage, names: Vec<String>) -> Result<Vec<String>> {
+    futures_util::stream::iter(names)
+        .map(|name| async move {
+            match storage.head(&name).await {
+                Ok(Some(_)) => Ok(None),
+                Ok(None) => Ok(Some(name)),
+                Err(e) => Err(Error::StorageUnavailable(e)),
+            }
+        })
+        .buffer_unordered(16)
+        .try_filter_map(|found| async move { Ok(found) })
+        .try_collect()
+        .await
 }
 
 /// Restores from the trash every missing object found there, and queues

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io;
 
 use futures_util::StreamExt;
-use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::db::entities::{images, variants};
 use crate::imaging::sha256_hex;
@@ -39,16 +39,35 @@ pub struct Summary {
     pub failed: usize,
 }
 
-/// Every original and every finished size, oldest first.
-pub async fn inventory(db: &DatabaseConnection) -> Result<Vec<Object>> {
+/// Images read at a time: the inventory is walked a page at a time, so
+/// copying a million pictures holds a page of them.
+pub const PAGE: u64 = 500;
+
+/// The originals and finished sizes of the images after `after` (an id),
+/// oldest first, a page of images at a time; with the id to continue from
+/// when there are more.
+pub async fn inventory_page(
+    db: &DatabaseConnection,
+    after: i64,
+) -> Result<(Vec<Object>, Option<i64>)> {
     let originals = images::Entity::find()
+        .filter(images::Column::Id.gt(after))
         .order_by_asc(images::Column::Id)
+        .limit(PAGE)
         .all(db)
         .await?;
+    let next = (originals.len() as u64 == PAGE)
+        .then(|| originals.last().map(|i| i.id))
+        .flatten();
     let types: HashMap<i64, String> = originals
         .iter()
         .map(|i| (i.id, i.content_type.clone()))
         .collect();
+    let sizes = variants::Entity::find()
+        .filter(variants::Column::ImageId.is_in(types.keys().copied()))
+        .order_by_asc(variants::Column::Id)
+        .all(db)
+        .await?;
     let mut objects: Vec<Object> = originals
         .into_iter()
         .map(|i| Object {
@@ -57,13 +76,8 @@ pub async fn inventory(db: &DatabaseConnection) -> Result<Vec<Object>> {
             content_type: i.content_type,
         })
         .collect();
-    let sizes = variants::Entity::find()
-        .order_by_asc(variants::Column::Id)
-        .all(db)
-        .await?;
     for v in sizes {
-        // A size has its original's format; a row whose image vanished
-        // between the two reads is left for the cascade.
+        // A size has its original's format.
         if let Some(content_type) = types.get(&v.image_id) {
             objects.push(Object {
                 name: v.path,
@@ -72,7 +86,11 @@ pub async fn inventory(db: &DatabaseConnection) -> Result<Vec<Object>> {
             });
         }
     }
-    Ok(objects)
+    // Names that share one picture's bytes share its objects: copy each
+    // object once.
+    objects.sort_by(|a, b| a.name.cmp(&b.name));
+    objects.dedup_by(|a, b| a.name == b.name);
+    Ok((objects, next))
 }
 
 /// Copies `objects` with up to `jobs` in flight, reporting each outcome as

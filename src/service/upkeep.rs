@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
 use tokio::sync::watch;
 
+use crate::db::begin_write;
 use crate::db::entities::{images, reports};
 use crate::service::error::Result;
 use crate::service::images::Images;
@@ -46,30 +49,71 @@ pub async fn round(
     })
 }
 
+/// Addresses erased per write transaction: on SQLite the write lock is
+/// held a few milliseconds at a time.
+const ERASE_PER_TRANSACTION: u64 = 500;
+
 /// Forgets the addresses of uploads and reports older than the
 /// retention. With a retention of 0 nothing is stored in the first place;
-/// anything stored before that setting is erased too.
+/// anything stored before that setting is erased too. Only rows still
+/// holding an address are read (a partial index keeps them), a few hundred
+/// at a time.
 async fn erase_addresses(db: &DatabaseConnection, days: u32) -> Result<u64> {
     let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
-    let uploads = images::Entity::update_many()
-        .col_expr(
-            images::Column::UploaderIp,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(images::Column::UploaderIp.is_not_null())
-        .filter(images::Column::InsertedAt.lt(cutoff))
-        .exec(db)
-        .await?;
-    let reports = reports::Entity::update_many()
-        .col_expr(
-            reports::Column::ReporterIp,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(reports::Column::ReporterIp.is_not_null())
-        .filter(reports::Column::CreatedAt.lt(cutoff))
-        .exec(db)
-        .await?;
-    Ok(uploads.rows_affected + reports.rows_affected)
+    let mut erased = 0;
+    loop {
+        let uploads = images::Entity::find()
+            .select_only()
+            .column(images::Column::Id)
+            .filter(images::Column::UploaderIp.is_not_null())
+            .filter(images::Column::InsertedAt.lt(cutoff))
+            .order_by_asc(images::Column::InsertedAt)
+            .limit(ERASE_PER_TRANSACTION)
+            .into_query();
+        let txn = begin_write(db).await?;
+        let done = images::Entity::update_many()
+            .col_expr(
+                images::Column::UploaderIp,
+                Expr::value(Option::<String>::None),
+            )
+            .col_expr(
+                images::Column::UploaderIpKey,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(images::Column::Id.in_subquery(uploads))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        erased += done.rows_affected;
+        if done.rows_affected < ERASE_PER_TRANSACTION {
+            break;
+        }
+    }
+    loop {
+        let reported = reports::Entity::find()
+            .select_only()
+            .column(reports::Column::Id)
+            .filter(reports::Column::ReporterIp.is_not_null())
+            .filter(reports::Column::CreatedAt.lt(cutoff))
+            .order_by_asc(reports::Column::CreatedAt)
+            .limit(ERASE_PER_TRANSACTION)
+            .into_query();
+        let txn = begin_write(db).await?;
+        let done = reports::Entity::update_many()
+            .col_expr(
+                reports::Column::ReporterIp,
+                Expr::value(Option::<String>::None),
+            )
+            .filter(reports::Column::Id.in_subquery(reported))
+            .exec(&*txn)
+            .await?;
+        txn.commit().await?;
+        erased += done.rows_affected;
+        if done.rows_affected < ERASE_PER_TRANSACTION {
+            break;
+        }
+    }
+    Ok(erased)
 }
 
 /// Runs a round every `every` until shutdown.

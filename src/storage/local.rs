@@ -8,8 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 
-use super::{ByteStream, CHUNK, Entry, Store, check_name, parse_trashed, probe_name, trashed_name};
+use super::{
+    ByteStream, CHUNK, Entry, EntryStream, Store, check_name, parse_trashed, probe_name,
+    trashed_name,
+};
 
 /// Prefix of files being written; never served, swept like orphans.
 const TEMP_PREFIX: &str = ".tmp-";
@@ -17,6 +21,9 @@ const TEMP_PREFIX: &str = ".tmp-";
 /// The trash: a folder inside the uploads folder, so that moving a file
 /// there is a rename on the same file system.
 const TRASH: &str = ".trash";
+
+/// Entries read at a time when the folder is listed.
+const LIST_BATCH: usize = 1000;
 
 /// Which installation the folder belongs to.
 const MARKER: &str = ".kitteh-installation";
@@ -91,23 +98,43 @@ impl LocalStore {
         }
     }
 
-    fn list_blocking(&self) -> io::Result<Vec<Entry>> {
-        let mut entries = Vec::new();
-        for entry in fs::read_dir(self.root.as_path())? {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            let meta = entry.metadata()?;
-            if meta.is_file() && name != MARKER {
-                entries.push(Entry {
+    /// Reads the folder on a thread of its own, a thousand entries at a
+    /// time, into `tx`: the receiver holds a batch or two, whatever the
+    /// folder holds.
+    fn list_into(&self, tx: tokio::sync::mpsc::Sender<io::Result<Vec<Entry>>>) {
+        let send = |batch: io::Result<Vec<Entry>>| tx.blocking_send(batch).is_ok();
+        let entries = match fs::read_dir(self.root.as_path()) {
+            Ok(entries) => entries,
+            Err(e) => {
+                send(Err(e));
+                return;
+            }
+        };
+        let mut batch = Vec::with_capacity(LIST_BATCH);
+        for entry in entries {
+            let listed = entry.and_then(|entry| {
+                let meta = entry.metadata()?;
+                Ok((entry.file_name().into_string().ok(), meta))
+            });
+            match listed {
+                Ok((Some(name), meta)) if meta.is_file() && name != MARKER => batch.push(Entry {
                     name,
                     size: meta.len(),
                     modified: meta.modified().ok(),
-                });
+                }),
+                Ok(_) => {}
+                Err(e) => {
+                    send(Err(e));
+                    return;
+                }
+            }
+            if batch.len() == LIST_BATCH && !send(Ok(std::mem::take(&mut batch))) {
+                return;
             }
         }
-        Ok(entries)
+        if !batch.is_empty() {
+            send(Ok(batch));
+        }
     }
 
     fn trash_dir(&self) -> PathBuf {
@@ -259,8 +286,22 @@ impl Store for LocalStore {
         self.blocking(move |s| s.delete_blocking(&name)).await
     }
 
-    async fn list(&self) -> io::Result<Vec<Entry>> {
-        self.blocking(|s| s.list_blocking()).await
+    fn list_stream(&self) -> EntryStream {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.list_into(tx));
+        Box::pin(
+            futures_util::stream::unfold(rx, |mut rx| async move {
+                let batch = rx.recv().await?;
+                Some((batch, rx))
+            })
+            .flat_map(|batch| match batch {
+                Ok(entries) => {
+                    futures_util::stream::iter(entries.into_iter().map(Ok).collect::<Vec<_>>())
+                }
+                Err(e) => futures_util::stream::iter(vec![Err(e)]),
+            }),
+        )
     }
 
     async fn trash(&self, name: &str) -> io::Result<()> {

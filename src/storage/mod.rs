@@ -26,6 +26,10 @@ pub use s3::S3Store;
 /// that stops reading holds one chunk, not the object.
 pub type ByteStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = io::Result<Bytes>> + Send>>;
 
+/// A listing of objects, read as it is polled.
+pub type EntryStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = io::Result<Entry>> + Send>>;
+
 /// The size of the chunks a [`ByteStream`] yields.
 pub const CHUNK: usize = 64 * 1024;
 
@@ -64,8 +68,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn delete(&self, name: &str) -> io::Result<()>;
 
     /// Every object, including leftovers of interrupted writes, but not
-    /// what is in the trash.
-    async fn list(&self) -> io::Result<Vec<Entry>>;
+    /// what is in the trash: a stream read a page at a time, in no
+    /// particular order, so that a listing of millions costs a page of
+    /// memory.
+    fn list_stream(&self) -> EntryStream;
+
+    /// Every object, gathered: for small stores and tests. The sweep and
+    /// fsck use `list_stream`.
+    async fn list(&self) -> io::Result<Vec<Entry>> {
+        use futures_util::TryStreamExt as _;
+        self.list_stream().try_collect().await
+    }
 
     /// Moves an object into the trash, named so as to record when; it is
     /// no longer listed or served, and can be restored until

@@ -18,7 +18,9 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, RetryConfig, WriteMultipart,
 };
 
-use super::{ByteStream, Entry, Store, check_name, parse_trashed, probe_name, trashed_name};
+use super::{
+    ByteStream, Entry, EntryStream, Store, check_name, parse_trashed, probe_name, trashed_name,
+};
 
 /// The trash: a key prefix no object name can start with (names have no
 /// `/`), so listings of the bucket's objects can leave it out.
@@ -227,22 +229,22 @@ impl Store for S3Store {
         }
     }
 
-    async fn list(&self) -> io::Result<Vec<Entry>> {
-        let all: Vec<Entry> = self
-            .store
-            .list(None)
-            .map_ok(|meta| Entry {
-                name: meta.location.to_string(),
-                size: meta.size,
-                modified: Some(meta.last_modified.into()),
-            })
-            .try_collect()
-            .await
-            .map_err(|e| to_io("list", "", e))?;
-        Ok(all
-            .into_iter()
-            .filter(|e| !e.name.starts_with(&format!("{TRASH_PREFIX}/")) && e.name != MARKER)
-            .collect())
+    fn list_stream(&self) -> EntryStream {
+        let trash = format!("{TRASH_PREFIX}/");
+        Box::pin(
+            self.store
+                .list(None)
+                .map_err(|e| to_io("list", "", e))
+                .try_filter_map(move |meta| {
+                    let name = meta.location.to_string();
+                    let kept = !name.starts_with(&trash) && name != MARKER;
+                    futures_util::future::ready(Ok(kept.then(|| Entry {
+                        name,
+                        size: meta.size,
+                        modified: Some(meta.last_modified.into()),
+                    })))
+                }),
+        )
     }
 
     async fn trash(&self, name: &str) -> io::Result<()> {

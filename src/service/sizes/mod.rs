@@ -22,7 +22,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use tokio::sync::Notify;
 
@@ -39,6 +39,9 @@ use crate::storage::Storage;
 
 pub use inline::{InlineMaker, InlineRender};
 pub use job::{JobError, Render};
+
+/// Images queued again per write transaction by `requeue`.
+const REQUEUE_PAGE: u64 = 500;
 
 /// Which jobs `requeue` puts back.
 #[derive(Debug, Clone, Copy)]
@@ -146,30 +149,52 @@ impl Sizes {
     }
 
     /// Puts jobs back in the queue with fresh attempts. Returns how many.
+    /// Every image (or every failed one) is walked by id a page at a time,
+    /// each page queued in one write transaction.
     pub async fn requeue(&self, which: Requeue<'_>) -> Result<usize> {
-        let ids: Vec<i64> = match which {
-            Requeue::All => images::Entity::find()
-                .order_by_asc(images::Column::Id)
-                .all(&self.db)
+        if let Requeue::Token(token) = which {
+            let image = images::Entity::find()
+                .filter(images::Column::Token.eq(token.to_ascii_lowercase()))
+                .one(&self.db)
                 .await?
-                .into_iter()
-                .map(|i| i.id)
-                .collect(),
-            Requeue::Failed => queue::images_in_state(&self.db, JobState::Failed).await?,
-            Requeue::Token(token) => {
-                let image = images::Entity::find()
-                    .filter(images::Column::Token.eq(token.to_ascii_lowercase()))
-                    .one(&self.db)
-                    .await?
-                    .ok_or_else(|| Error::NotFound(token.to_string()))?;
-                vec![image.id]
-            }
-        };
-        for id in &ids {
-            queue::enqueue(&self.db, *id).await?;
+                .ok_or_else(|| Error::NotFound(token.to_string()))?;
+            queue::enqueue(&self.db, image.id).await?;
+            self.wake.notify_waiters();
+            return Ok(1);
         }
-        self.wake.notify_waiters();
-        Ok(ids.len())
+        let mut queued = 0;
+        let mut after = 0;
+        loop {
+            let ids: Vec<i64> = match which {
+                Requeue::Failed => {
+                    queue::images_in_state_after(&self.db, JobState::Failed, after, REQUEUE_PAGE)
+                        .await?
+                }
+                _ => {
+                    images::Entity::find()
+                        .select_only()
+                        .column(images::Column::Id)
+                        .filter(images::Column::Id.gt(after))
+                        .order_by_asc(images::Column::Id)
+                        .limit(REQUEUE_PAGE)
+                        .into_tuple()
+                        .all(&self.db)
+                        .await?
+                }
+            };
+            let Some(last) = ids.last().copied() else {
+                break;
+            };
+            let txn = crate::db::begin_write(&self.db).await?;
+            for id in &ids {
+                queue::enqueue(&*txn, *id).await?;
+            }
+            txn.commit().await?;
+            queued += ids.len();
+            after = last;
+            self.wake.notify_waiters();
+        }
+        Ok(queued)
     }
 
     /// Job counts by state, for `kitteh variants status` and metrics.
