@@ -159,6 +159,16 @@ impl Services {
 
     /// Builds every service over an open database.
     pub fn assemble(config: Config, db: DatabaseConnection) -> Result<Self, StartError> {
+        Self::assemble_with_hook(config, db, None)
+    }
+
+    /// As `assemble`, with uploads held at `hook`'s points: for tests that
+    /// force a race rather than hope for one.
+    pub fn assemble_with_hook(
+        config: Config,
+        db: DatabaseConnection,
+        hook: Option<crate::service::images::Hook>,
+    ) -> Result<Self, StartError> {
         let storage = open_storage(&config)?;
         let assets = if config.assets.dir.is_empty() {
             Assets::embedded()
@@ -184,18 +194,20 @@ impl Services {
             Arc::clone(&cache),
         ));
         let moderation = Arc::new(Moderation::new(db.clone(), &config));
-        let images = Arc::new(
-            Images::new(
-                db.clone(),
-                storage.clone(),
-                decoding,
-                Arc::clone(&sizes),
-                Arc::clone(&cache),
-                Arc::clone(&metrics),
-            )
-            .watch_db_file(db_file.clone())
-            .with_rules(Arc::clone(&moderation) as Arc<dyn crate::service::images::UploadRules>),
-        );
+        let mut images = Images::new(
+            db.clone(),
+            storage.clone(),
+            decoding,
+            Arc::clone(&sizes),
+            Arc::clone(&cache),
+            Arc::clone(&metrics),
+        )
+        .watch_db_file(db_file.clone())
+        .with_rules(Arc::clone(&moderation) as Arc<dyn crate::service::images::UploadRules>);
+        if let Some(hook) = hook {
+            images = images.with_hook(hook);
+        }
+        let images = Arc::new(images);
         let health = Arc::new(Health::new(
             db.clone(),
             storage.clone(),

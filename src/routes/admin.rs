@@ -99,8 +99,10 @@ fn sign_in_page(assets: &Assets, error: Option<&str>) -> WithStatus {
     )
 }
 
-#[get("/admin")]
+#[get("/admin?<reports_after>&<before>")]
 async fn page(
+    reports_after: Option<i64>,
+    before: Option<i64>,
     caller: Caller,
     images: &State<Arc<Images>>,
     moderation: &State<Arc<Moderation>>,
@@ -112,7 +114,13 @@ async fn page(
     };
     // The oldest open reports first, a page's worth: a flood of them must
     // not make the page too slow (or the query too long) to act on.
-    let reports = moderation.reports(false, None, REPORTS_SHOWN).await?;
+    let reports = moderation
+        .reports(false, reports_after, REPORTS_SHOWN + 1)
+        .await?;
+    let (reports, more_reports) = match reports.len() as u64 > REPORTS_SHOWN {
+        true => (reports[..REPORTS_SHOWN as usize].to_vec(), true),
+        false => (reports, false),
+    };
     let mut reported: Vec<String> = reports.iter().map(|r| r.token.clone()).collect();
     reported.sort();
     reported.dedup();
@@ -127,13 +135,25 @@ async fn page(
     let recent = images
         .listing(&Listing {
             limit: Some(RECENT),
+            before,
             ..Listing::default()
         })
-        .await?
-        .items;
+        .await?;
+    let pages = Pages {
+        reports_after: more_reports.then(|| reports.last().map(|r| r.id)).flatten(),
+        before: recent.next,
+    };
     Ok(WithStatus(
         Status::Ok,
-        admin_page(assets, &key, &check, &reports, &reported_images, &recent),
+        admin_page(
+            assets,
+            &key,
+            &check,
+            &reports,
+            &reported_images,
+            &recent.items,
+            pages,
+        ),
     ))
 }
 
@@ -183,6 +203,13 @@ fn tile(listed: &Listed) -> Markup {
     }
 }
 
+/// Where the next page of reports, and of uploads, start.
+#[derive(Debug, Clone, Copy)]
+struct Pages {
+    reports_after: Option<i64>,
+    before: Option<i64>,
+}
+
 fn admin_page(
     assets: &Assets,
     key: &KeyInfo,
@@ -190,6 +217,7 @@ fn admin_page(
     reports: &[Report],
     reported: &[Listed],
     recent: &[Listed],
+    pages: Pages,
 ) -> Page {
     let by_token: std::collections::HashMap<&str, &Listed> = reported
         .iter()
@@ -221,6 +249,9 @@ fn admin_page(
                     }
                 }
             }
+            @if let Some(after) = pages.reports_after {
+                p { a id="more-reports" href={ "/admin?reports_after=" (after) } { "More reports" } }
+            }
             h2 { "Recent uploads" }
             ul class="plain mod-grid" id="recent" {
                 @for listed in recent {
@@ -229,6 +260,9 @@ fn admin_page(
                         (actions(check, listed, None))
                     }
                 }
+            }
+            @if let Some(before) = pages.before {
+                p { a id="older" href={ "/admin?before=" (before) } { "Older uploads" } }
             }
         },
     )

@@ -17,7 +17,7 @@ use crate::routes::admin::{check_matches, check_token};
 use crate::routes::error::PageError;
 use crate::routes::forms::SmallForm;
 use crate::service::Error;
-use crate::service::images::{Images, Listed, Listing};
+use crate::service::images::{Images, Listed, Listing, Page as ListingPage};
 use crate::service::moderation::{KeyInfo, Moderation};
 use crate::views::{Page, forget_key_form, layout, name_words, placeholder};
 
@@ -37,8 +37,9 @@ async fn key_of(caller: &Caller, moderation: &Moderation) -> Result<Option<KeyIn
     }
 }
 
-#[get("/mine")]
+#[get("/mine?<before>")]
 async fn page(
+    before: Option<i64>,
     caller: Caller,
     base: BaseUrl,
     images: &State<Arc<Images>>,
@@ -53,10 +54,10 @@ async fn page(
         .listing(&Listing {
             key_id: Some(key.id),
             limit: Some(SHOWN),
+            before,
             ..Listing::default()
         })
-        .await?
-        .items;
+        .await?;
     let check = check_token(caller.key.as_deref().unwrap_or_default());
     // The narrowest configured size (none: the original).
     let thumb_size = config
@@ -115,7 +116,7 @@ fn key_page(
     base: &BaseUrl,
     key: &KeyInfo,
     check: &str,
-    listed: &[Listed],
+    listed: &ListingPage,
 ) -> Page {
     layout(
         assets,
@@ -124,11 +125,14 @@ fn key_page(
             h1 { "My uploads" }
             p { "The pictures uploaded with the key " strong { (key.name) } ", newest first." }
             (forget_key_form())
-            @if listed.is_empty() {
+            @if listed.items.is_empty() {
                 p id="mine-empty" { "Nothing uploaded with this key yet. " a href="/" { "Upload a picture" } "." }
             }
             ul class="plain mine" id="mine" data-source="key" {
-                @for l in listed { (tile(base, l, check, thumb_size)) }
+                @for l in &listed.items { (tile(base, l, check, thumb_size)) }
+            }
+            @if let Some(next) = listed.next {
+                p { a id="older" href={ "/mine?before=" (next) } { "Older uploads" } }
             }
         },
     )

@@ -155,6 +155,7 @@ fn concurrent(sb: &Sandbox) {
 
     // Deletes racing uploads of the same bytes: whatever wins, every name
     // left serves its picture and its sizes, and nothing is left behind.
+    // (The race itself is forced with a hook in `races`.)
     for round in 0..6 {
         let victim = api_upload(&server, "v.png", "image/png", &png);
         assert_eq!(victim.status, 201, "round {round}: {}", victim.text());
