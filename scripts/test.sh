@@ -39,4 +39,6 @@ fi
 if [ -z "${TEST_S3_ENDPOINT:-}" ]; then
   garage_start
 fi
+# The layers as the imports draw them: no circle, no import upwards.
+scripts/check-layers.sh
 cargo test --workspace "$@"

@@ -29,8 +29,9 @@ use crate::service::health::Health;
 use crate::service::images::Images;
 use crate::service::installation::Installation;
 use crate::service::moderation::Moderation;
+use crate::service::removals::Removals;
 use crate::service::sizes::Sizes;
-use crate::service::takedown::Takedowns;
+use crate::service::uploads::Uploads;
 use crate::service::{sweep, upkeep};
 use crate::storage::Storage;
 
@@ -142,7 +143,8 @@ pub struct Services {
     health: Arc<Health>,
     installation: Arc<Installation>,
     moderation: Arc<Moderation>,
-    takedowns: Arc<Takedowns>,
+    removals: Arc<Removals>,
+    uploads: Arc<Uploads>,
 }
 
 impl Services {
@@ -217,7 +219,12 @@ impl Services {
             Arc::clone(&installation),
             db_file,
         ));
-        let takedowns = Arc::new(Takedowns::new(Arc::clone(&images), Arc::clone(&moderation)));
+        let removals = Arc::new(Removals::new(Arc::clone(&images), Arc::clone(&moderation)));
+        let uploads = Arc::new(Uploads::new(
+            Arc::clone(&images),
+            Arc::clone(&moderation),
+            config.uploads.max_bytes.as_u64(),
+        ));
         Ok(Self {
             config,
             db,
@@ -230,7 +237,8 @@ impl Services {
             health,
             installation,
             moderation,
-            takedowns,
+            removals,
+            uploads,
         })
     }
 
@@ -267,8 +275,8 @@ impl Services {
         &self.moderation
     }
 
-    pub fn takedowns(&self) -> &Arc<Takedowns> {
-        &self.takedowns
+    pub fn removals(&self) -> &Arc<Removals> {
+        &self.removals
     }
 
     /// The rules the sweep (and `kitteh storage fsck --repair`) runs under.
@@ -317,7 +325,8 @@ pub fn build_rocket(services: &Services) -> Rocket<Build> {
         .manage(Arc::clone(&services.images))
         .manage(Arc::clone(&services.health))
         .manage(Arc::clone(&services.moderation))
-        .manage(Arc::clone(&services.takedowns))
+        .manage(Arc::clone(&services.removals))
+        .manage(Arc::clone(&services.uploads))
         .manage(services.assets.clone())
         // Rocket's default Shield would set its own X-Frame-Options; the
         // edge sets stricter ones on every page, so it gets no policies.

@@ -85,7 +85,7 @@ pub(super) async fn reports(config: Config, action: ReportsAction) -> Result<(),
                 )));
             }
             if delete {
-                match services.takedowns().take_down(&report.token, block).await {
+                match services.removals().take_down(&report.token, block).await {
                     Ok(image) => outln!(
                         "deleted {}{}",
                         image.name,
@@ -140,7 +140,7 @@ pub(super) async fn images(config: Config, action: ImagesAction) -> Result<(), F
                     missing.push(name.clone());
                     continue;
                 };
-                match services.takedowns().take_down(&token, block).await {
+                match services.removals().take_down(&token, block).await {
                     Ok(image) => outln!(
                         "deleted {}{}",
                         image.name,
@@ -173,7 +173,7 @@ pub(super) async fn ban(config: Config, action: BanAction) -> Result<(), Failure
         } => {
             let net = parse_net(&cidr).map_err(|e| Failure::config(e.to_string()))?;
             if purge && !yes {
-                let found = services.takedowns().purge_count(net).await?;
+                let found = services.removals().purge_count(net).await?;
                 return Err(Failure::runtime(format!(
                     "--purge would delete {found} image(s) uploaded from {net}; nothing was done. \
                      Run again with --yes to ban and delete them"
@@ -182,7 +182,7 @@ pub(super) async fn ban(config: Config, action: BanAction) -> Result<(), Failure
             moderation.ban(&net.to_string(), &reason).await?;
             outln!("banned {net}");
             if purge {
-                let removed = services.takedowns().purge(net).await?;
+                let removed = services.removals().purge(net).await?;
                 outln!("deleted {removed} image(s) uploaded from {net}");
             }
         }

@@ -27,42 +27,37 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
         services.installation().check().await?
     };
     outln!("{}", identity.describe());
-    let missing = sweep::missing(db, storage).await?;
+    // Rows whose objects are missing, printed as they are found.
+    let rows = sweep::check_rows(db, storage, repair, |absent| {
+        let kind = if absent.original { "original" } else { "size" };
+        let hint = if absent.in_trash {
+            " (in the trash)"
+        } else {
+            ""
+        };
+        outln!("missing {kind}: {}{hint}", absent.name);
+        if repair && absent.original && !absent.in_trash {
+            outln!(
+                "cannot repair: {} is gone (restore it from a backup)",
+                absent.name
+            );
+        }
+    })
+    .await?;
     let report = sweep::sweep(
         db,
         storage,
         services.installation(),
         services.sweep_rules(),
-        true,
+        !repair,
     )
     .await?;
-    let trash = storage
-        .list_trash()
-        .await
-        .map_err(|e| Failure::runtime(e.to_string()))?;
     outln!(
-        "{} image(s) in the database, {} object(s) in {}, {} in the trash",
+        "{} image(s) in the database, {} object(s) in {}",
         report.rows,
         report.stored,
         storage.describe(),
-        trash.len()
     );
-    for name in &missing.originals {
-        let hint = if missing.in_trash.contains(name) {
-            " (in the trash)"
-        } else {
-            ""
-        };
-        outln!("missing original: {name}{hint}");
-    }
-    for name in &missing.sizes {
-        let hint = if missing.in_trash.contains(name) {
-            " (in the trash)"
-        } else {
-            ""
-        };
-        outln!("missing size: {name}{hint}");
-    }
     for name in &report.orphans {
         outln!("no row: {name}");
     }
@@ -80,7 +75,7 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
     if let Some(why) = &report.refused {
         outln!("the sweep would not remove everything: {why}");
     }
-    let problems = missing.originals.len() + missing.sizes.len() + report.orphan_count;
+    let problems = rows.originals_missing + rows.sizes_missing + report.orphan_count;
     if !repair {
         outln!(
             "{} problem(s){}",
@@ -97,28 +92,14 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
             Err(Failure::runtime("storage and database disagree"))
         };
     }
-    let (restored, requeued) = sweep::repair_missing(db, storage, &missing).await?;
-    let swept = sweep::sweep(
-        db,
-        storage,
-        services.installation(),
-        services.sweep_rules(),
-        false,
-    )
-    .await?;
     outln!(
-        "repaired: restored {restored} object(s) from the trash, re-queued the sizes of {requeued} image(s), moved {} orphan(s) to the trash",
-        swept.trashed
+        "repaired: restored {} object(s) from the trash, re-queued the sizes of {} image(s), moved {} orphan(s) to the trash",
+        rows.restored,
+        rows.requeued,
+        report.trashed
     );
-    let lost: Vec<&String> = missing
-        .originals
-        .iter()
-        .filter(|n| !missing.in_trash.contains(*n))
-        .collect();
-    for name in &lost {
-        outln!("cannot repair: {name} is gone (restore it from a backup)");
-    }
-    if !lost.is_empty() || swept.refused.is_some() || !identity.agreed() {
+    let lost = rows.lost;
+    if lost > 0 || report.refused.is_some() || !identity.agreed() {
         return Err(Failure::runtime("some problems remain"));
     }
     Ok(())

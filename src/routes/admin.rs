@@ -20,7 +20,7 @@ use crate::routes::forms::SmallForm;
 use crate::service::Error;
 use crate::service::images::{Images, Listed, Listing};
 use crate::service::moderation::{KeyInfo, Moderation, Report, hash_key, parse_net};
-use crate::service::takedown::Takedowns;
+use crate::service::removals::Removals;
 use crate::views::{self, Page, forget_key_form, key_form, layout, name_words};
 
 /// Uploads shown on the page, newest first.
@@ -274,7 +274,7 @@ async fn act(
     caller: Caller,
     images: &State<Arc<Images>>,
     moderation: &State<Arc<Moderation>>,
-    takedowns: &State<Arc<Takedowns>>,
+    removals: &State<Arc<Removals>>,
     assets: &State<Assets>,
 ) -> Result<Result<Redirect, WithStatus>, PageError> {
     let (key, check) = match admin(&caller, moderation, assets).await? {
@@ -288,7 +288,7 @@ async fn act(
     match field("action") {
         "delete" | "block" => {
             let block = field("action") == "block";
-            let image = takedowns.take_down(token, block).await?;
+            let image = removals.take_down(token, block).await?;
             tracing::info!(key = %key.name, token = %image.token, block, "image taken down from the moderation page");
         }
         "ban" => {

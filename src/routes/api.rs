@@ -13,11 +13,12 @@ use crate::http::links::BaseUrl;
 use crate::routes::access::Caller;
 use crate::routes::error::ApiError;
 use crate::routes::exchange::Reporter;
-use crate::routes::upload_form::{FileOutcome, UploadBody};
+use crate::routes::upload_form::UploadBody;
 use crate::service::Error;
 use crate::service::images::Images;
 use crate::service::model::{ImageInfo, SizeInfo};
-use crate::service::moderation::Moderation;
+use crate::service::removals::Removals;
+use crate::service::uploads::{FileOutcome, Stored, Uploads};
 
 /// Mounted at `/api`.
 pub fn routes() -> Vec<Route> {
@@ -89,16 +90,13 @@ pub enum Answer {
 async fn create(
     body: Result<UploadBody, Error>,
     base: BaseUrl,
-    images: &State<Arc<Images>>,
-    moderation: &State<Arc<Moderation>>,
+    uploads: &State<Arc<Uploads>>,
     log: &Reporter,
 ) -> Result<Answer, ApiError> {
-    let upload = body.map_err(|e| images.rejected(e))?;
-    if upload.several() {
-        let outcomes = upload.store_all(images, Some(moderation)).await;
-        return Ok(Answer::Many(many(&outcomes, &base)));
-    }
-    let uploaded = upload.store(images).await?;
+    let uploaded = match body?.store(uploads).await? {
+        Stored::Many(outcomes) => return Ok(Answer::Many(many(&outcomes, &base))),
+        Stored::One(uploaded) => uploaded,
+    };
     log.token(&uploaded.image.token);
     let location = base.api(&uploaded.image);
     Ok(Answer::One(Created::new(location).body(Json(describe(
@@ -177,12 +175,11 @@ async fn remove(
     delete_token: Option<&str>,
     header: DeleteTokenHeader,
     caller: Caller,
-    images: &State<Arc<Images>>,
-    moderation: &State<Arc<Moderation>>,
+    removals: &State<Arc<Removals>>,
     log: &Reporter,
 ) -> Result<Status, ApiError> {
     log.token(token);
     let presented = header.0.as_deref().or(delete_token);
-    crate::routes::pages::delete_checked(images, moderation, &caller, token, presented).await?;
+    removals.with_token(caller.addr, token, presented).await?;
     Ok(Status::NoContent)
 }

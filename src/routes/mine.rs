@@ -19,6 +19,7 @@ use crate::routes::forms::SmallForm;
 use crate::service::Error;
 use crate::service::images::{Images, Listed, Listing, Page as ListingPage};
 use crate::service::moderation::{KeyInfo, Moderation};
+use crate::service::removals::Removals;
 use crate::views::{Page, forget_key_form, layout, name_words, placeholder};
 
 /// Uploads a key's page lists, newest first.
@@ -143,10 +144,9 @@ fn key_page(
 async fn delete(
     form: SmallForm,
     caller: Caller,
-    images: &State<Arc<Images>>,
+    removals: &State<Arc<Removals>>,
     moderation: &State<Arc<Moderation>>,
 ) -> Result<Redirect, PageError> {
-    moderation.check_ban(caller.addr).await?;
     let key = key_of(&caller, moderation)
         .await?
         .ok_or(Error::KeyRequired("sign in with your key first"))?;
@@ -156,19 +156,6 @@ async fn delete(
         &check_token(caller.key.as_deref().unwrap_or_default()),
         field("check"),
     )?;
-    let token = field("token").to_ascii_lowercase();
-    let found = images
-        .listing(&Listing {
-            tokens: Some(vec![token.clone()]),
-            ..Listing::default()
-        })
-        .await?;
-    match found.items.first() {
-        Some(l) if l.key_id == Some(key.id) => {
-            images.remove(&token, None).await?;
-            Ok(Redirect::to("/mine"))
-        }
-        // Someone else's picture is as good as not there.
-        _ => Err(Error::NotFound(token).into()),
-    }
+    removals.by_key(caller.addr, &key, field("token")).await?;
+    Ok(Redirect::to("/mine"))
 }

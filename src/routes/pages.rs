@@ -19,7 +19,8 @@ use crate::routes::exchange::Reporter;
 use crate::routes::upload_form::UploadBody;
 use crate::service::Error;
 use crate::service::images::Images;
-use crate::service::moderation::Moderation;
+use crate::service::removals::Removals;
+use crate::service::uploads::{Stored, Uploads};
 use crate::views::{self, Page, Preview, ShowLinks, SizeLink};
 
 pub fn routes() -> Vec<Route> {
@@ -42,38 +43,37 @@ fn index(assets: &State<Assets>, config: &State<Config>, jar: &CookieJar<'_>) ->
 async fn upload(
     body: Result<UploadBody, Error>,
     base: BaseUrl,
-    images: &State<Arc<Images>>,
-    moderation: &State<Arc<Moderation>>,
+    uploads: &State<Arc<Uploads>>,
     assets: &State<Assets>,
     log: &Reporter,
 ) -> Result<FormAnswer, FormError> {
-    let upload = body.map_err(|e| images.rejected(e))?;
-    if upload.several() {
+    let uploaded = match body?.store(uploads).await? {
+        Stored::One(uploaded) => uploaded,
         // Several files (the picker allows it): a page with each one's
         // links, delete links included, or its error.
-        let outcomes = upload.store_all(images, Some(moderation)).await;
-        let rows: Vec<views::UploadedRow> = outcomes
-            .iter()
-            .map(|o| match &o.result {
-                Ok(u) => views::UploadedRow {
-                    file_name: o.file_name.clone(),
-                    name: Some(u.image.name.clone()),
-                    page_url: Some(base.page(&u.image)),
-                    delete_url: Some(base.delete_page(&u.image, &u.delete_token)),
-                    error: None,
-                },
-                Err(e) => views::UploadedRow {
-                    file_name: o.file_name.clone(),
-                    name: None,
-                    page_url: None,
-                    delete_url: None,
-                    error: Some(crate::http::Problem::from(e).message),
-                },
-            })
-            .collect();
-        return Ok(FormAnswer::Many(views::uploaded_many_page(assets, &rows)));
-    }
-    let uploaded = upload.store(images).await?;
+        Stored::Many(outcomes) => {
+            let rows: Vec<views::UploadedRow> = outcomes
+                .iter()
+                .map(|o| match &o.result {
+                    Ok(u) => views::UploadedRow {
+                        file_name: o.file_name.clone(),
+                        name: Some(u.image.name.clone()),
+                        page_url: Some(base.page(&u.image)),
+                        delete_url: Some(base.delete_page(&u.image, &u.delete_token)),
+                        error: None,
+                    },
+                    Err(e) => views::UploadedRow {
+                        file_name: o.file_name.clone(),
+                        name: None,
+                        page_url: None,
+                        delete_url: None,
+                        error: Some(crate::http::Problem::from(e).message),
+                    },
+                })
+                .collect();
+            return Ok(FormAnswer::Many(views::uploaded_many_page(assets, &rows)));
+        }
+    };
     log.token(&uploaded.image.token);
     let image = &uploaded.image;
     let location = base.page(image);
@@ -248,28 +248,13 @@ async fn delete(
     token: Option<&str>,
     form: DeleteForm,
     caller: Caller,
-    images: &State<Arc<Images>>,
-    moderation: &State<Arc<Moderation>>,
+    removals: &State<Arc<Removals>>,
     assets: &State<Assets>,
 ) -> Result<Page, PageError> {
     let lookup = lookup_token(name)?;
     let sent = form.0?.or_else(|| token.map(str::to_string));
-    let image = delete_checked(images, moderation, &caller, &lookup, sent.as_deref()).await?;
+    let image = removals
+        .with_token(caller.addr, &lookup, sent.as_deref())
+        .await?;
     Ok(views::deleted_page(assets, &image.name))
-}
-
-/// A delete by its token, held to bans and to the limit on wrong tokens.
-pub async fn delete_checked(
-    images: &Images,
-    moderation: &Moderation,
-    caller: &Caller,
-    token: &str,
-    delete_token: Option<&str>,
-) -> Result<crate::service::model::ImageInfo, Error> {
-    moderation.admit_delete(caller.addr).await?;
-    let deleted = images.delete(token, delete_token).await;
-    if let Err(Error::WrongDeleteToken) = &deleted {
-        moderation.wrong_delete(caller.addr);
-    }
-    deleted
 }

@@ -14,10 +14,11 @@ pub mod installation;
 pub mod model;
 pub mod moderation;
 pub mod rate;
+pub mod removals;
 pub mod sizes;
 pub mod sweep;
-pub mod takedown;
 pub mod transfer;
 pub mod upkeep;
+pub mod uploads;
 
 pub use error::{Error, Result};

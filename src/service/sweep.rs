@@ -255,25 +255,52 @@ async fn forget_stale_reservations(db: &DatabaseConnection, min_age: Duration) -
     Ok(())
 }
 
-/// Rows whose objects are missing from storage.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Missing {
-    /// Originals: the image cannot be served.
-    pub originals: Vec<String>,
-    /// Sizes: they can be made again.
-    pub sizes: Vec<String>,
-    /// Of those, the ones found in the trash.
-    pub in_trash: BTreeSet<String>,
+/// An object a row refers to that storage does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Absent {
+    pub name: String,
+    /// An original (the image cannot be served) or a size (it can be made
+    /// again).
+    pub original: bool,
+    /// Found in the trash, so it can be restored.
+    pub in_trash: bool,
+}
+
+/// What walking the rows found, and with `repair` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCheck {
+    pub originals_missing: usize,
+    pub sizes_missing: usize,
+    /// Restored from the trash.
+    pub restored: usize,
+    /// Images whose lost sizes were queued to be made again.
+    pub requeued: usize,
+    /// Originals neither in storage nor in the trash.
+    pub lost: usize,
 }
 
 /// Rows read at a time when they are walked.
 const ROWS_PER_PAGE: u64 = 1000;
 
-/// Objects the database refers to that storage does not have: the rows
-/// walked by id a page at a time, each page's objects looked for in
-/// storage; then the trash listed once for the missing ones.
-pub async fn missing(db: &DatabaseConnection, storage: &Storage) -> Result<Missing> {
-    let mut out = Missing::default();
+/// Walks the rows by id a page at a time and looks for each page's objects
+/// in storage, telling `on_absent` of every one that is missing; with
+/// `repair`, restores from the trash what is there and queues again the
+/// sizes of images whose sizes are lost. Memory holds a page and the
+/// trash's names, whatever the number of pictures or of missing objects.
+pub async fn check_rows(
+    db: &DatabaseConnection,
+    storage: &Storage,
+    repair: bool,
+    mut on_absent: impl FnMut(&Absent),
+) -> Result<RowCheck> {
+    let trashed: HashSet<String> = storage
+        .list_trash()
+        .await
+        .map_err(Error::StorageUnavailable)?
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    let mut check = RowCheck::default();
     let mut after = 0i64;
     loop {
         let page: Vec<(i64, String)> = images::Entity::find()
@@ -287,38 +314,53 @@ pub async fn missing(db: &DatabaseConnection, storage: &Storage) -> Result<Missi
             .all(db)
             .await?;
         let Some(last) = page.last().map(|(id, _)| *id) else {
-            break;
+            return Ok(check);
         };
         let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
-        let sizes: Vec<String> = variants::Entity::find()
+        let sizes: Vec<(i64, String)> = variants::Entity::find()
             .select_only()
+            .column(variants::Column::ImageId)
             .column(variants::Column::Path)
             .filter(variants::Column::ImageId.is_in(ids))
             .into_tuple()
             .all(db)
             .await?;
-        let originals: Vec<String> = page.into_iter().map(|(_, path)| path).collect();
-        out.originals.extend(absent(storage, originals).await?);
-        out.sizes.extend(absent(storage, sizes).await?);
+        let mut lost_sizes = BTreeSet::new();
+        for (list, original) in [(page, true), (sizes, false)] {
+            let names: Vec<String> = list.iter().map(|(_, n)| n.clone()).collect();
+            for name in absent(storage, names).await? {
+                let absent = Absent {
+                    in_trash: trashed.contains(&name),
+                    name,
+                    original,
+                };
+                on_absent(&absent);
+                if original {
+                    check.originals_missing += 1;
+                } else {
+                    check.sizes_missing += 1;
+                }
+                if !repair {
+                    continue;
+                }
+                if absent.in_trash {
+                    match storage.restore(&absent.name).await {
+                        Ok(()) => check.restored += 1,
+                        Err(e) => tracing::warn!("could not restore {}: {e}", absent.name),
+                    }
+                } else if original {
+                    check.lost += 1;
+                } else if let Some((id, _)) = list.iter().find(|(_, n)| *n == absent.name) {
+                    lost_sizes.insert(*id);
+                }
+            }
+        }
+        for id in &lost_sizes {
+            queue::enqueue(db, *id).await?;
+        }
+        check.requeued += lost_sizes.len();
         after = last;
     }
-    out.originals.sort();
-    out.originals.dedup();
-    out.sizes.sort();
-    out.sizes.dedup();
-    if !out.originals.is_empty() || !out.sizes.is_empty() {
-        let wanted: HashSet<&String> = out.originals.iter().chain(&out.sizes).collect();
-        let trashed: Vec<crate::storage::Entry> = storage
-            .list_trash()
-            .await
-            .map_err(Error::StorageUnavailable)?;
-        out.in_trash = trashed
-            .into_iter()
-            .filter(|e| wanted.contains(&e.name))
-            .map(|e| e.name)
-            .collect();
-    }
-    Ok(out)
 }
 
 /// Of `names`, those storage does not have, looked for a few at once.
@@ -335,39 +377,4 @@ async fn absent(storage: &Storage, names: Vec<String>) -> Result<Vec<String>> {
         .try_filter_map(|found| async move { Ok(found) })
         .try_collect()
         .await
-}
-
-/// Restores from the trash every missing object found there, and queues
-/// the sizes of images whose sizes are still missing. Returns (restored,
-/// re-queued images).
-pub async fn repair_missing(
-    db: &DatabaseConnection,
-    storage: &Storage,
-    missing: &Missing,
-) -> Result<(usize, usize)> {
-    let mut restored = 0;
-    for name in &missing.in_trash {
-        match storage.restore(name).await {
-            Ok(()) => restored += 1,
-            Err(e) => tracing::warn!("could not restore {name}: {e}"),
-        }
-    }
-    let lost_sizes: Vec<&String> = missing
-        .sizes
-        .iter()
-        .filter(|n| !missing.in_trash.contains(*n))
-        .collect();
-    let mut requeued = BTreeSet::new();
-    for path in lost_sizes {
-        let row = variants::Entity::find()
-            .filter(variants::Column::Path.eq(path.as_str()))
-            .one(db)
-            .await?;
-        if let Some(row) = row
-            && requeued.insert(row.image_id)
-        {
-            queue::enqueue(db, row.image_id).await?;
-        }
-    }
-    Ok((restored, requeued.len()))
 }

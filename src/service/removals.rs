@@ -1,25 +1,68 @@
-//! What operators do about a picture or an address: take a picture down
-//! (and block its bytes), or purge everything an address uploaded. It
-//! drives `Images` (the deleting) and `Moderation` (the blocklist and the
-//! reports), which know nothing of each other.
+//! Removing pictures, with the rules each way comes with: their owners
+//! delete with the delete token (held to bans and to the limit on wrong
+//! tokens) or with the key they were uploaded with (their own only);
+//! operators take a picture down (and may block its bytes) or purge
+//! everything an address uploaded. Drives `Images` (the deleting) and
+//! `Moderation` (the rules, the blocklist, the reports), which know
+//! nothing of each other.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
 
 use crate::service::error::{Error, Result};
 use crate::service::images::{Images, Listing, MAX_PAGE, TOMBSTONE_BLOCKED};
-use crate::service::model::ImageInfo;
+use crate::service::model::{ImageInfo, KeyInfo};
 use crate::service::moderation::Moderation;
 
-pub struct Takedowns {
+pub struct Removals {
     images: Arc<Images>,
     moderation: Arc<Moderation>,
 }
 
-impl Takedowns {
+impl Removals {
     pub fn new(images: Arc<Images>, moderation: Arc<Moderation>) -> Self {
         Self { images, moderation }
+    }
+
+    /// A delete with the delete token, from `addr`: refused when the
+    /// address is banned or out of wrong guesses; a wrong token counts.
+    pub async fn with_token(
+        &self,
+        addr: Option<IpAddr>,
+        token: &str,
+        delete_token: Option<&str>,
+    ) -> Result<ImageInfo> {
+        self.moderation.admit_delete(addr).await?;
+        let deleted = self.images.delete(token, delete_token).await;
+        if let Err(Error::WrongDeleteToken) = &deleted {
+            self.moderation.wrong_delete(addr);
+        }
+        deleted
+    }
+
+    /// A delete by the key a picture was uploaded with: someone else's
+    /// picture is as good as not there.
+    pub async fn by_key(
+        &self,
+        addr: Option<IpAddr>,
+        key: &KeyInfo,
+        token: &str,
+    ) -> Result<ImageInfo> {
+        self.moderation.check_ban(addr).await?;
+        let token = token.to_ascii_lowercase();
+        let found = self
+            .images
+            .listing(&Listing {
+                tokens: Some(vec![token.clone()]),
+                ..Listing::default()
+            })
+            .await?;
+        match found.items.first() {
+            Some(l) if l.key_id == Some(key.id) => self.images.remove(&token, None).await,
+            _ => Err(Error::NotFound(token)),
+        }
     }
 
     /// Deletes an image for an operator, and with `block` puts its bytes
