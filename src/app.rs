@@ -150,23 +150,23 @@ pub struct Services {
 impl Services {
     /// Connects to the database, refuses a schema this build does not
     /// expect, and builds every service.
-    pub async fn build(config: Config) -> Result<Self, StartError> {
+    pub async fn connect(config: Config) -> Result<Self, StartError> {
         let db = db::connect(&config.database).await?;
         let state = db::schema_state(&db).await.map_err(DbError::from)?;
         if !state.is_current() {
             return Err(StartError::StaleSchema(state.stale_message()));
         }
-        Self::assemble(config, db)
+        Self::over(config, db)
     }
 
     /// Builds every service over an open database.
-    pub fn assemble(config: Config, db: DatabaseConnection) -> Result<Self, StartError> {
-        Self::assemble_with_hook(config, db, None)
+    pub fn over(config: Config, db: DatabaseConnection) -> Result<Self, StartError> {
+        Self::over_with_hook(config, db, None)
     }
 
-    /// As `assemble`, with uploads held at `hook`'s points: for tests that
+    /// As `over`, with uploads held at `hook`'s points: for tests that
     /// force a race rather than hope for one.
-    pub fn assemble_with_hook(
+    pub fn over_with_hook(
         config: Config,
         db: DatabaseConnection,
         hook: Option<crate::service::images::Hook>,
@@ -370,7 +370,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
         .await
         .map_err(StartError::Migrate)?;
     }
-    let services = Services::assemble(config, db)?;
+    let services = Services::over(config, db)?;
     tracing::info!(storage = %services.storage.describe(), "storage opened");
     // The public socket first: a port already taken fails at once.
     let server = &services.config.server;

@@ -7,7 +7,7 @@ use crate::app::Services;
 use crate::config::Config;
 
 pub(super) async fn doctor(config: Config) -> Result<(), Failure> {
-    let services = Services::build(config).await?;
+    let services = Services::connect(config).await?;
     // What `serve` does at startup, so the identity is known.
     if let Err(e) = services.installation().check().await {
         outln!("installation: cannot check: {}", e.chain());

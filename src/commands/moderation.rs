@@ -21,7 +21,7 @@ fn when(at: Option<chrono::DateTime<Utc>>) -> String {
 }
 
 pub(super) async fn keys(config: Config, action: KeysAction) -> Result<(), Failure> {
-    let services = Services::build(config).await?;
+    let services = Services::connect(config).await?;
     let moderation = services.moderation();
     match action {
         KeysAction::Create {
@@ -65,7 +65,7 @@ pub(super) async fn keys(config: Config, action: KeysAction) -> Result<(), Failu
 }
 
 pub(super) async fn reports(config: Config, action: ReportsAction) -> Result<(), Failure> {
-    let services = Services::build(config).await?;
+    let services = Services::connect(config).await?;
     let moderation = services.moderation();
     match action {
         ReportsAction::List { json, all, paging } => {
@@ -119,7 +119,7 @@ fn not_found(e: Error) -> Failure {
 }
 
 pub(super) async fn images(config: Config, action: ImagesAction) -> Result<(), Failure> {
-    let services = Services::build(config).await?;
+    let services = Services::connect(config).await?;
     let moderation = services.moderation();
     match action {
         ImagesAction::List {
@@ -162,7 +162,7 @@ pub(super) async fn images(config: Config, action: ImagesAction) -> Result<(), F
 }
 
 pub(super) async fn ban(config: Config, action: BanAction) -> Result<(), Failure> {
-    let services = Services::build(config).await?;
+    let services = Services::connect(config).await?;
     let moderation = services.moderation();
     match action {
         BanAction::Add {

@@ -19,7 +19,7 @@ pub(super) async fn storage(config: Config, action: StorageAction) -> Result<(),
 /// Storage against the database, and, with `--repair`, put right under the
 /// sweep's rules.
 async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> {
-    let services = Services::build(config).await?;
+    let services = Services::connect(config).await?;
     let (db, storage) = (services.db(), services.storage());
     let identity = if adopt {
         services.installation().adopt().await?
@@ -58,23 +58,7 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
         report.stored,
         storage.describe(),
     );
-    for name in &report.orphans {
-        outln!("no row: {name}");
-    }
-    if report.orphan_count > report.orphans.len() {
-        outln!(
-            "no row: … and {} more",
-            report.orphan_count - report.orphans.len()
-        );
-    }
-    for name in &report.young {
-        outln!(
-            "no row: {name} (younger than storage.sweep_min_age_seconds: perhaps an upload in progress; left alone)"
-        );
-    }
-    if let Some(why) = &report.refused {
-        outln!("the sweep would not remove everything: {why}");
-    }
+    print_orphans(&report);
     let problems = rows.originals_missing + rows.sizes_missing + report.orphan_count;
     if !repair {
         outln!(
@@ -103,6 +87,27 @@ async fn fsck(config: Config, repair: bool, adopt: bool) -> Result<(), Failure> 
         return Err(Failure::runtime("some problems remain"));
     }
     Ok(())
+}
+
+/// The objects without a row the sweep found, and why it held back.
+fn print_orphans(report: &sweep::Report) {
+    for name in &report.orphans {
+        outln!("no row: {name}");
+    }
+    if report.orphan_count > report.orphans.len() {
+        outln!(
+            "no row: … and {} more",
+            report.orphan_count - report.orphans.len()
+        );
+    }
+    for name in &report.young {
+        outln!(
+            "no row: {name} (younger than storage.sweep_min_age_seconds: perhaps an upload in progress; left alone)"
+        );
+    }
+    if let Some(why) = &report.refused {
+        outln!("the sweep would not remove everything: {why}");
+    }
 }
 
 /// Only storage is needed: no database is touched.
@@ -137,7 +142,7 @@ async fn migrate(config: Config, to: BackendArg, jobs: usize) -> Result<(), Fail
     let from = app::open_backend(&config, from_backend)?;
     let to = app::open_backend(&config, to_backend)?;
     let serving = config.storage.backend;
-    let services = Services::build(config).await?;
+    let services = Services::connect(config).await?;
     let tallies = crate::db::tallies(services.db()).await?;
     let total = ["images", "sizes"]
         .iter()

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::service::sizes::Requeue;
 
 pub(super) async fn variants(config: Config, action: VariantsAction) -> Result<(), Failure> {
-    let services = Services::build(config).await?;
+    let services = Services::connect(config).await?;
     let sizes = services.sizes();
     match action {
         VariantsAction::Status => {

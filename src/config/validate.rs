@@ -5,6 +5,22 @@ use super::{Config, ConfigError, StorageBackend, mask_url};
 /// Checks what serde cannot: values that parse but make no sense.
 pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     let mut errors = Vec::new();
+    database_and_server(config, &mut errors);
+    uploads(config, &mut errors);
+    rate_limits(config, &mut errors);
+    storage(config, &mut errors);
+    variants(config, &mut errors);
+    server_edge(config, &mut errors);
+    limits(config, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(errors))
+    }
+}
+
+/// The database, the public URL and the log filter.
+fn database_and_server(config: &Config, errors: &mut Vec<String>) {
     let db = &config.database.url;
     if !(db.starts_with("sqlite:")
         || db.starts_with("postgres://")
@@ -33,6 +49,10 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             config.log.level
         ));
     }
+}
+
+/// Upload sizes, expiry and counts.
+fn uploads(config: &Config, errors: &mut Vec<String>) {
     let u = &config.uploads;
     if u.max_bytes.as_u64() == 0 || u.max_width == 0 || u.max_height == 0 || u.max_pixels == 0 {
         errors.push(
@@ -66,6 +86,10 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     if u.expiry_interval_seconds == 0 {
         errors.push("uploads.expiry_interval_seconds: must be at least 1".into());
     }
+}
+
+/// Each limited action needs a burst while it has a rate.
+fn rate_limits(config: &Config, errors: &mut Vec<String>) {
     let r = &config.rate_limits;
     for (name, per_minute, burst) in [
         ("uploads", r.uploads_per_minute, r.uploads_burst),
@@ -83,6 +107,10 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
+}
+
+/// The metrics listener, storage and the cache.
+fn storage(config: &Config, errors: &mut Vec<String>) {
     if !config.metrics.listen.is_empty()
         && config
             .metrics
@@ -124,6 +152,10 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             config.cache.metadata_ttl_ms
         ));
     }
+}
+
+/// Sizes, quality and the job queue.
+fn variants(config: &Config, errors: &mut Vec<String>) {
     let v = &config.variants;
     let mut seen = std::collections::HashSet::new();
     for size in &v.sizes {
@@ -158,6 +190,10 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
     if v.lease_seconds == 0 {
         errors.push("variants.lease_seconds: must be at least 1".into());
     }
+}
+
+/// Hosts, proxies and the edge's timeouts.
+fn server_edge(config: &Config, errors: &mut Vec<String>) {
     for host in &config.server.allowed_hosts {
         if host.trim().is_empty() || host.contains(['/', ' ', ',']) {
             errors.push(format!(
@@ -185,6 +221,10 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             server.idle_timeout_seconds
         ));
     }
+}
+
+/// Decode and body budgets.
+fn limits(config: &Config, errors: &mut Vec<String>) {
     let l = &config.limits;
     if l.decode_memory.as_u64() < 16 << 20 {
         errors.push(format!(
@@ -215,11 +255,6 @@ pub(super) fn validate(config: &Config) -> Result<(), ConfigError> {
             "limits.upload_memory: {} is less than uploads.max_bytes ({}), so the largest upload could never be received",
             l.upload_memory, config.uploads.max_bytes
         ));
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid(errors))
     }
 }
 

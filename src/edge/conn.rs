@@ -371,9 +371,9 @@ pub struct ConnState {
     evict: tokio::sync::Notify,
 }
 
-/// What the watchdog decides.
+/// What the watchdog decides about a connection: look again at a time, or close it.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Deadline {
     /// Look again at this time (milliseconds, as `now_ms`).
     Keep(u64),
     Close(Reason),
@@ -465,10 +465,10 @@ impl ConnState {
     /// request is answered only the body's own pace applies; the watchdog
     /// looks again a header timeout later. While an answer is written, a
     /// client that stops reading it for the idle timeout is let go.
-    pub fn verdict(&self, now: u64, header_timeout: Duration, idle_timeout: Duration) -> Verdict {
+    pub fn deadline(&self, now: u64, header_timeout: Duration, idle_timeout: Duration) -> Deadline {
         let header = header_timeout.as_millis() as u64;
         if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return Verdict::Keep(now + header);
+            return Deadline::Keep(now + header);
         }
         let head = if self.writing.load(Ordering::Relaxed) > 0 {
             0
@@ -484,26 +484,26 @@ impl ConnState {
             )
         };
         if now >= deadline {
-            Verdict::Close(reason)
+            Deadline::Close(reason)
         } else {
-            Verdict::Keep(deadline)
+            Deadline::Keep(deadline)
         }
     }
 }
 
 /// A socket that tells its `ConnState` when bytes move.
-pub struct Watched<S> {
+pub struct Metered<S> {
     inner: S,
     state: Arc<ConnState>,
 }
 
-impl<S> Watched<S> {
+impl<S> Metered<S> {
     pub fn new(inner: S, state: Arc<ConnState>) -> Self {
         Self { inner, state }
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -518,7 +518,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -649,27 +649,27 @@ mod tests {
         let state = ConnState::new();
         let start = state.head_since.load(Ordering::Relaxed);
         assert_eq!(
-            state.verdict(start, header, idle),
-            Verdict::Keep(start + 10_000)
+            state.deadline(start, header, idle),
+            Deadline::Keep(start + 10_000)
         );
         assert_eq!(
-            state.verdict(start + 10_000, header, idle),
-            Verdict::Close(Reason::HeaderTimeout)
+            state.deadline(start + 10_000, header, idle),
+            Deadline::Close(Reason::HeaderTimeout)
         );
         state.request_started();
         assert!(matches!(
-            state.verdict(start + 500_000, header, idle),
-            Verdict::Keep(_)
+            state.deadline(start + 500_000, header, idle),
+            Deadline::Keep(_)
         ));
         state.request_ended();
         let ended = state.last_active.load(Ordering::Relaxed);
         assert_eq!(
-            state.verdict(ended, header, idle),
-            Verdict::Keep(ended + 60_000)
+            state.deadline(ended, header, idle),
+            Deadline::Keep(ended + 60_000)
         );
         assert_eq!(
-            state.verdict(ended + 60_000, header, idle),
-            Verdict::Close(Reason::IdleTimeout)
+            state.deadline(ended + 60_000, header, idle),
+            Deadline::Close(Reason::IdleTimeout)
         );
         state.writing_started();
         state.read();
@@ -680,8 +680,8 @@ mod tests {
         );
         let active = state.last_active.load(Ordering::Relaxed);
         assert_eq!(
-            state.verdict(active + 30_000, header, idle),
-            Verdict::Keep(active + 60_000),
+            state.deadline(active + 30_000, header, idle),
+            Deadline::Keep(active + 60_000),
             "a long answer is not cut at the header timeout"
         );
         state.writing_ended();
@@ -689,8 +689,8 @@ mod tests {
         let head = state.head_since.load(Ordering::Relaxed);
         assert_ne!(head, 0, "a byte after idleness starts a head");
         assert_eq!(
-            state.verdict(head + 10_000, header, idle),
-            Verdict::Close(Reason::HeaderTimeout)
+            state.deadline(head + 10_000, header, idle),
+            Deadline::Close(Reason::HeaderTimeout)
         );
     }
 }

@@ -127,16 +127,7 @@ impl FastPath {
         req: &Parts,
         base: &BaseUrl,
     ) -> Result<Response<Body>, Error> {
-        let (mut download, mut size) = (None, None);
-        for (key, value) in
-            url::form_urlencoded::parse(req.uri.query().unwrap_or_default().as_bytes())
-        {
-            match key.as_ref() {
-                "download" if download.is_none() => download = Some(value),
-                "size" if size.is_none() => size = Some(value),
-                _ => {}
-            }
-        }
+        let (download, size) = image_query(req.uri.query());
         let object = match self
             .images
             .open(token, size.as_deref(), wants_download(download.as_deref()))
@@ -158,38 +149,24 @@ impl FastPath {
                 return Ok(redirect(StatusCode::FOUND, &url, SHORT));
             }
         };
-        let etag = format!("\"{}\"", object.sha256);
         let mut res = Response::new(Body::empty());
-        let headers = res.headers_mut();
-        headers.insert(header::ETAG, value(&etag));
-        let cache_control = match object.max_age {
-            None => IMMUTABLE,
-            Some(seconds) => value(&format!("public, max-age={seconds}")),
-        };
-        headers.insert(header::CACHE_CONTROL, cache_control);
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-        headers.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(IMAGE_CSP),
-        );
+        let etag = object_headers(res.headers_mut(), &object);
         if header(&req.headers, header::IF_NONE_MATCH).is_some_and(|inm| etag_matches(inm, &etag)) {
             *res.status_mut() = StatusCode::NOT_MODIFIED;
             return Ok(res);
-        }
-        if let Some(name) = &object.download_name {
-            headers.insert(header::CONTENT_DISPOSITION, value(&attachment(name)));
         }
         let len = object.len;
         let range = match header(&req.headers, header::RANGE).map(|r| parse_range(r, len)) {
             None | Some(RangeRequest::Full) => None,
             Some(RangeRequest::Partial(start, end)) => Some((start, end)),
             Some(RangeRequest::Unsatisfiable) => {
-                headers.insert(header::CONTENT_RANGE, value(&format!("bytes */{len}")));
+                res.headers_mut()
+                    .insert(header::CONTENT_RANGE, value(&format!("bytes */{len}")));
                 *res.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
                 return Ok(res);
             }
         };
+        let headers = res.headers_mut();
         headers.insert(header::CONTENT_TYPE, value(&object.content_type));
         if let Some((start, end)) = range {
             headers.insert(
@@ -198,7 +175,20 @@ impl FastPath {
             );
             *res.status_mut() = StatusCode::PARTIAL_CONTENT;
         }
-        *res.body_mut() = match object.content {
+        let head = req.method == Method::HEAD;
+        *res.body_mut() = self.body(object.content, len, range, head).await?;
+        Ok(res)
+    }
+
+    /// The bytes of an answer: from memory, or streamed from storage.
+    async fn body(
+        &self,
+        content: Content,
+        len: u64,
+        range: Option<(u64, u64)>,
+        head: bool,
+    ) -> Result<Body, Error> {
+        Ok(match content {
             Content::Memory(pinned) => {
                 let bytes = Bytes::from_owner(pinned);
                 match range {
@@ -209,7 +199,7 @@ impl FastPath {
             Content::Stored(stored) => {
                 let sent = range.map_or(len, |(start, end)| end - start + 1);
                 // HEAD sends the length alone: nothing to open.
-                let chunks = if req.method == Method::HEAD {
+                let chunks = if head {
                     Box::pin(futures_util::stream::empty())
                 } else {
                     self.images.stream(&stored, range).await?
@@ -219,8 +209,7 @@ impl FastPath {
                     Some(sent),
                 )
             }
-        };
-        Ok(res)
+        })
     }
 
     fn asset(
@@ -287,6 +276,40 @@ fn accepts(headers: &HeaderMap, coding: &str) -> bool {
                 (name.eq_ignore_ascii_case(coding) || name == "*") && !refused
             })
         })
+}
+
+/// `?download` and `?size=` of an image request (the first of each).
+fn image_query(query: Option<&str>) -> (Option<String>, Option<String>) {
+    let (mut download, mut size) = (None, None);
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "download" if download.is_none() => download = Some(value.into_owned()),
+            "size" if size.is_none() => size = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    (download, size)
+}
+
+/// The headers every answer with an object carries; returns its ETag.
+fn object_headers(headers: &mut HeaderMap, object: &crate::service::images::Object) -> String {
+    let etag = format!("\"{}\"", object.sha256);
+    headers.insert(header::ETAG, value(&etag));
+    let cache_control = match object.max_age {
+        None => IMMUTABLE,
+        Some(seconds) => value(&format!("public, max-age={seconds}")),
+    };
+    headers.insert(header::CACHE_CONTROL, cache_control);
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(IMAGE_CSP),
+    );
+    if let Some(name) = &object.download_name {
+        headers.insert(header::CONTENT_DISPOSITION, value(&attachment(name)));
+    }
+    etag
 }
 
 /// A header value from text built here; bytes a header cannot carry (none

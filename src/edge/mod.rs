@@ -37,7 +37,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 use crate::edge::answer::Answering;
-use crate::edge::conn::{Admitted, ConnState, Gate, RateLog, Reason, Verdict, Watched, now_ms};
+use crate::edge::conn::{Admitted, ConnState, Deadline, Gate, Metered, RateLog, Reason, now_ms};
 use crate::http::{Body, BoxError};
 use crate::metrics::Metrics;
 
@@ -243,6 +243,27 @@ impl Edge {
         self.log.note(reason, ip);
     }
 
+    /// One request on a connection, with the connection's state told when
+    /// it starts, is answered and is written.
+    async fn request(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        ip: IpAddr,
+        state: Arc<ConnState>,
+    ) -> Result<hyper::Response<AnswerBody>, Infallible> {
+        state.request_started();
+        let in_flight = InFlight(Arc::clone(&state));
+        // Writing counts before answering stops counting, so that no byte
+        // read in between starts the next head's timer.
+        let res = self
+            .answering
+            .answer(req, ip)
+            .await
+            .map(|body| AnswerBody::new(body, Arc::clone(&state)));
+        drop(in_flight);
+        Ok(res)
+    }
+
     async fn serve(
         self: Arc<Self>,
         stream: TcpStream,
@@ -257,27 +278,13 @@ impl Edge {
             state,
             ..
         } = admitted;
-        let io = TokioIo::new(Watched::new(stream, Arc::clone(&state)));
+        let io = TokioIo::new(Metered::new(stream, Arc::clone(&state)));
         let edge = Arc::clone(&self);
         let requests = Arc::clone(&state);
         let service = service_fn(move |req: Request<Incoming>| {
-            let edge = Arc::clone(&edge);
-            let state = Arc::clone(&requests);
             // Boxed: hyper hands the connection back (for lingering) only
             // when its futures can move.
-            Box::pin(async move {
-                state.request_started();
-                let in_flight = InFlight(Arc::clone(&state));
-                // Writing counts before answering stops counting, so that no
-                // byte read in between starts the next head's timer.
-                let res = edge
-                    .answering
-                    .answer(req, ip)
-                    .await
-                    .map(|body| AnswerBody::new(body, Arc::clone(&state)));
-                drop(in_flight);
-                Ok::<_, Infallible>(res)
-            })
+            Box::pin(Arc::clone(&edge).request(req, ip, Arc::clone(&requests)))
         });
         let mut conn = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
@@ -302,9 +309,9 @@ impl Edge {
                     break;
                 }
                 _ = tokio::time::sleep(wait) => {
-                    match state.verdict(now_ms(), self.guards.header_timeout, self.guards.idle_timeout) {
-                        Verdict::Keep(at) => next = at,
-                        Verdict::Close(reason) => {
+                    match state.deadline(now_ms(), self.guards.header_timeout, self.guards.idle_timeout) {
+                        Deadline::Keep(at) => next = at,
+                        Deadline::Close(reason) => {
                             // An idle connection closing is ordinary; only
                             // a head that never came is worth counting as
                             // a guard at work.
@@ -348,7 +355,7 @@ const LINGER_BYTES: usize = 64 << 20;
 /// sends too much (what nginx calls lingering close). A connection whose
 /// client has already closed is done at the first read.
 async fn linger(
-    mut stream: Watched<TcpStream>,
+    mut stream: Metered<TcpStream>,
     state: &ConnState,
     force: &mut watch::Receiver<bool>,
 ) {

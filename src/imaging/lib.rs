@@ -8,80 +8,25 @@
 //! database; callers run it off the async runtime.
 
 pub mod animation;
+mod error;
+mod format;
 pub mod guard;
 pub mod resize;
 pub mod strip;
 
 use std::io::{Cursor, Read};
 
+pub use error::ImagingError;
+pub use format::{Format, sniff};
 pub use guard::Stop;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageEncoder, ImageReader};
 use sha2::{Digest, Sha256};
 
 use strip::Container;
-
-/// The formats Kitteh accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Jpeg,
-    Png,
-    Gif,
-    WebP,
-}
-
-impl Format {
-    pub const ACCEPTED: &'static str = "JPEG, PNG, GIF and WebP";
-
-    pub fn mime(self) -> &'static str {
-        match self {
-            Self::Jpeg => "image/jpeg",
-            Self::Png => "image/png",
-            Self::Gif => "image/gif",
-            Self::WebP => "image/webp",
-        }
-    }
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Jpeg => "jpg",
-            Self::Png => "png",
-            Self::Gif => "gif",
-            Self::WebP => "webp",
-        }
-    }
-
-    pub fn from_mime(mime: &str) -> Option<Self> {
-        match mime {
-            "image/jpeg" => Some(Self::Jpeg),
-            "image/png" => Some(Self::Png),
-            "image/gif" => Some(Self::Gif),
-            "image/webp" => Some(Self::WebP),
-            _ => None,
-        }
-    }
-
-    fn image_format(self) -> ImageFormat {
-        match self {
-            Self::Jpeg => ImageFormat::Jpeg,
-            Self::Png => ImageFormat::Png,
-            Self::Gif => ImageFormat::Gif,
-            Self::WebP => ImageFormat::WebP,
-        }
-    }
-
-    fn container(self) -> Container {
-        match self {
-            Self::Jpeg => Container::Jpeg,
-            Self::Png => Container::Png,
-            Self::Gif => Container::Gif,
-            Self::WebP => Container::WebP,
-        }
-    }
-}
 
 /// Size limits, checked against the header and the structure before
 /// decoding.
@@ -125,72 +70,6 @@ pub fn seconds_text(millis: u64) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ImagingError {
-    #[error("the file is empty")]
-    Empty,
-    #[error(
-        "unsupported format: this looks like {found}; accepted formats are {}",
-        Format::ACCEPTED
-    )]
-    Unsupported { found: &'static str },
-    #[error("the image is {width}×{height} pixels; the limit is {max_width}×{max_height}")]
-    TooLarge {
-        width: u32,
-        height: u32,
-        max_width: u32,
-        max_height: u32,
-    },
-    #[error("the image has {pixels} pixels ({width}×{height}); the limit is {max_pixels} pixels")]
-    TooManyPixels {
-        width: u32,
-        height: u32,
-        pixels: u64,
-        max_pixels: u64,
-    },
-    #[error("the animation has {frames} frames; the limit is {max_frames}")]
-    TooManyFrames { frames: u32, max_frames: u32 },
-    #[error(
-        "the animation's frames add up to {pixels} pixels or more; the limit is {max_pixels} pixels"
-    )]
-    AnimationTooLarge { pixels: u64, max_pixels: u64 },
-    #[error("the colour profile inflates past {max_bytes} bytes, the limit")]
-    ProfileTooLarge { max_bytes: u64 },
-    #[error(
-        "the JPEG has {scans} scans; the limit is {max_scans} (limits.max_jpeg_scans): each scan is decoded over the whole picture"
-    )]
-    TooManyScans { scans: u32, max_scans: u32 },
-    #[error(
-        "decoding took longer than the limit of {} s (limits.decode_seconds)",
-        seconds_text(*millis)
-    )]
-    TimedOut { millis: u64 },
-    /// The client went away; nobody is waiting for the answer.
-    #[error("the upload was abandoned while it was being checked")]
-    Cancelled,
-    #[error("the image is corrupt or truncated: {0}")]
-    Corrupt(String),
-}
-
-impl ImagingError {
-    /// A stable machine-readable name for the refusal.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Empty => "empty_file",
-            Self::Unsupported { .. } => "unsupported_format",
-            Self::TooLarge { .. } => "dimensions_too_large",
-            Self::TooManyPixels { .. } => "too_many_pixels",
-            Self::TooManyFrames { .. } => "too_many_frames",
-            Self::AnimationTooLarge { .. } => "animation_too_large",
-            Self::ProfileTooLarge { .. } => "profile_too_large",
-            Self::TooManyScans { .. } => "too_many_scans",
-            Self::TimedOut { .. } => "decode_timeout",
-            Self::Cancelled => "cancelled",
-            Self::Corrupt(_) => "corrupt_image",
-        }
-    }
-}
-
 /// An accepted image, ready to store.
 #[derive(Debug, Clone)]
 pub struct Processed {
@@ -200,56 +79,6 @@ pub struct Processed {
     pub height: u32,
     /// Lower-case hex sha256 of `bytes`.
     pub sha256: String,
-}
-
-/// Identifies the format from magic bytes, never from a name or Content-Type.
-/// Formats we refuse are named in the error, so users know what they sent.
-pub fn sniff(bytes: &[u8]) -> Result<Format, ImagingError> {
-    if bytes.is_empty() {
-        return Err(ImagingError::Empty);
-    }
-    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return Ok(Format::Jpeg);
-    }
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        return Ok(Format::Png);
-    }
-    if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
-        return Ok(Format::Gif);
-    }
-    if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        return Ok(Format::WebP);
-    }
-    Err(ImagingError::Unsupported {
-        found: describe_unsupported(bytes),
-    })
-}
-
-fn describe_unsupported(bytes: &[u8]) -> &'static str {
-    let head = &bytes[..bytes.len().min(512)];
-    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
-    let trimmed = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
-    if bytes.starts_with(b"%PDF") {
-        "PDF"
-    } else if bytes.starts_with(b"BM") {
-        "BMP"
-    } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
-        "TIFF"
-    } else if trimmed.contains("<svg") {
-        "SVG (refused: it can carry script)"
-    } else if trimmed.starts_with("<!doctype html") || trimmed.starts_with("<html") {
-        "HTML"
-    } else if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
-        "HEIF/AVIF or another ISO media file"
-    } else if bytes.starts_with(&[0, 0, 1, 0]) {
-        "ICO"
-    } else if bytes.starts_with(b"PK\x03\x04") {
-        "a ZIP archive"
-    } else if trimmed.starts_with("<?xml") {
-        "XML"
-    } else {
-        "an unknown format"
-    }
 }
 
 /// What every decoder reads from. One type for all of them: each decoder

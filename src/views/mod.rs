@@ -388,7 +388,6 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
         "<a href=\"{page_url}\"><img src=\"{share_src}\" alt=\"{title}\" width=\"{main_w}\" height=\"{main_h}\"></a>"
     );
     let bbcode = format!("[url={page_url}][img]{share_src}[/img][/url]");
-    let original_name = image.uploader_file_name();
     layout_with_head(
         assets,
         &title,
@@ -411,24 +410,7 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
                             alt=(alt) width=(main_w) height=(main_h);
                     }
                 }
-                figcaption {
-                    @if let Some(original) = original_name {
-                        span class="original-name" { (original) } " · "
-                    }
-                    span id="dimensions" { (main_w) "×" (main_h) " pixels" } " · "
-                    @if let Some(bytes) = shown_bytes {
-                        span id="bytes" { (human_bytes(bytes)) } " · "
-                    }
-                    (image.content_type) " · uploaded "
-                    time datetime=(image.created_at.to_rfc3339()) {
-                        (image.created_at.format("%Y-%m-%d %H:%M UTC"))
-                    }
-                    @if let Some(at) = image.expires_at {
-                        " · " span id="expires" { "expires "
-                            time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M UTC")) }
-                        }
-                    }
-                }
+                (caption(image, (main_w, main_h), shown_bytes))
             }
             p class="actions" {
                 a class="button" href=(main_src) { "Image file" }
@@ -436,32 +418,8 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
                 a class="button secondary" href="/" { "Upload another" }
                 a class="report" href=(links.report_url) { "Report" }
             }
-            h2 { "Share" }
-            div class="copies" {
-                (copy_row("copy-page", "Page link", page_url))
-                (copy_row("copy-image", "Image link", share_src))
-                (copy_row("copy-markdown", "Markdown", &markdown))
-                (copy_row("copy-html", "HTML", &html_snippet))
-                (copy_row("copy-bbcode", "BBCode", &bbcode))
-            }
-            h2 { "Sizes" }
-            ul class="plain sizes" {
-                li {
-                    (thumbnail(links.sizes))
-                    a href=(links.page_url) { "Original" } " " (image.width) "×" (image.height)
-                    " · " (human_bytes(image.bytes))
-                }
-                @for size in links.sizes {
-                    li {
-                        (thumbnail(std::slice::from_ref(size)))
-                        a href=(size.page_url) { (size.label) }
-                        " " (size.width) "×" (size.height)
-                        @if let Some(bytes) = size.bytes { " · " (human_bytes(bytes)) }
-                        @if size.state != "ready" { span class="state" { " (" (size.state) ")" } }
-                        " · " a href=(size.image_url) { "file" }
-                    }
-                }
-            }
+            (share_section(page_url, share_src, &markdown, &html_snippet, &bbcode))
+            (sizes_list(image, links))
             @if let Some(delete_url) = links.delete_url {
                 section class="delete-link" {
                     h2 { "Delete link" }
@@ -471,6 +429,75 @@ pub fn show_page(assets: &Assets, image: &ImageInfo, links: &ShowLinks<'_>) -> P
             }
         },
     )
+}
+
+/// What the picture is: its uploader's file name, size, type and dates.
+fn caption(image: &ImageInfo, (main_w, main_h): (u32, u32), shown_bytes: Option<i64>) -> Markup {
+    let original_name = image.uploader_file_name();
+    html! {
+    figcaption {
+        @if let Some(original) = original_name {
+            span class="original-name" { (original) } " · "
+        }
+        span id="dimensions" { (main_w) "×" (main_h) " pixels" } " · "
+        @if let Some(bytes) = shown_bytes {
+            span id="bytes" { (human_bytes(bytes)) } " · "
+        }
+        (image.content_type) " · uploaded "
+        time datetime=(image.created_at.to_rfc3339()) {
+            (image.created_at.format("%Y-%m-%d %H:%M UTC"))
+        }
+        @if let Some(at) = image.expires_at {
+            " · " span id="expires" { "expires "
+                time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M UTC")) }
+            }
+        }
+    }
+    }
+}
+
+/// The copy rows: page, image, and the snippets forums and sites take.
+fn share_section(
+    page_url: &str,
+    share_src: &str,
+    markdown: &str,
+    html_snippet: &str,
+    bbcode: &str,
+) -> Markup {
+    html! {
+    h2 { "Share" }
+    div class="copies" {
+        (copy_row("copy-page", "Page link", page_url))
+        (copy_row("copy-image", "Image link", share_src))
+        (copy_row("copy-markdown", "Markdown", markdown))
+        (copy_row("copy-html", "HTML", html_snippet))
+        (copy_row("copy-bbcode", "BBCode", bbcode))
+    }
+    }
+}
+
+/// The original and each size, with its state while it is being made.
+fn sizes_list(image: &ImageInfo, links: &ShowLinks<'_>) -> Markup {
+    html! {
+    h2 { "Sizes" }
+    ul class="plain sizes" {
+        li {
+            (thumbnail(links.sizes))
+            a href=(links.page_url) { "Original" } " " (image.width) "×" (image.height)
+            " · " (human_bytes(image.bytes))
+        }
+        @for size in links.sizes {
+            li {
+                (thumbnail(std::slice::from_ref(size)))
+                a href=(size.page_url) { (size.label) }
+                " " (size.width) "×" (size.height)
+                @if let Some(bytes) = size.bytes { " · " (human_bytes(bytes)) }
+                @if size.state != "ready" { span class="state" { " (" (size.state) ")" } }
+                " · " a href=(size.image_url) { "file" }
+            }
+        }
+    }
+    }
 }
 
 /// A small square preview for a list row: the smallest of `sizes` that is

@@ -30,7 +30,7 @@ fn hot_statements(sb: &Sandbox) -> Vec<String> {
         config.database.url = sb.database_url.clone();
         config.storage.uploads_dir = sb.uploads();
         config.privacy.ip_retention_days = 1;
-        let services = kitteh::app::Services::assemble(config, db.clone()).unwrap();
+        let services = kitteh::app::Services::over(config, db.clone()).unwrap();
         let moderation = services.moderation();
         let key = moderation
             .create_key("plans", Some(1 << 30), false, None)

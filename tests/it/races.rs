@@ -53,8 +53,8 @@ fn two_replicas_whose_expiry_passes_overlap_delete_each_image_once() {
         let db = connect(&sb).await;
         use migration::MigratorTrait;
         migration::Migrator::up(&db, None).await.unwrap();
-        let a = kitteh::app::Services::assemble(config(&sb), db).unwrap();
-        let b = kitteh::app::Services::assemble(config(&sb), connect(&sb).await).unwrap();
+        let a = kitteh::app::Services::over(config(&sb), db).unwrap();
+        let b = kitteh::app::Services::over(config(&sb), connect(&sb).await).unwrap();
         for n in 0..8 {
             upload(&a, fixtures::png(30 + n, 20)).await;
         }
@@ -125,9 +125,8 @@ fn delete_racing_upload(sb: &Sandbox) {
         use migration::MigratorTrait;
         migration::Migrator::up(&db, None).await.unwrap();
         let (hook, armed) = holding_hook();
-        let services = Arc::new(
-            kitteh::app::Services::assemble_with_hook(config(sb), db, Some(hook)).unwrap(),
-        );
+        let services =
+            Arc::new(kitteh::app::Services::over_with_hook(config(sb), db, Some(hook)).unwrap());
         let bytes = fixtures::png(64, 48);
         let first = upload(&services, bytes.clone()).await;
         let (held_tx, held_rx) = tokio::sync::oneshot::channel();
