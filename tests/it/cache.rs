@@ -5,25 +5,17 @@
 use std::time::{Duration, Instant};
 
 use crate::fixtures;
-use crate::helpers::{Sandbox, Server, http};
-use crate::uploads::{api_upload, get};
-
-fn delete(server: &Server, token: &str, delete_token: &str) {
-    let res = http()
-        .delete(server.url(&format!("/api/images/{token}")))
-        .header("X-Delete-Token", delete_token)
-        .call()
-        .unwrap();
-    assert_eq!(res.status(), 204);
-}
+use crate::helpers::{Sandbox, Server};
 
 /// Uploads through `a`, then warms both servers' caches for the image.
 fn upload_and_warm(a: &Server, b: &Server) -> (String, String) {
-    let v = api_upload(a, "c.png", "image/png", &fixtures::png(64, 64)).json();
+    let v = a
+        .upload("c.png", "image/png", &fixtures::png(64, 64))
+        .json();
     let token = v["token"].as_str().unwrap().to_string();
     for server in [a, b] {
         for _ in 0..3 {
-            assert_eq!(get(&server.url(&format!("/img/{token}")), &[]).status, 200);
+            assert_eq!(server.get(&format!("/img/{token}"), &[]).status, 200);
         }
     }
     (token, v["delete_token"].as_str().unwrap().to_string())
@@ -33,7 +25,7 @@ fn upload_and_warm(a: &Server, b: &Server) -> (String, String) {
 fn time_to_404(server: &Server, token: &str, limit: Duration) -> Duration {
     let start = Instant::now();
     loop {
-        let status = get(&server.url(&format!("/img/{token}")), &[]).status;
+        let status = server.get(&format!("/img/{token}"), &[]).status;
         if status == 404 {
             return start.elapsed();
         }
@@ -48,12 +40,9 @@ fn the_deleting_replica_stops_serving_at_once() {
     let sb = Sandbox::sqlite();
     let server = Server::start(&sb, &["--migrate"]);
     let (token, delete_token) = upload_and_warm(&server, &server);
-    delete(&server, &token, &delete_token);
-    assert_eq!(get(&server.url(&format!("/img/{token}")), &[]).status, 404);
-    assert_eq!(
-        get(&server.url(&format!("/img/tiny{token}")), &[]).status,
-        404
-    );
+    assert_eq!(server.delete(&token, &delete_token).status, 204);
+    assert_eq!(server.get(&format!("/img/{token}"), &[]).status, 404);
+    assert_eq!(server.get(&format!("/img/tiny{token}"), &[]).status, 404);
 }
 
 #[test]
@@ -64,7 +53,7 @@ fn without_postgres_another_replica_stops_within_the_ttl() {
     cmd.env("KITTEH_CACHE__METADATA_TTL_MS", "1500");
     let b = Server::start_with(cmd, &[]);
     let (token, delete_token) = upload_and_warm(&a, &b);
-    delete(&a, &token, &delete_token);
+    assert_eq!(a.delete(&token, &delete_token).status, 204);
     // The bound is the TTL; the generous margin keeps a loaded machine
     // from failing a test whose point is that B does stop on its own.
     let took = time_to_404(&b, &token, Duration::from_secs(10));
@@ -84,10 +73,10 @@ fn on_postgres_other_replicas_stop_within_about_a_second() {
     // B is ready only once its listener has subscribed, and start waits
     // for that.
     let b = Server::start_with(cmd, &[]);
-    let ready = get(&b.url("/readyz"), &[]).json();
+    let ready = b.get("/readyz", &[]).json();
     assert_eq!(ready["checks"]["notifications"]["ok"], true, "{ready}");
     let (token, delete_token) = upload_and_warm(&a, &b);
-    delete(&a, &token, &delete_token);
+    assert_eq!(a.delete(&token, &delete_token).status, 204);
     let took = time_to_404(&b, &token, Duration::from_secs(8));
     eprintln!("postgres replica stopped serving after {took:?}");
     // Far below the 10 s the cache would otherwise keep it: the notice did

@@ -1,8 +1,7 @@
 //! Every subcommand as a real process: exit codes and output for success and misuse.
 
 use crate::fixtures;
-use crate::helpers::{Sandbox, Server, bare_kitteh};
-use crate::uploads::{api_upload, count_rows};
+use crate::helpers::{Sandbox, Server, bare_kitteh, migration_names};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -199,10 +198,10 @@ fn migrate_fresh_refuses_without_yes_and_keeps_the_data() {
     let sb = Sandbox::sqlite();
     {
         let server = Server::start(&sb, &["--migrate"]);
-        let res = api_upload(&server, "keep.png", "image/png", &fixtures::png(8, 8));
+        let res = server.upload("keep.png", "image/png", &fixtures::png(8, 8));
         assert_eq!(res.status, 201, "{}", res.text());
     }
-    assert_eq!(count_rows(&sb.database_url), 1);
+    assert_eq!(sb.count_rows(), 1);
     let out = sb.kitteh().args(["migrate", "fresh"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
@@ -212,12 +211,12 @@ fn migrate_fresh_refuses_without_yes_and_keeps_the_data() {
     let status = sb.kitteh().args(["migrate", "status"]).output().unwrap();
     assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
     let lines: Vec<String> = stdout(&status).lines().map(str::to_string).collect();
-    let expected: Vec<String> = crate::migrations::migration_names()
+    let expected: Vec<String> = migration_names()
         .into_iter()
         .map(|name| format!("applied  {name}"))
         .collect();
     assert_eq!(lines, expected);
-    assert_eq!(count_rows(&sb.database_url), 1);
+    assert_eq!(sb.count_rows(), 1);
 }
 
 #[test]

@@ -5,19 +5,8 @@
 
 use std::thread;
 
-use sea_orm::{ConnectionTrait, Database};
-
 use crate::fixtures;
-use crate::helpers::{Sandbox, Server, block_on, wait_until};
-use crate::uploads::{api_upload, count_rows, get, no_redirect_agent, reply};
-
-fn server_with(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
-    let mut cmd = sb.kitteh();
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Server::start_with(cmd, &["--migrate"])
-}
+use crate::helpers::{Sandbox, Server, files_in, get, wait_until};
 
 /// Every setup: SQLite and PostgreSQL, each with a folder and a bucket.
 fn every_setup(test: impl Fn(&Sandbox)) {
@@ -34,14 +23,15 @@ fn every_setup(test: impl Fn(&Sandbox)) {
     }
 }
 
-fn delete(image: &serde_json::Value) -> u16 {
-    reply(
-        no_redirect_agent()
-            .delete(image["api_url"].as_str().unwrap())
-            .header("X-Delete-Token", image["delete_token"].as_str().unwrap())
-            .call(),
-    )
-    .status
+/// Deletes `image` (its API answer) through `server` with its own delete
+/// token; returns the status.
+fn delete(server: &Server, image: &serde_json::Value) -> u16 {
+    server
+        .delete(
+            image["token"].as_str().unwrap(),
+            image["delete_token"].as_str().unwrap(),
+        )
+        .status
 }
 
 /// The image and each of its sizes answer 200 with the bytes it had.
@@ -56,16 +46,16 @@ fn serves(image: &serde_json::Value, original: &[u8]) {
 }
 
 fn once(sb: &Sandbox) {
-    let server = server_with(sb, &[]);
+    let server = Server::with_env(sb, &[]);
     let png = fixtures::png(640, 480);
-    let first = api_upload(&server, "a.png", "image/png", &png).json();
+    let first = server.upload("a.png", "image/png", &png).json();
     let objects = sb.stored_names();
     assert_eq!(
         objects.len(),
         4,
         "the original and three sizes: {objects:?}"
     );
-    let second = api_upload(&server, "b.png", "image/png", &png).json();
+    let second = server.upload("b.png", "image/png", &png).json();
     assert_ne!(first["token"], second["token"], "its own name");
     assert_ne!(
         first["delete_token"], second["delete_token"],
@@ -94,15 +84,15 @@ fn once(sb: &Sandbox) {
         200
     );
     // Deleting one name leaves the other whole; the last takes the bytes.
-    assert_eq!(delete(&first), 204);
+    assert_eq!(delete(&server, &first), 204);
     wait_until("the first name to go", || {
         get(first["image_url"].as_str().unwrap(), &[]).status == 404
     });
     serves(&second, &stored);
     assert_eq!(sb.stored_names(), objects);
-    assert_eq!(delete(&second), 204);
+    assert_eq!(delete(&server, &second), 204);
     sb.assert_eventually_empty();
-    assert_eq!(count_rows(&sb.database_url), 0);
+    assert_eq!(sb.count_rows(), 0);
 }
 
 #[test]
@@ -111,14 +101,14 @@ fn identical_uploads_are_stored_once_and_go_with_the_last_name() {
 }
 
 fn concurrent(sb: &Sandbox) {
-    let server = server_with(sb, &[]);
+    let server = Server::with_env(sb, &[]);
     let png = fixtures::png(500, 300);
     let answers: Vec<serde_json::Value> = thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 let (server, png) = (&server, &png);
                 s.spawn(move || {
-                    let r = api_upload(server, &format!("same{i}.png"), "image/png", png);
+                    let r = server.upload(&format!("same{i}.png"), "image/png", png);
                     assert_eq!(r.status, 201, "{}", r.text());
                     r.json()
                 })
@@ -157,19 +147,19 @@ fn concurrent(sb: &Sandbox) {
     // left serves its picture and its sizes, and nothing is left behind.
     // (The race itself is forced with a hook in `races`.)
     for round in 0..6 {
-        let victim = api_upload(&server, "v.png", "image/png", &png);
+        let victim = server.upload("v.png", "image/png", &png);
         assert_eq!(victim.status, 201, "round {round}: {}", victim.text());
         let victim = victim.json();
         // The eight above are gone for this part: only these two names.
         if round == 0 {
             for a in &answers {
-                assert_eq!(delete(a), 204);
+                assert_eq!(delete(&server, a), 204);
             }
         }
         let (deleted, newcomer) = thread::scope(|s| {
-            let d = s.spawn(|| delete(&victim));
+            let d = s.spawn(|| delete(&server, &victim));
             let u = s.spawn(|| {
-                let r = api_upload(&server, "n.png", "image/png", &png);
+                let r = server.upload("n.png", "image/png", &png);
                 assert_eq!(r.status, 201, "round {round}: {}", r.text());
                 r.json()
             });
@@ -182,7 +172,7 @@ fn concurrent(sb: &Sandbox) {
         let now = get(api, &[]).json();
         assert!(now["image_url"].is_string(), "round {round}: {now}");
         serves(&now, &stored);
-        assert_eq!(delete(&newcomer), 204);
+        assert_eq!(delete(&server, &newcomer), 204);
         sb.assert_eventually_empty();
     }
 }
@@ -195,7 +185,7 @@ fn concurrent_uploads_of_one_picture_store_it_once_and_deletes_never_take_it_fro
 fn sizes_from_a_job(sb: &Sandbox) {
     // Sizes made by a job, which waits a second before working, so the
     // second upload comes while the first one's sizes are not made yet.
-    let server = server_with(
+    let server = Server::with_env(
         sb,
         &[
             ("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0"),
@@ -204,8 +194,8 @@ fn sizes_from_a_job(sb: &Sandbox) {
         ],
     );
     let png = fixtures::png(420, 300);
-    let first = api_upload(&server, "a.png", "image/png", &png).json();
-    let second = api_upload(&server, "b.png", "image/png", &png).json();
+    let first = server.upload("a.png", "image/png", &png).json();
+    let second = server.upload("b.png", "image/png", &png).json();
     assert!(
         second["sizes"]
             .as_array()
@@ -244,49 +234,27 @@ fn a_job_gives_a_later_name_of_the_same_picture_the_sizes_it_made_once() {
 #[test]
 fn an_expiring_name_takes_the_bytes_only_when_it_is_the_last() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[("KITTEH_UPLOADS__EXPIRY_INTERVAL_SECONDS", "1")]);
+    let server = Server::with_env(&sb, &[("KITTEH_UPLOADS__EXPIRY_INTERVAL_SECONDS", "1")]);
     let png = fixtures::png(300, 200);
-    let (ct, body) = fixtures::multipart("file", "e.png", "image/png", &png);
-    let mut ct_body = body.clone();
-    // A multipart body with expires_in ahead of the file.
-    let boundary = ct.split("boundary=").nth(1).unwrap().to_string();
-    let mut with_expiry = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"expires_in\"\r\n\r\n2s\r\n"
-    )
-    .into_bytes();
-    with_expiry.append(&mut ct_body);
-    let short = reply(
-        no_redirect_agent()
-            .post(server.url("/api/images"))
-            .header("Content-Type", &ct)
-            .send(&with_expiry[..]),
-    );
+    let short = server.upload_with(&png, &[("expires_in", "2s")], &[]);
     assert_eq!(short.status, 201, "{}", short.text());
     let short = short.json();
-    let kept = api_upload(&server, "k.png", "image/png", &png).json();
+    let kept = server.upload("k.png", "image/png", &png).json();
     let objects = sb.stored_names();
     assert_eq!(objects.len(), 4);
-    wait_until("the short one to expire", || {
-        count_rows(&sb.database_url) == 1
-    });
+    wait_until("the short one to expire", || sb.count_rows() == 1);
     assert_eq!(get(short["image_url"].as_str().unwrap(), &[]).status, 410);
     let stored = get(kept["image_url"].as_str().unwrap(), &[]).body;
     serves(&kept, &stored);
     assert_eq!(sb.stored_names(), objects, "the kept name still has them");
     // The other way round: the one that lives is deleted, the expiring one
     // takes the bytes when it goes.
-    let short = reply(
-        no_redirect_agent()
-            .post(server.url("/api/images"))
-            .header("Content-Type", &ct)
-            .send(&with_expiry[..]),
-    )
-    .json();
+    let short = server
+        .upload_with(&png, &[("expires_in", "2s")], &[])
+        .json();
     assert_eq!(short["sha256"], kept["sha256"]);
-    assert_eq!(delete(&kept), 204);
-    wait_until("the expiring one to go too", || {
-        count_rows(&sb.database_url) == 0
-    });
+    assert_eq!(delete(&server, &kept), 204);
+    wait_until("the expiring one to go too", || sb.count_rows() == 0);
     sb.assert_eventually_empty();
 }
 
@@ -295,8 +263,8 @@ fn the_migration_moves_copies_made_before_it_to_one_object_and_loses_nothing() {
     let sb = Sandbox::sqlite();
     let png = fixtures::png(400, 300);
     let first = {
-        let server = server_with(&sb, &[]);
-        api_upload(&server, "old.png", "image/png", &png).json()
+        let server = Server::with_env(&sb, &[]);
+        server.upload("old.png", "image/png", &png).json()
     };
     // Back to the schema before the migration (and the one after it), and
     // a second copy of the same picture as the code of that time stored it:
@@ -310,39 +278,28 @@ fn the_migration_moves_copies_made_before_it_to_one_object_and_loses_nothing() {
     let token = first["token"].as_str().unwrap();
     let copy = "copiedbeforethemigration";
     let uploads = sb.uploads();
-    for name in crate::helpers::files_in(&uploads) {
+    for name in files_in(&uploads) {
         if let Some(rest) = name.strip_prefix(token) {
             std::fs::copy(uploads.join(&name), uploads.join(format!("{copy}{rest}"))).unwrap();
         }
     }
-    block_on(async {
-        let db = Database::connect(&sb.database_url).await.unwrap();
-        let copy_row = format!(
-            "INSERT INTO images (original_name, token, generated_name, type, content_type, path, size, inserted_at, updated_at, width, height, sha256, delete_token_hash) \
-             SELECT 'copy.png', '{copy}', 'CopiedBeforeTheMigration', type, content_type, '{copy}.png', size, inserted_at, updated_at, width, height, sha256, delete_token_hash FROM images WHERE token = '{token}'"
-        );
-        db.execute_unprepared(&copy_row).await.unwrap();
-        let sizes = format!(
-            "INSERT INTO variants (image_id, name, width, height, path, size, sha256, created_at) \
-             SELECT (SELECT id FROM images WHERE token = '{copy}'), v.name, v.width, v.height, REPLACE(v.path, '{token}', '{copy}'), v.size, v.sha256, v.created_at \
-             FROM variants v JOIN images i ON i.id = v.image_id WHERE i.token = '{token}'"
-        );
-        db.execute_unprepared(&sizes).await.unwrap();
-    });
-    assert_eq!(
-        crate::helpers::files_in(&uploads).len(),
-        8,
-        "two copies of four objects"
-    );
+    sb.execute(&format!(
+        "INSERT INTO images (original_name, token, generated_name, type, content_type, path, size, inserted_at, updated_at, width, height, sha256, delete_token_hash) \
+         SELECT 'copy.png', '{copy}', 'CopiedBeforeTheMigration', type, content_type, '{copy}.png', size, inserted_at, updated_at, width, height, sha256, delete_token_hash FROM images WHERE token = '{token}'"
+    ));
+    sb.execute(&format!(
+        "INSERT INTO variants (image_id, name, width, height, path, size, sha256, created_at) \
+         SELECT (SELECT id FROM images WHERE token = '{copy}'), v.name, v.width, v.height, REPLACE(v.path, '{token}', '{copy}'), v.size, v.sha256, v.created_at \
+         FROM variants v JOIN images i ON i.id = v.image_id WHERE i.token = '{token}'"
+    ));
+    assert_eq!(files_in(&uploads).len(), 8, "two copies of four objects");
     let up = sb.kitteh().args(["migrate"]).output().unwrap();
     assert!(up.status.success(), "{up:?}");
     // Both names serve the one copy; the other copy is an orphan that the
     // sweep moves to the trash, not something deleted.
-    let server = server_with(&sb, &[("KITTEH_STORAGE__SWEEP_MIN_AGE_SECONDS", "0")]);
-    let copied = get(&server.url(&format!("/api/images/{copy}")), &[]).json();
-    let mut first = first.clone();
-    first["api_url"] = server.url(&format!("/api/images/{token}")).into();
-    let stored = get(&server.url(&format!("/img/{token}")), &[]).body;
+    let server = Server::with_env(&sb, &[("KITTEH_STORAGE__SWEEP_MIN_AGE_SECONDS", "0")]);
+    let copied = server.get(&format!("/api/images/{copy}"), &[]).json();
+    let stored = server.get(&format!("/img/{token}"), &[]).body;
     serves(&copied, &stored);
     assert!(
         copied["sizes"]
@@ -352,7 +309,7 @@ fn the_migration_moves_copies_made_before_it_to_one_object_and_loses_nothing() {
             .all(|s| s["url"].as_str().unwrap().contains(copy))
     );
     wait_until("the sweep to move the copies to the trash", || {
-        crate::helpers::files_in(&uploads).len() == 4
+        files_in(&uploads).len() == 4
     });
     let trash = uploads.join(".trash");
     let trashed: Vec<String> = walk(&trash);
@@ -361,7 +318,7 @@ fn the_migration_moves_copies_made_before_it_to_one_object_and_loses_nothing() {
         4,
         "{trashed:?}"
     );
-    assert_eq!(delete(&first), 204);
+    assert_eq!(delete(&server, &first), 204);
     serves(&copied, &stored);
 }
 

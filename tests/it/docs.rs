@@ -3,7 +3,6 @@
 
 use crate::fixtures;
 use crate::helpers::{Sandbox, Server, bare_kitteh};
-use crate::uploads::api_upload;
 
 /// Those of `names` that no README table has a row for: the first cell of
 /// a row names what it documents (`` `state` ``, `` `width`, `height` ``).
@@ -69,11 +68,15 @@ fn every_field_of_the_api_answer_is_in_the_readme() {
     cmd.env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0")
         .env("KITTEH_VARIANTS__WORKERS", "0");
     let server = Server::start_with(cmd, &["--migrate"]);
-    let created = api_upload(&server, "a.png", "image/png", &fixtures::png(40, 30)).json();
+    let created = server
+        .upload("a.png", "image/png", &fixtures::png(40, 30))
+        .json();
     let ready = {
         let sb2 = Sandbox::sqlite();
         let server = Server::start(&sb2, &["--migrate"]);
-        api_upload(&server, "b.png", "image/png", &fixtures::png(40, 30)).json()
+        server
+            .upload("b.png", "image/png", &fixtures::png(40, 30))
+            .json()
     };
     let mut fields: Vec<String> = created.as_object().unwrap().keys().cloned().collect();
     for answer in [&created, &ready] {

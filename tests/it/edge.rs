@@ -8,17 +8,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::fixtures::{self, multipart};
-use crate::helpers::{Sandbox, Server, wait_until};
-use crate::uploads::{api_upload, count_rows, get, originals};
-
-fn server_with(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
-    let mut cmd = sb.kitteh();
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Server::start_with(cmd, &["--migrate"])
-}
+use crate::fixtures;
+use crate::helpers::{Sandbox, Server, multipart, wait_until};
 
 /// A connection to the server from `source` (any 127.x address).
 fn connect_from(source: &str, port: u16) -> TcpStream {
@@ -73,7 +64,7 @@ fn one_response(stream: &mut TcpStream) -> String {
 
 /// The `kitteh_edge_connections_dropped_total` count for `reason`.
 fn dropped(server: &Server, reason: &str) -> u64 {
-    let text = get(&server.url("/metrics"), &[]).text();
+    let text = server.get("/metrics", &[]).text();
     text.lines()
         .find(|l| {
             l.starts_with("kitteh_edge_connections_dropped_total")
@@ -87,7 +78,7 @@ fn dropped(server: &Server, reason: &str) -> u64 {
 #[test]
 fn slow_headers_are_dropped_at_the_header_timeout_and_counted() {
     let sb = Sandbox::sqlite();
-    let server = server_with(
+    let server = Server::with_env(
         &sb,
         &[
             ("KITTEH_SERVER__HEADER_TIMEOUT_SECONDS", "1"),
@@ -142,13 +133,13 @@ fn slow_headers_are_dropped_at_the_header_timeout_and_counted() {
         .count();
     assert_eq!(lines, 1, "{log}");
     // The server still answers everyone else.
-    assert_eq!(get(&server.url("/healthz"), &[]).status, 200);
+    assert_eq!(server.get("/healthz", &[]).status, 200);
 }
 
 #[test]
 fn idle_keep_alive_connections_are_closed_at_the_idle_timeout() {
     let sb = Sandbox::sqlite();
-    let server = server_with(
+    let server = Server::with_env(
         &sb,
         &[
             ("KITTEH_SERVER__HEADER_TIMEOUT_SECONDS", "10"),
@@ -177,7 +168,7 @@ fn idle_keep_alive_connections_are_closed_at_the_idle_timeout() {
 #[test]
 fn a_full_edge_closes_a_slow_head_to_let_a_newcomer_in_and_caps_each_address() {
     let sb = Sandbox::sqlite();
-    let server = server_with(
+    let server = Server::with_env(
         &sb,
         &[
             ("KITTEH_SERVER__MAX_CONNECTIONS_PER_CLIENT", "5"),
@@ -190,7 +181,8 @@ fn a_full_edge_closes_a_slow_head_to_let_a_newcomer_in_and_caps_each_address() {
     );
     // The readiness probe's connections are closed by now; hold five.
     wait_until("the probe's connections to close", || {
-        get(&server.url("/metrics"), &[])
+        server
+            .get("/metrics", &[])
             .text()
             .lines()
             .any(|l| l == "kitteh_edge_connections 1")
@@ -255,7 +247,7 @@ fn uploading(source: &str, port: u16) -> TcpStream {
 #[test]
 fn a_full_edge_refuses_only_when_every_connection_is_being_answered() {
     let sb = Sandbox::sqlite();
-    let server = server_with(
+    let server = Server::with_env(
         &sb,
         &[
             ("KITTEH_SERVER__MAX_CONNECTIONS_PER_CLIENT", "0"),
@@ -286,7 +278,8 @@ fn a_full_edge_refuses_only_when_every_connection_is_being_answered() {
     // Six uploads being received: none may be closed, so a newcomer is
     // refused at once.
     wait_until("the idle connections to go", || {
-        get(&server.url("/metrics"), &[])
+        server
+            .get("/metrics", &[])
             .text()
             .lines()
             .any(|l| l == "kitteh_edge_connections 1")
@@ -363,7 +356,7 @@ fn ask(source: &str, port: u16, path: &str, extra: &str) -> String {
 #[test]
 fn the_client_address_reaches_the_app_and_cannot_be_forged() {
     let sb = Sandbox::sqlite();
-    let server = server_with(
+    let server = Server::with_env(
         &sb,
         &[
             ("KITTEH_LOG__FORMAT", "json"),
@@ -457,7 +450,7 @@ fn listening_ports(pid: u32) -> Vec<u16> {
 #[test]
 fn a_body_that_never_comes_is_a_408_even_before_the_app_reads_it() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[("KITTEH_LIMITS__BODY_IDLE_SECONDS", "1")]);
+    let server = Server::with_env(&sb, &[("KITTEH_LIMITS__BODY_IDLE_SECONDS", "1")]);
     // Five bytes of a form body: fewer than Rocket peeks at for its
     // `_method` field, which it waits for before any route runs.
     for (path, content_type) in [
@@ -479,8 +472,8 @@ fn a_body_that_never_comes_is_a_408_even_before_the_app_reads_it() {
         );
         assert!(took < Duration::from_secs(5), "{path}: {took:?}");
     }
-    assert_eq!(count_rows(&sb.database_url), 0);
-    assert!(originals(&sb.uploads()).is_empty());
+    assert_eq!(sb.count_rows(), 0);
+    assert!(sb.originals().is_empty());
 }
 
 /// CPU seconds the process has used (user + system).
@@ -495,7 +488,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 #[test]
 fn an_upload_whose_client_leaves_stops_decoding_and_stores_nothing() {
     let sb = Sandbox::sqlite();
-    let server = server_with(
+    let server = Server::with_env(
         &sb,
         &[
             ("KITTEH_LIMITS__DECODE_SECONDS", "60"),
@@ -538,17 +531,17 @@ fn an_upload_whose_client_leaves_stops_decoding_and_stores_nothing() {
     std::thread::sleep(Duration::from_millis(1500));
     let idle = cpu_seconds(pid) - before;
     assert!(idle < 0.3, "still decoding: {idle} CPU s in 1.5 s");
-    assert_eq!(count_rows(&sb.database_url), 0);
-    assert!(originals(&sb.uploads()).is_empty());
+    assert_eq!(sb.count_rows(), 0);
+    assert!(sb.originals().is_empty());
     // And the server takes the next upload at once.
-    let res = api_upload(&server, "next.png", "image/png", &fixtures::png(64, 64));
+    let res = server.upload("next.png", "image/png", &fixtures::png(64, 64));
     assert_eq!(res.status, 201, "{}", res.text());
 }
 
 #[test]
 fn what_the_app_checks_cannot_be_removed_or_made_up_on_the_way() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[]);
+    let server = Server::with_env(&sb, &[]);
     let (content_type, body) = multipart("file", "a.png", "image/png", &fixtures::png(8, 8));
     // No Host at all, and a foreign Host that `Connection` asks to drop:
     // both reach the app as sent, and both are refused there.
@@ -565,15 +558,15 @@ fn what_the_app_checks_cannot_be_removed_or_made_up_on_the_way() {
         assert!(got.starts_with("HTTP/1.1 400"), "{host:?}: {got}");
         assert!(got.contains("unknown_host"), "{got}");
     }
-    assert_eq!(count_rows(&sb.database_url), 0);
+    assert_eq!(sb.count_rows(), 0);
 }
 
 #[test]
 fn answers_from_the_edge_and_the_app_keep_their_headers() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[]);
+    let server = Server::with_env(&sb, &[]);
     for path in ["/robots.txt", "/favicon.ico", "/img/nothing", "/"] {
-        let res = get(&server.url(path), &[]);
+        let res = server.get(path, &[]);
         assert_eq!(
             res.header("x-content-type-options"),
             Some("nosniff"),
@@ -582,7 +575,7 @@ fn answers_from_the_edge_and_the_app_keep_their_headers() {
         assert_eq!(res.header("server"), Some("kitteh"), "{path}");
     }
     // HEAD of a page answered in-process carries the GET's length.
-    let page = get(&server.url("/"), &[]);
+    let page = server.get("/", &[]);
     let mut s = connect_from("127.0.0.1", server.port);
     s.write_all(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .unwrap();

@@ -3,19 +3,14 @@
 //! token, with a revoked key; and the moderation page's own forms sent
 //! for real, outside a browser.
 
-use crate::helpers::Sandbox;
-use crate::moderation::{
-    code, json_of, kitteh, ok, picture, post_form, scalar, server_with, upload,
-};
-use crate::uploads::get;
+use crate::fixtures::picture;
+use crate::helpers::{Reply, Sandbox, Server, code, json_of, ok};
 
 #[test]
 fn sign_in_and_forget_refuse_forms_from_other_sites() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[("KITTEH_UPLOADS__ACCESS", "keys")]);
-    let key = ok(&kitteh(&sb, &["keys", "create", "alice"]))
-        .trim()
-        .to_string();
+    let server = Server::with_env(&sb, &[("KITTEH_UPLOADS__ACCESS", "keys")]);
+    let key = ok(&sb.run(&["keys", "create", "alice"])).trim().to_string();
     let body = format!("key={key}&next=/");
     let cross: [&[(&str, &str)]; 3] = [
         &[("Sec-Fetch-Site", "cross-site")],
@@ -25,7 +20,7 @@ fn sign_in_and_forget_refuse_forms_from_other_sites() {
     ];
     for path in ["/key", "/key/forget"] {
         for headers in cross {
-            let r = post_form(&server, path, &body, headers);
+            let r = server.post_form(path, &body, headers);
             assert_eq!(r.status, 403, "{path} {headers:?}: {}", r.text());
             assert_eq!(code(&r), "forged_form", "{path} {headers:?}");
             assert!(r.header("Set-Cookie").is_none(), "{path} {headers:?}");
@@ -38,24 +33,18 @@ fn sign_in_and_forget_refuse_forms_from_other_sites() {
         vec![("Origin", origin.as_str())],
         vec![("Sec-Fetch-Site", "same-origin"), ("Origin", "null")],
     ] {
-        let r = post_form(&server, "/key", &body, &headers);
+        let r = server.post_form("/key", &body, &headers);
         assert_eq!(r.status, 303, "{headers:?}: {}", r.text());
         assert!(r.header("Set-Cookie").unwrap().starts_with("kitteh_key="));
-        let r = post_form(&server, "/key/forget", "", &headers);
+        let r = server.post_form("/key/forget", "", &headers);
         assert_eq!(r.status, 303, "{headers:?}: {}", r.text());
     }
 }
 
 /// A moderation form as the page writes it, for `key`.
-fn act(
-    server: &crate::helpers::Server,
-    key: &str,
-    check: &str,
-    fields: &str,
-) -> crate::uploads::Reply {
+fn act(server: &Server, key: &str, check: &str, fields: &str) -> Reply {
     let cookie = format!("kitteh_key={key}");
-    post_form(
-        server,
+    server.post_form(
         "/admin",
         &format!("check={check}&{fields}"),
         &[("Cookie", &cookie), ("Sec-Fetch-Site", "same-origin")],
@@ -63,15 +52,16 @@ fn act(
 }
 
 /// The check token the moderation page gives `key`.
-fn check_of(server: &crate::helpers::Server, key: &str) -> String {
-    let page = get(
-        &server.url("/admin"),
-        &[
-            ("Cookie", &format!("kitteh_key={key}")),
-            ("Accept", "text/html"),
-        ],
-    )
-    .text();
+fn check_of(server: &Server, key: &str) -> String {
+    let page = server
+        .get(
+            "/admin",
+            &[
+                ("Cookie", &format!("kitteh_key={key}")),
+                ("Accept", "text/html"),
+            ],
+        )
+        .text();
     let at = page.find("name=\"check\" value=\"").expect("a check token") + 20;
     page[at..at + 64].to_string()
 }
@@ -79,38 +69,36 @@ fn check_of(server: &crate::helpers::Server, key: &str) -> String {
 #[test]
 fn the_moderation_forms_act_for_their_own_key_only() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[]);
-    let admin = ok(&kitteh(&sb, &["keys", "create", "root", "--admin"]))
+    let server = Server::with_env(&sb, &[]);
+    let admin = ok(&sb.run(&["keys", "create", "root", "--admin"]))
         .trim()
         .to_string();
-    let other = ok(&kitteh(&sb, &["keys", "create", "deputy", "--admin"]))
+    let other = ok(&sb.run(&["keys", "create", "deputy", "--admin"]))
         .trim()
         .to_string();
-    let plain = ok(&kitteh(&sb, &["keys", "create", "bob"]))
-        .trim()
-        .to_string();
+    let plain = ok(&sb.run(&["keys", "create", "bob"])).trim().to_string();
     let pics: Vec<serde_json::Value> = (0..3)
-        .map(|n| upload(&server, &picture(n), &[], &[]).json())
+        .map(|n| server.upload_with(&picture(n), &[], &[]).json())
         .collect();
     let token = |i: usize| pics[i]["token"].as_str().unwrap().to_string();
     let name = pics[0]["name"].as_str().unwrap().to_string();
     // A report whose text is markup: shown as text on the page.
-    let r = post_form(
-        &server,
+    let r = server.post_form(
         &format!("/{name}/report"),
         "reason=spam&details=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
         &[],
     );
     assert_eq!(r.status, 201);
     let check = check_of(&server, &admin);
-    let page = get(
-        &server.url("/admin"),
-        &[
-            ("Cookie", &format!("kitteh_key={admin}")),
-            ("Accept", "text/html"),
-        ],
-    )
-    .text();
+    let page = server
+        .get(
+            "/admin",
+            &[
+                ("Cookie", &format!("kitteh_key={admin}")),
+                ("Accept", "text/html"),
+            ],
+        )
+        .text();
     assert!(
         page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
         "{page}"
@@ -147,7 +135,7 @@ fn the_moderation_forms_act_for_their_own_key_only() {
     );
     assert_eq!(r.status, 403);
     assert_eq!(
-        get(&server.url(&format!("/api/images/{}", token(1))), &[]).status,
+        server.get(&format!("/api/images/{}", token(1)), &[]).status,
         200
     );
 
@@ -160,10 +148,10 @@ fn the_moderation_forms_act_for_their_own_key_only() {
     );
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(
-        get(&server.url(&format!("/api/images/{}", token(1))), &[]).status,
+        server.get(&format!("/api/images/{}", token(1)), &[]).status,
         404
     );
-    let report = json_of(&kitteh(&sb, &["reports", "list", "--json"]));
+    let report = json_of(&sb.run(&["reports", "list", "--json"]));
     let id = report[0]["id"].as_i64().unwrap();
     let r = act(
         &server,
@@ -173,7 +161,7 @@ fn the_moderation_forms_act_for_their_own_key_only() {
     );
     assert_eq!(r.status, 303, "{}", r.text());
     assert!(
-        json_of(&kitteh(&sb, &["reports", "list", "--json"]))
+        json_of(&sb.run(&["reports", "list", "--json"]))
             .as_array()
             .unwrap()
             .is_empty()
@@ -185,7 +173,7 @@ fn the_moderation_forms_act_for_their_own_key_only() {
         &format!("action=ban&token={}", token(2)),
     );
     assert_eq!(r.status, 303, "{}", r.text());
-    let bans = json_of(&kitteh(&sb, &["ban", "list", "--json"]));
+    let bans = json_of(&sb.run(&["ban", "list", "--json"]));
     assert_eq!(bans[0]["cidr"], "127.0.0.1/32");
     // Banned: the admin's own address now, so everything it posts is refused.
     let r = act(
@@ -196,10 +184,10 @@ fn the_moderation_forms_act_for_their_own_key_only() {
     );
     assert_eq!(r.status, 403);
     assert_eq!(code(&r), "banned");
-    ok(&kitteh(&sb, &["ban", "remove", "127.0.0.1"]));
+    ok(&sb.run(&["ban", "remove", "127.0.0.1"]));
 
     // A revoked admin key signs in no more.
-    ok(&kitteh(&sb, &["keys", "revoke", "root"]));
+    ok(&sb.run(&["keys", "revoke", "root"]));
     let r = act(
         &server,
         &admin,
@@ -208,11 +196,11 @@ fn the_moderation_forms_act_for_their_own_key_only() {
     );
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(
-        get(&server.url(&format!("/api/images/{}", token(0))), &[]).status,
+        server.get(&format!("/api/images/{}", token(0)), &[]).status,
         200
     );
     assert_eq!(
-        scalar(&sb, "SELECT reason FROM bans").as_deref(),
+        sb.scalar("SELECT reason FROM bans").as_deref(),
         None,
         "the ban was lifted"
     );

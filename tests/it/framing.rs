@@ -7,8 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Sandbox, Server};
-use crate::uploads::{count_rows, originals};
+use crate::helpers::{Sandbox, Server, multipart_parts};
 
 fn raw(server: &Server, request: &[u8]) -> (String, Duration) {
     let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
@@ -78,8 +77,8 @@ fn a_badly_chunked_body_is_a_400_naming_the_framing_on_every_route() {
             );
         }
     }
-    assert_eq!(count_rows(&sb.database_url), 0);
-    assert!(originals(&sb.uploads()).is_empty());
+    assert_eq!(sb.count_rows(), 0);
+    assert!(sb.originals().is_empty());
     let log = server.log_text();
     assert!(
         !log.lines()
@@ -110,7 +109,7 @@ fn a_length_that_cannot_be_read_is_a_400() {
     assert_eq!(status_of(&answer), 400, "{answer}");
     assert!(answer.contains("malformed_body"), "{answer}");
     assert!(took < Duration::from_secs(5), "{took:?}");
-    assert_eq!(count_rows(&sb.database_url), 0);
+    assert_eq!(sb.count_rows(), 0);
 }
 
 #[test]
@@ -136,7 +135,7 @@ fn a_declared_length_over_the_limit_is_a_413_before_the_body() {
     assert_eq!(status_of(&answer), 413, "{answer}");
     assert!(answer.contains("server.body_limit"), "{answer}");
     assert!(took < Duration::from_secs(1), "{took:?}");
-    assert_eq!(count_rows(&sb.database_url), 0);
+    assert_eq!(sb.count_rows(), 0);
 }
 
 #[test]
@@ -177,26 +176,12 @@ fn file_names_come_back_only_as_display_text() {
         long.as_str(),
     ];
     // Several files, each refused (not a picture), each named in errors.
-    let boundary = "kittehboundary";
-    let mut body = Vec::new();
-    for name in hostile {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: image/png\r\n\r\nnot a picture\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    let res = crate::uploads::reply(
-        crate::helpers::http()
-            .post(server.url("/api/images"))
-            .header(
-                "Content-Type",
-                &format!("multipart/form-data; boundary={boundary}"),
-            )
-            .send(&body[..]),
-    );
+    let files: Vec<(&str, &str, &str, &[u8])> = hostile
+        .iter()
+        .map(|name| ("file", *name, "image/png", &b"not a picture"[..]))
+        .collect();
+    let (content_type, body) = multipart_parts(&[], &files);
+    let res = server.post("/api/images", &body, &[("Content-Type", &content_type)]);
     assert!(res.status >= 400, "{}", res.status);
     let v = res.json();
     let names: Vec<&str> = v["errors"]
@@ -211,15 +196,10 @@ fn file_names_come_back_only_as_display_text() {
     assert_eq!(names[3].chars().count(), 255);
     assert!(res.body.len() < 10_000, "{} bytes", res.body.len());
     // The form's result page says the same.
-    let page = crate::uploads::reply(
-        crate::helpers::http()
-            .post(server.url("/upload"))
-            .header(
-                "Content-Type",
-                &format!("multipart/form-data; boundary={boundary}"),
-            )
-            .header("Accept", "text/html")
-            .send(&body[..]),
+    let page = server.post(
+        "/upload",
+        &body,
+        &[("Content-Type", &content_type), ("Accept", "text/html")],
     );
     let text = page.text();
     assert!(

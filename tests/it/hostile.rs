@@ -6,17 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::fixtures::{self, multipart};
-use crate::helpers::{Sandbox, Server};
-use crate::uploads::{api_upload, count_rows, get, originals, rss_kib};
-
-fn server_with(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
-    let mut cmd = sb.kitteh();
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Server::start_with(cmd, &["--migrate"])
-}
+use crate::fixtures;
+use crate::helpers::{Sandbox, Server, multipart, wait_until};
 
 /// Asserts an upload was refused with `status` and `code`, quickly, and
 /// returns its error object.
@@ -28,7 +19,7 @@ fn refused(
     code: &str,
 ) -> serde_json::Value {
     let started = Instant::now();
-    let res = api_upload(server, name, "application/octet-stream", bytes);
+    let res = server.upload(name, "application/octet-stream", bytes);
     let took = started.elapsed();
     assert_eq!(res.status, status, "{name} after {took:?}: {}", res.text());
     let err = res.json()["error"].clone();
@@ -52,26 +43,26 @@ fn a_gif_of_thousands_of_tiny_frames_is_refused_at_once_naming_the_limit() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(err["max_frames"], 1000);
     assert!(err["message"].as_str().unwrap().contains("1000"), "{err}");
-    assert_eq!(count_rows(&sb.database_url), 0);
+    assert_eq!(sb.count_rows(), 0);
 }
 
 #[test]
 fn an_animation_over_its_pixel_budget_is_refused_before_decoding() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[("KITTEH_LIMITS__MAX_ANIMATION_PIXELS", "1000000")]);
+    let server = Server::with_env(&sb, &[("KITTEH_LIMITS__MAX_ANIMATION_PIXELS", "1000000")]);
     let gif = fixtures::gif_frames(10, 500, 500, 500);
     let err = refused(&server, "long.gif", &gif, 422, "animation_too_large");
     assert_eq!(err["max_pixels"], 1_000_000);
     // Within the budget, the same kind of file is accepted, frames intact.
     let short = fixtures::gif_frames(3, 500, 500, 500);
-    let res = api_upload(&server, "short.gif", "image/gif", &short);
+    let res = server.upload("short.gif", "image/gif", &short);
     assert_eq!(res.status, 201, "{}", res.text());
 }
 
 #[test]
 fn a_decode_that_runs_too_long_is_stopped_naming_the_limit() {
     let sb = Sandbox::sqlite();
-    let server = server_with(
+    let server = Server::with_env(
         &sb,
         &[
             ("KITTEH_LIMITS__DECODE_SECONDS", "0.05"),
@@ -91,13 +82,13 @@ fn a_decode_that_runs_too_long_is_stopped_naming_the_limit() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(get(&server.url("/healthz"), &[]).status, 200);
+    assert_eq!(server.get("/healthz", &[]).status, 200);
 }
 
 #[test]
 fn a_decode_larger_than_the_whole_budget_is_refused_naming_it() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[("KITTEH_LIMITS__DECODE_MEMORY", "64MiB")]);
+    let server = Server::with_env(&sb, &[("KITTEH_LIMITS__DECODE_MEMORY", "64MiB")]);
     // 16-bit RGBA, 3000×3000: 72 MB of pixels from a file of a few hundred KB.
     let deep = fixtures::deep_png(3000, 3000);
     let err = refused(&server, "deep.png", &deep, 422, "too_much_memory");
@@ -117,24 +108,24 @@ fn a_decode_larger_than_the_whole_budget_is_refused_naming_it() {
     assert!(err["needed_bytes"].as_u64().unwrap() > 64 << 20, "{err}");
     // One that fits both is accepted and gets its sizes.
     let fits = fixtures::deep_png(1500, 1500);
-    let res = api_upload(&server, "fits.png", "image/png", &fits);
+    let res = server.upload("fits.png", "image/png", &fits);
     assert_eq!(res.status, 201, "{}", res.text());
     let token = res.json()["token"].as_str().unwrap().to_string();
-    crate::variants::wait_sizes(&server, &token, "ready");
-    assert_eq!(count_rows(&sb.database_url), 1);
+    server.wait_sizes(&token, "ready");
+    assert_eq!(sb.count_rows(), 1);
 }
 
 #[test]
 fn deep_pngs_in_parallel_share_one_budget_and_the_overflow_is_told_to_retry() {
     let sb = Sandbox::sqlite();
-    let server = server_with(
+    let server = Server::with_env(
         &sb,
         &[
             ("KITTEH_LIMITS__DECODE_MEMORY", "160MiB"),
             ("KITTEH_LIMITS__DECODE_WAIT_SECONDS", "0"),
         ],
     );
-    let idle = rss_kib(server.child.id());
+    let idle = server.rss_kib();
     // 3400×3400 16-bit RGBA: 92 MB once decoded, so only one fits; its
     // sizes (the pixels plus an 8-bit copy, about 146 MB) fit alone.
     let deep = fixtures::deep_png(3400, 3400);
@@ -143,10 +134,7 @@ fn deep_pngs_in_parallel_share_one_budget_and_the_overflow_is_told_to_retry() {
     let replies: Vec<(u16, Option<String>, String)> = std::thread::scope(|s| {
         s.spawn(|| {
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                peak.fetch_max(
-                    rss_kib(server.child.id()),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
+                peak.fetch_max(server.rss_kib(), std::sync::atomic::Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
@@ -154,7 +142,7 @@ fn deep_pngs_in_parallel_share_one_budget_and_the_overflow_is_told_to_retry() {
             .map(|i| {
                 let (server, deep) = (&server, &deep);
                 s.spawn(move || {
-                    let res = api_upload(server, &format!("deep{i}.png"), "image/png", deep);
+                    let res = server.upload(&format!("deep{i}.png"), "image/png", deep);
                     let code = res.json()["error"]["code"]
                         .as_str()
                         .unwrap_or("")
@@ -183,7 +171,7 @@ fn deep_pngs_in_parallel_share_one_budget_and_the_overflow_is_told_to_retry() {
     let grown_mib = (peak.into_inner().saturating_sub(idle)) / 1024;
     eprintln!("peak RSS growth {grown_mib} MiB with a 160 MiB decode budget");
     assert!(grown_mib < 160 + 150, "RSS grew by {grown_mib} MiB");
-    assert_eq!(count_rows(&sb.database_url), accepted as i64);
+    assert_eq!(sb.count_rows(), accepted as i64);
 }
 
 #[test]
@@ -192,10 +180,10 @@ fn a_colour_profile_that_inflates_past_its_cap_is_refused_without_inflating_it()
     let server = Server::start(&sb, &["--migrate"]);
     let bomb = fixtures::icc_bomb_png();
     assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
-    let before = rss_kib(server.child.id());
+    let before = server.rss_kib();
     let err = refused(&server, "icc.png", &bomb, 422, "profile_too_large");
     assert_eq!(err["limit_bytes"], 4 << 20);
-    let grown = rss_kib(server.child.id()).saturating_sub(before) / 1024;
+    let grown = server.rss_kib().saturating_sub(before) / 1024;
     assert!(grown < 64, "RSS grew by {grown} MiB");
 }
 
@@ -209,10 +197,10 @@ fn private_png_and_unknown_webp_chunks_are_dropped_with_what_they_carry() {
     let webp = fixtures::with_webp_chunk(&fixtures::webp(40, 30), b"C2PA", secret);
     for (name, mime, bytes) in [("p.png", "image/png", png), ("w.webp", "image/webp", webp)] {
         assert!(bytes.windows(secret.len()).any(|w| w == secret));
-        let res = api_upload(&server, name, mime, &bytes);
+        let res = server.upload(name, mime, &bytes);
         assert_eq!(res.status, 201, "{name}: {}", res.text());
         let token = res.json()["token"].as_str().unwrap().to_string();
-        let served = get(&server.url(&format!("/img/{token}")), &[]).body;
+        let served = server.get(&format!("/img/{token}"), &[]).body;
         assert!(
             !served.windows(3).any(|w| w == b"GPS"),
             "{name} still carries the private chunk"
@@ -254,7 +242,7 @@ fn response_of(stream: &mut TcpStream) -> String {
 #[test]
 fn a_body_that_stalls_is_dropped_with_408_and_stores_nothing() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[("KITTEH_LIMITS__BODY_IDLE_SECONDS", "1")]);
+    let server = Server::with_env(&sb, &[("KITTEH_LIMITS__BODY_IDLE_SECONDS", "1")]);
     let (_, body) = multipart("file", "slow.png", "image/png", &fixtures::png(300, 300));
     let started = Instant::now();
     let mut stream = open_upload(&server, body.len(), &body[..body.len() / 2]);
@@ -266,14 +254,14 @@ fn a_body_that_stalls_is_dropped_with_408_and_stores_nothing() {
         "{response}"
     );
     assert!(took < Duration::from_secs(5), "{took:?}");
-    assert_eq!(count_rows(&sb.database_url), 0);
-    assert!(originals(&sb.uploads()).is_empty());
+    assert_eq!(sb.count_rows(), 0);
+    assert!(sb.originals().is_empty());
 }
 
 #[test]
 fn a_body_that_trickles_is_dropped_with_408_naming_the_rate() {
     let sb = Sandbox::sqlite();
-    let server = server_with(
+    let server = Server::with_env(
         &sb,
         &[
             ("KITTEH_LIMITS__BODY_IDLE_SECONDS", "1"),
@@ -295,13 +283,13 @@ fn a_body_that_trickles_is_dropped_with_408_naming_the_rate() {
     let response = response_of(&mut stream);
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(response.contains("limits.body_min_rate"), "{response}");
-    assert_eq!(count_rows(&sb.database_url), 0);
+    assert_eq!(sb.count_rows(), 0);
 }
 
 #[test]
 fn bodies_past_the_upload_memory_wait_then_are_told_to_retry() {
     let sb = Sandbox::sqlite();
-    let server = server_with(
+    let server = Server::with_env(
         &sb,
         &[
             ("KITTEH_UPLOADS__MAX_BYTES", "1MiB"),
@@ -317,21 +305,24 @@ fn bodies_past_the_upload_memory_wait_then_are_told_to_retry() {
     server.wait_for_log("both uploads to start", |log| {
         log.matches("request started").count() >= 2
     });
-    let res = api_upload(&server, "third.png", "image/png", &fixtures::png(64, 64));
+    let res = server.upload("third.png", "image/png", &fixtures::png(64, 64));
     assert_eq!(res.status, 503, "{}", res.text());
     assert_eq!(res.json()["error"]["code"], "busy");
     assert_eq!(res.header("retry-after"), Some("5"));
     drop(held);
     // Once they are gone, uploads go through again.
-    crate::helpers::wait_until("memory to be given back", || {
-        api_upload(&server, "fourth.png", "image/png", &fixtures::png(64, 64)).status == 201
+    wait_until("memory to be given back", || {
+        server
+            .upload("fourth.png", "image/png", &fixtures::png(64, 64))
+            .status
+            == 201
     });
 }
 
 #[test]
 fn a_jpeg_of_thousands_of_scans_is_refused_from_its_markers() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[("KITTEH_LIMITS__MAX_JPEG_SCANS", "50")]);
+    let server = Server::with_env(&sb, &[("KITTEH_LIMITS__MAX_JPEG_SCANS", "50")]);
     let bomb = fixtures::scan_bomb(2048, 10_000);
     assert!(bomb.len() < 300_000, "{} bytes", bomb.len());
     let started = Instant::now();
@@ -353,7 +344,7 @@ fn a_jpeg_of_thousands_of_scans_is_refused_from_its_markers() {
     // The same kind of file within the limit is a picture like any other:
     // the decoder takes repeated scans, so the limit is what refuses.
     let fine = fixtures::scan_bomb(256, 40);
-    let res = api_upload(&server, "fine.jpg", "image/jpeg", &fine);
+    let res = server.upload("fine.jpg", "image/jpeg", &fine);
     assert_eq!(res.status, 201, "{}", res.text());
-    assert_eq!(count_rows(&sb.database_url), 1);
+    assert_eq!(sb.count_rows(), 1);
 }

@@ -8,13 +8,11 @@
 
 use std::process::Output;
 
-use sea_orm::{ConnectionTrait, Database, Statement};
+use crate::fixtures::picture;
+use crate::helpers::{Sandbox, Server, bearer, each_database, files_in, ok, wait_until};
 
-use crate::helpers::{Sandbox, block_on, files_in};
-use crate::moderation::{each_database, kitteh, ok, picture, post_form, server_with, upload};
-use crate::uploads::get;
-
-fn json_of(out: &Output) -> serde_json::Value {
+/// A listing's stdout as JSON, whatever its exit status.
+fn stdout_json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -40,8 +38,8 @@ fn walk(sb: &Sandbox, args: &[&str], limit: &str) -> Vec<serde_json::Value> {
         if let Some(c) = &next {
             argv.extend(["--cursor", c.as_str()]);
         }
-        let out = kitteh(sb, &argv);
-        let page = json_of(&out);
+        let out = sb.run(&argv);
+        let page = stdout_json(&out);
         let rows = page.as_array().unwrap();
         assert!(rows.len() <= limit.parse::<usize>().unwrap(), "{page}");
         all.extend(rows.iter().cloned());
@@ -53,22 +51,22 @@ fn walk(sb: &Sandbox, args: &[&str], limit: &str) -> Vec<serde_json::Value> {
 }
 
 fn paging(sb: &Sandbox) {
-    let server = server_with(sb, &[]);
+    let server = Server::with_env(sb, &[]);
     let mut tokens = Vec::new();
     let mut names = Vec::new();
     for n in 0..5 {
-        let v = upload(&server, &picture(n), &[], &[]).json();
+        let v = server.upload_with(&picture(n), &[], &[]).json();
         tokens.push(v["token"].as_str().unwrap().to_string());
         names.push(v["name"].as_str().unwrap().to_string());
     }
     for name in ["bea", "cid", "ada"] {
-        ok(&kitteh(sb, &["keys", "create", name]));
+        ok(&sb.run(&["keys", "create", name]));
     }
     for cidr in ["203.0.113.0/24", "198.51.100.7", "2001:db8::/32"] {
-        ok(&kitteh(sb, &["ban", "add", cidr]));
+        ok(&sb.run(&["ban", "add", cidr]));
     }
     for name in names.iter().take(3) {
-        let r = post_form(&server, &format!("/{name}/report"), "reason=spam", &[]);
+        let r = server.post_form(&format!("/{name}/report"), "reason=spam", &[]);
         assert_eq!(r.status, 201);
     }
     let reports = walk(sb, &["reports", "list"], "2");
@@ -82,10 +80,7 @@ fn paging(sb: &Sandbox) {
     let newest_first: Vec<&str> = tokens.iter().rev().map(String::as_str).collect();
     assert_eq!(listed, newest_first);
     // Every page at once: one JSON array.
-    let all = json_of(&kitteh(
-        sb,
-        &["images", "list", "--json", "--all-pages", "--limit", "2"],
-    ));
+    let all = stdout_json(&sb.run(&["images", "list", "--json", "--all-pages", "--limit", "2"]));
     assert_eq!(all.as_array().unwrap().len(), 5);
     let keys: Vec<String> = walk(sb, &["keys", "list"], "2")
         .iter()
@@ -95,7 +90,7 @@ fn paging(sb: &Sandbox) {
     let bans = walk(sb, &["ban", "list"], "1");
     assert_eq!(bans.len(), 3, "{bans:?}");
     // The human table says where the next page starts too.
-    let out = kitteh(sb, &["images", "list", "--limit", "3"]);
+    let out = sb.run(&["images", "list", "--limit", "3"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).lines().count(),
         4,
@@ -109,7 +104,7 @@ fn paging(sb: &Sandbox) {
         (vec!["images", "list", "--cursor", "abc"], "not a cursor"),
         (vec!["reports", "list", "--cursor", "x"], "not a cursor"),
     ] {
-        let out = kitteh(sb, &args);
+        let out = sb.run(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(
             String::from_utf8_lossy(&out.stderr).contains(says),
@@ -126,21 +121,23 @@ fn listings_page_with_a_cursor_and_stream_every_page() {
 #[test]
 fn my_uploads_and_the_moderation_page_have_older_pages() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[]);
-    let admin = ok(&kitteh(&sb, &["keys", "create", "root", "--admin"]))
+    let server = Server::with_env(&sb, &[]);
+    let admin = ok(&sb.run(&["keys", "create", "root", "--admin"]))
         .trim()
         .to_string();
-    let auth = format!("Bearer {admin}");
+    let auth = bearer(&admin);
     for n in 0..65 {
         assert_eq!(
-            upload(&server, &picture(n), &[], &[("Authorization", &auth)]).status,
+            server
+                .upload_with(&picture(n), &[], &[("Authorization", &auth)])
+                .status,
             201
         );
     }
     let cookie = format!("kitteh_key={admin}");
     let html = [("Cookie", cookie.as_str()), ("Accept", "text/html")];
     // The moderation page shows 60 uploads and links to the older ones.
-    let page = get(&server.url("/admin"), &html).text();
+    let page = server.get("/admin", &html).text();
     let older = page
         .split("id=\"older\" href=\"")
         .nth(1)
@@ -149,56 +146,48 @@ fn my_uploads_and_the_moderation_page_have_older_pages() {
         .to_string();
     let cards = |page: &str| page.matches("class=\"mod-card\" data-token=").count();
     assert_eq!(cards(&page), 60);
-    let rest = get(&server.url(&older), &html).text();
+    let rest = server.get(&older, &html).text();
     assert_eq!(cards(&rest), 5);
     assert!(!rest.contains("id=\"older\""));
     // "My uploads" of the key: every upload, across its pages.
-    let mine = get(&server.url("/mine"), &html).text();
+    let mine = server.get("/mine", &html).text();
     assert!(mine.matches("data-action=\"delete\"").count() >= 60);
 }
 
 /// What the triggers keep, against what the rows say.
 fn totals_agree(sb: &Sandbox) {
-    let server = server_with(sb, &[("KITTEH_UPLOADS__EXPIRY_INTERVAL_SECONDS", "1")]);
-    let key = ok(&kitteh(sb, &["keys", "create", "counted"]))
+    let server = Server::with_env(sb, &[("KITTEH_UPLOADS__EXPIRY_INTERVAL_SECONDS", "1")]);
+    let key = ok(&sb.run(&["keys", "create", "counted"]))
         .trim()
         .to_string();
-    let auth = format!("Bearer {key}");
+    let auth = bearer(&key);
     let mut made = Vec::new();
     for n in 0..6 {
-        made.push(upload(&server, &picture(n % 4), &[], &[("Authorization", &auth)]).json());
+        made.push(
+            server
+                .upload_with(&picture(n % 4), &[], &[("Authorization", &auth)])
+                .json(),
+        );
     }
-    let short = upload(&server, &picture(9), &[("expires_in", "1s")], &[]).json();
+    let short = server
+        .upload_with(&picture(9), &[("expires_in", "1s")], &[])
+        .json();
     let token = made[1]["token"].as_str().unwrap();
     let secret = made[1]["delete_token"].as_str().unwrap();
-    let r = crate::uploads::reply(
-        crate::uploads::no_redirect_agent()
-            .delete(server.url(&format!("/api/images/{token}")))
-            .header("X-Delete-Token", secret)
-            .call(),
-    );
+    let r = server.delete(token, secret);
     assert_eq!(r.status, 204);
-    crate::helpers::wait_until("the short one to expire", || {
-        get(
-            &server.url(&format!("/api/images/{}", short["token"].as_str().unwrap())),
-            &[],
-        )
-        .status
+    wait_until("the short one to expire", || {
+        server
+            .get(
+                &format!("/api/images/{}", short["token"].as_str().unwrap()),
+                &[],
+            )
+            .status
             == 410
-            && crate::uploads::count_rows(&sb.database_url) == 5
+            && sb.count_rows() == 5
     });
-    ok(&kitteh(sb, &["variants", "rebuild", "--all", "--now"]));
-    let sql = |q: &str| -> i64 {
-        block_on(async {
-            let db = Database::connect(&sb.database_url).await.unwrap();
-            let row = db
-                .query_one_raw(Statement::from_string(db.get_database_backend(), q))
-                .await
-                .unwrap()
-                .unwrap();
-            row.try_get_by_index::<i64>(0).unwrap()
-        })
-    };
+    ok(&sb.run(&["variants", "rebuild", "--all", "--now"]));
+    let sql = |q: &str| -> i64 { sb.sql_i64(q)[0] };
     let tally = |name: &str| sql(&format!("SELECT value FROM tallies WHERE name = '{name}'"));
     assert_eq!(tally("images"), sql("SELECT COUNT(*) FROM images"));
     assert_eq!(tally("sizes"), sql("SELECT COUNT(*) FROM variants"));
@@ -217,7 +206,7 @@ fn totals_agree(sb: &Sandbox) {
             "{state}"
         );
     }
-    let keys = json_of(&kitteh(sb, &["keys", "list", "--json"]));
+    let keys = stdout_json(&sb.run(&["keys", "list", "--json"]));
     assert_eq!(
         keys[0]["uploads"].as_i64().unwrap(),
         sql("SELECT COUNT(*) FROM images WHERE key_id IS NOT NULL")
@@ -238,27 +227,22 @@ fn the_totals_kept_as_rows_change_agree_with_the_rows() {
 #[test]
 fn a_ban_among_thousands_is_found_by_lookup() {
     let sb = Sandbox::sqlite();
-    let server = server_with(
+    let server = Server::with_env(
         &sb,
         &[("KITTEH_SERVER__TRUSTED_PROXIES", "[\"127.0.0.1\"]")],
     );
-    block_on(async {
-        let db = Database::connect(&sb.database_url).await.unwrap();
-        let mut values = Vec::new();
-        for i in 0..20_000u32 {
-            let net = format!("10.{}.{}.0/24", i / 256, i % 256);
-            values.push(format!("('{net}', 'seeded', '2026-01-01 00:00:00+00:00')"));
-        }
-        for chunk in values.chunks(1000) {
-            db.execute_unprepared(&format!(
-                "INSERT INTO bans (cidr, reason, created_at) VALUES {}",
-                chunk.join(", ")
-            ))
-            .await
-            .unwrap();
-        }
-    });
-    ok(&kitteh(&sb, &["ban", "add", "2001:db8:7::/48"]));
+    let mut values = Vec::new();
+    for i in 0..20_000u32 {
+        let net = format!("10.{}.{}.0/24", i / 256, i % 256);
+        values.push(format!("('{net}', 'seeded', '2026-01-01 00:00:00+00:00')"));
+    }
+    for chunk in values.chunks(1000) {
+        sb.execute(&format!(
+            "INSERT INTO bans (cidr, reason, created_at) VALUES {}",
+            chunk.join(", ")
+        ));
+    }
+    ok(&sb.run(&["ban", "add", "2001:db8:7::/48"]));
     for (addr, status) in [
         ("10.3.7.200", 403),
         ("10.78.31.1", 403),
@@ -267,8 +251,7 @@ fn a_ban_among_thousands_is_found_by_lookup() {
         ("2001:db8:8::1", 201),
         ("192.0.2.1", 201),
     ] {
-        let r = upload(
-            &server,
+        let r = server.upload_with(
             &picture(1 + status as u32 % 7),
             &[],
             &[("X-Forwarded-For", addr)],
@@ -280,29 +263,24 @@ fn a_ban_among_thousands_is_found_by_lookup() {
 #[test]
 fn the_sweep_moves_at_most_its_share_a_pass_over_several_batches() {
     let sb = Sandbox::sqlite();
-    drop(server_with(&sb, &[]));
+    drop(Server::with_env(&sb, &[]));
     // 600 images' rows and objects (a little file each), and 80 old
     // orphans: the share of one pass is 5 % of 600, 30.
     let uploads = sb.uploads();
-    block_on(async {
-        let db = Database::connect(&sb.database_url).await.unwrap();
-        let mut rows = Vec::new();
-        for i in 0..600 {
-            let token = format!("seeded{i:04}");
-            std::fs::write(uploads.join(format!("{token}.png")), b"x").unwrap();
-            rows.push(format!(
-                "('x', '{token}', 'Seeded', 'Kitty', 'image/png', '{token}.png', 1, '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00', 1, 1, 'h{i}', 'd')"
-            ));
-        }
-        for chunk in rows.chunks(200) {
-            db.execute_unprepared(&format!(
-                "INSERT INTO images (original_name, token, generated_name, type, content_type, path, size, inserted_at, updated_at, width, height, sha256, delete_token_hash) VALUES {}",
-                chunk.join(", ")
-            ))
-            .await
-            .unwrap();
-        }
-    });
+    let mut rows = Vec::new();
+    for i in 0..600 {
+        let token = format!("seeded{i:04}");
+        std::fs::write(uploads.join(format!("{token}.png")), b"x").unwrap();
+        rows.push(format!(
+            "('x', '{token}', 'Seeded', 'Kitty', 'image/png', '{token}.png', 1, '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00', 1, 1, 'h{i}', 'd')"
+        ));
+    }
+    for chunk in rows.chunks(200) {
+        sb.execute(&format!(
+            "INSERT INTO images (original_name, token, generated_name, type, content_type, path, size, inserted_at, updated_at, width, height, sha256, delete_token_hash) VALUES {}",
+            chunk.join(", ")
+        ));
+    }
     for i in 0..80 {
         std::fs::write(uploads.join(format!("orphan{i:03}.png")), b"o").unwrap();
     }

@@ -3,6 +3,7 @@
 //! real `kitteh` binary against real databases and a real HTTP server.
 
 mod assets;
+mod bad_input;
 mod browser;
 mod cache;
 mod claims;
@@ -11,6 +12,7 @@ mod config;
 mod dedup;
 mod docs;
 mod edge;
+mod expiry;
 mod fixtures;
 mod forgery;
 mod framing;
@@ -23,7 +25,10 @@ mod migrations;
 mod moderation;
 mod operations;
 mod plans;
+mod previews;
 mod races;
+mod reports;
+mod resize_jobs;
 mod s3;
 mod safety;
 mod serve;

@@ -1,6 +1,6 @@
 //! Migrations up → status → down → status → up, on SQLite and PostgreSQL.
 
-use crate::helpers::Sandbox;
+use crate::helpers::{Sandbox, migration_names};
 
 /// Runs `kitteh` with `args` and returns its stdout, failing the test
 /// unless it exits 0.
@@ -89,14 +89,6 @@ fn round_trip(sb: &Sandbox) {
     let out = run(sb, &["migrate", "fresh", "--yes"]);
     assert_eq!(out.lines().count(), names.len(), "{out}");
     assert_eq!(states(sb), all("applied"));
-}
-
-pub fn migration_names() -> Vec<String> {
-    use migration::MigratorTrait;
-    migration::Migrator::migrations()
-        .iter()
-        .map(|m| m.name().to_string())
-        .collect()
 }
 
 #[test]

@@ -5,15 +5,14 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::fixtures::{self, multipart};
-use crate::helpers::{Sandbox, Server, files_in, free_port, http, wait_until};
-use crate::uploads::{api_upload, count_rows, get, originals};
+use crate::fixtures;
+use crate::helpers::{Sandbox, Server, files_in, free_port, get, http, multipart, wait_until};
 
 #[test]
 fn metrics_are_off_by_default() {
     let sb = Sandbox::sqlite();
     let server = Server::start(&sb, &["--migrate"]);
-    assert_eq!(get(&server.url("/metrics"), &[]).status, 404);
+    assert_eq!(server.get("/metrics", &[]).status, 404);
 }
 
 #[test]
@@ -25,23 +24,19 @@ fn metrics_count_requests_uploads_rejections_bytes_and_jobs() {
     cmd.env("KITTEH_METRICS__ENABLED", "true")
         .env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "100000");
     let server = Server::start_with(cmd, &["--migrate"]);
-    let ok = api_upload(&server, "a.png", "image/png", &fixtures::png(400, 300));
+    let ok = server.upload("a.png", "image/png", &fixtures::png(400, 300));
     assert_eq!(ok.status, 201);
     let token = ok.json()["token"].as_str().unwrap().to_string();
-    let small = api_upload(&server, "s.png", "image/png", &fixtures::png(100, 80));
+    let small = server.upload("s.png", "image/png", &fixtures::png(100, 80));
     assert_eq!(small.status, 201);
     assert_eq!(
-        api_upload(&server, "b.pdf", "application/pdf", b"%PDF-1.4").status,
+        server
+            .upload("b.pdf", "application/pdf", b"%PDF-1.4")
+            .status,
         415
     );
-    wait_until("variants", || {
-        get(&server.url(&format!("/api/images/{token}")), &[]).json()["sizes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["state"] == "ready")
-    });
-    let res = get(&server.url("/metrics"), &[]);
+    server.wait_sizes(&token, "ready");
+    let res = server.get("/metrics", &[]);
     assert_eq!(res.status, 200);
     assert!(
         res.header("content-type")
@@ -83,7 +78,7 @@ fn metrics_can_live_on_their_own_listener() {
     cmd.env("KITTEH_METRICS__ENABLED", "true")
         .env("KITTEH_METRICS__LISTEN", format!("127.0.0.1:{port}"));
     let server = Server::start_with(cmd, &["--migrate"]);
-    assert_eq!(get(&server.url("/metrics"), &[]).status, 404);
+    assert_eq!(server.get("/metrics", &[]).status, 404);
     let url = format!("http://127.0.0.1:{port}/metrics");
     wait_until("the metrics listener", || http().get(&url).call().is_ok());
     let res = get(&url, &[]);
@@ -95,10 +90,10 @@ fn metrics_can_live_on_their_own_listener() {
 fn readiness_fails_when_the_uploads_folder_cannot_be_written() {
     let sb = Sandbox::sqlite();
     let server = Server::start(&sb, &["--migrate"]);
-    let ready = get(&server.url("/readyz"), &[]).json();
+    let ready = server.get("/readyz", &[]).json();
     assert_eq!(ready["checks"]["storage"]["ok"], true);
     std::fs::remove_dir_all(sb.uploads()).unwrap();
-    let res = get(&server.url("/readyz"), &[]);
+    let res = server.get("/readyz", &[]);
     assert_eq!(res.status, 503);
     let body = res.json();
     assert!(
@@ -116,7 +111,7 @@ fn json_logs_carry_the_request_id_and_the_token() {
     let mut cmd = sb.kitteh();
     cmd.env("KITTEH_LOG__FORMAT", "json");
     let server = Server::start_with(cmd, &["--migrate"]);
-    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(8, 8));
+    let res = server.upload("a.png", "image/png", &fixtures::png(8, 8));
     let token = res.json()["token"].as_str().unwrap().to_string();
     let request_id = res.header("x-request-id").unwrap().to_string();
     let log = server.wait_for_log("the upload's request line", |log| {
@@ -204,8 +199,8 @@ fn sigterm_during_a_slow_upload_finishes_it_and_exits_0() {
     let answered = line_of(&log, &["/api/images", "201"]);
     assert!(started < signal && signal < answered, "{log}");
     // The upload is whole: its row and its file.
-    assert_eq!(count_rows(&sb.database_url), 1);
-    assert_eq!(originals(&sb.uploads()).len(), 1);
+    assert_eq!(sb.count_rows(), 1);
+    assert_eq!(sb.originals().len(), 1);
     assert!(
         !files_in(&sb.uploads())
             .iter()
@@ -225,9 +220,9 @@ fn after_sigterm_no_connection_is_accepted_and_no_job_is_taken() {
             ("KITTEH_SERVER__SHUTDOWN_GRACE", "30"),
         ],
     );
-    let done = api_upload(&server, "a.png", "image/png", &fixtures::png(200, 100));
+    let done = server.upload("a.png", "image/png", &fixtures::png(200, 100));
     let token = done.json()["token"].as_str().unwrap().to_string();
-    crate::variants::wait_sizes(&server, &token, "ready");
+    server.wait_sizes(&token, "ready");
     // An upload in flight keeps the server in its grace period.
     let (mut stream, rest) = half_sent_upload(&server, "slow.png");
     sigterm(&server);
@@ -270,9 +265,7 @@ fn after_sigterm_no_connection_is_accepted_and_no_job_is_taken() {
         String::from_utf8_lossy(&queued.stderr)
     );
     let state = || {
-        crate::variants::sql_text(
-            &sb.database_url,
-            &format!(
+        sb.sql_text(&format!(
                 "SELECT j.state FROM variant_jobs j JOIN images i ON i.id = j.image_id WHERE i.token = '{token}'"
             ),
         )
@@ -311,7 +304,7 @@ fn an_upload_cut_off_by_shutdown_leaves_nothing_behind() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0), "{}", server.log_text());
-    assert_eq!(count_rows(&sb.database_url), 0);
+    assert_eq!(sb.count_rows(), 0);
     assert!(
         files_in(&sb.uploads()).is_empty(),
         "{:?}",

@@ -82,7 +82,7 @@ fn two_replicas_whose_expiry_passes_overlap_delete_each_image_once() {
         let (deleted_a, deleted_b) = tokio::join!(pass(&a), pass(&b));
         assert_eq!(deleted_a + deleted_b, 8, "a: {deleted_a}, b: {deleted_b}");
     });
-    assert_eq!(crate::uploads::count_rows(&sb.database_url), 0);
+    assert_eq!(sb.count_rows(), 0);
     assert!(sb.stored_names().is_empty(), "{:?}", sb.stored_names());
 }
 

@@ -6,32 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::fixtures;
-use crate::helpers::{Sandbox, Server, http, wait_until};
-use crate::uploads::{api_upload, bad_uploads, count_rows, get, happy_path};
-use crate::variants::{sql_i64, wait_sizes};
-
-#[test]
-fn every_format_goes_through_upload_serve_and_delete_on_s3() {
-    for (label, mime, bytes, w, h) in [
-        ("jpg", "image/jpeg", fixtures::jpeg(320, 240), 320, 240),
-        ("png", "image/png", fixtures::png(300, 200), 300, 200),
-        ("gif", "image/gif", fixtures::gif(120, 80), 120, 80),
-        ("webp", "image/webp", fixtures::webp(200, 100), 200, 100),
-    ] {
-        let Some(sb) = Sandbox::sqlite_s3() else {
-            return;
-        };
-        happy_path(&sb, label, mime, &bytes, w, h);
-    }
-}
-
-#[test]
-fn bad_uploads_leave_nothing_in_the_bucket() {
-    let Some(sb) = Sandbox::sqlite_s3() else {
-        return;
-    };
-    bad_uploads(&sb);
-}
+use crate::helpers::{Sandbox, Server, files_in, no_redirect_agent, wait_until};
 
 #[test]
 fn sizes_are_made_in_the_bucket_and_deleted_with_the_image() {
@@ -39,7 +14,7 @@ fn sizes_are_made_in_the_bucket_and_deleted_with_the_image() {
         return;
     };
     let server = Server::start(&sb, &["--migrate"]);
-    let ready = get(&server.url("/readyz"), &[]).json();
+    let ready = server.get("/readyz", &[]).json();
     assert_eq!(ready["checks"]["storage"]["ok"], true, "{ready}");
     // Which bucket is the operator's to know: `kitteh doctor` says.
     let doctor = sb.kitteh().arg("doctor").output().unwrap();
@@ -50,11 +25,11 @@ fn sizes_are_made_in_the_bucket_and_deleted_with_the_image() {
         "{text}"
     );
 
-    let res = api_upload(&server, "a.jpg", "image/jpeg", &fixtures::jpeg(700, 500));
+    let res = server.upload("a.jpg", "image/jpeg", &fixtures::jpeg(700, 500));
     assert_eq!(res.status, 201, "{}", res.text());
     let created = res.json();
     let token = created["token"].as_str().unwrap().to_string();
-    wait_sizes(&server, &token, "ready");
+    server.wait_sizes(&token, "ready");
     let expected: Vec<String> = vec![
         format!("{token}-large.jpg"),
         format!("{token}-monstrous.jpg"),
@@ -67,7 +42,7 @@ fn sizes_are_made_in_the_bucket_and_deleted_with_the_image() {
         ("large", (300, 214)),
         ("monstrous", (600, 429)),
     ] {
-        let served = get(&server.url(&format!("/img/{size}{token}")), &[]);
+        let served = server.get(&format!("/img/{size}{token}"), &[]);
         assert_eq!(served.status, 200, "{size}");
         assert_eq!(
             Some(served.body.clone()),
@@ -77,14 +52,10 @@ fn sizes_are_made_in_the_bucket_and_deleted_with_the_image() {
         let img = image::load_from_memory(&served.body).unwrap();
         assert_eq!((img.width(), img.height()), (w, h), "{size}");
     }
-    let gone = http()
-        .delete(server.url(&format!("/api/images/{token}")))
-        .header("X-Delete-Token", created["delete_token"].as_str().unwrap())
-        .call()
-        .unwrap();
-    assert_eq!(gone.status(), 204);
+    let gone = server.delete(&token, created["delete_token"].as_str().unwrap());
+    assert_eq!(gone.status, 204);
     sb.assert_eventually_empty();
-    assert_eq!(count_rows(&sb.database_url), 0);
+    assert_eq!(sb.count_rows(), 0);
 }
 
 /// A noise PNG does not compress, so this one is above the 8 MiB part size
@@ -101,12 +72,12 @@ fn a_large_upload_goes_up_in_parts_and_comes_back_whole() {
     noise.write_to(&mut png, image::ImageFormat::Png).unwrap();
     let png = png.into_inner();
     assert!(png.len() > 9 << 20, "{} bytes", png.len());
-    let res = api_upload(&server, "noise.png", "image/png", &png);
+    let res = server.upload("noise.png", "image/png", &png);
     assert_eq!(res.status, 201, "{}", res.text());
     let token = res.json()["token"].as_str().unwrap().to_string();
     let stored = sb.stored(&format!("{token}.png")).unwrap();
     assert_eq!(stored.len() as u64, res.json()["bytes"].as_u64().unwrap());
-    let served = get(&server.url(&format!("/img/{token}")), &[]);
+    let served = server.get(&format!("/img/{token}"), &[]);
     assert_eq!(served.status, 200);
     assert_eq!(served.body, stored);
     // A multipart object's ETag is `<md5 of the part md5s>-<part count>`.
@@ -138,7 +109,7 @@ fn an_unreachable_bucket_is_a_503_that_stores_nothing() {
     };
     assert!(kitteh().arg("migrate").status().unwrap().success());
     let server = Server::start_unready(kitteh(), &[]);
-    let ready = get(&server.url("/readyz"), &[]);
+    let ready = server.get("/readyz", &[]);
     assert_eq!(ready.status, 503);
     let body = ready.json();
     assert!(
@@ -160,7 +131,7 @@ fn an_unreachable_bucket_is_a_503_that_stores_nothing() {
         "{text}"
     );
 
-    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(64, 64));
+    let res = server.upload("a.png", "image/png", &fixtures::png(64, 64));
     assert_eq!(res.status, 503, "{}", res.text());
     assert_eq!(res.header("retry-after"), Some("5"));
     let err = &res.json()["error"];
@@ -171,7 +142,7 @@ fn an_unreachable_bucket_is_a_503_that_stores_nothing() {
             .unwrap()
             .contains("nothing was stored")
     );
-    assert_eq!(count_rows(&sb.database_url), 0, "no row without its object");
+    assert_eq!(sb.count_rows(), 0, "no row without its object");
     // The real bucket saw nothing either.
     assert!(sb.stored_names().is_empty());
 }
@@ -192,12 +163,12 @@ fn storage_migrate_copies_twenty_images_to_s3_verifies_and_resumes() {
     let mut tokens = Vec::new();
     for i in 0..20u32 {
         let jpeg = fixtures::jpeg(400 + i, 300);
-        let res = api_upload(&server, &format!("{i}.jpg"), "image/jpeg", &jpeg);
+        let res = server.upload(&format!("{i}.jpg"), "image/jpeg", &jpeg);
         assert_eq!(res.status, 201, "{}", res.text());
         tokens.push(res.json()["token"].as_str().unwrap().to_string());
     }
     for token in &tokens {
-        wait_sizes(&server, token, "ready");
+        server.wait_sizes(token, "ready");
     }
     drop(server);
     let local_names = local.stored_names();
@@ -254,10 +225,10 @@ fn storage_migrate_copies_twenty_images_to_s3_verifies_and_resumes() {
     let server = Server::start_with(cmd, &[]);
     std::fs::remove_dir_all(local.uploads()).unwrap();
     for token in tokens.iter().filter(|t| **t != tokens[5]) {
-        let original = get(&server.url(&format!("/img/{token}")), &[]);
+        let original = server.get(&format!("/img/{token}"), &[]);
         assert_eq!(original.status, 200);
         assert_eq!(Some(original.body), bucket.get(&format!("{token}.jpg")));
-        let tiny = get(&server.url(&format!("/img/tiny{token}")), &[]);
+        let tiny = server.get(&format!("/img/tiny{token}"), &[]);
         assert_eq!(tiny.status, 200);
         assert_eq!(Some(tiny.body), bucket.get(&format!("{token}-tiny.jpg")));
     }
@@ -274,14 +245,9 @@ fn with_public_url_images_redirect_to_the_bucket_but_downloads_stream() {
         "https://cdn.example.test/cats/",
     );
     let server = Server::start_with(cmd, &["--migrate"]);
-    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(80, 60));
+    let res = server.upload("a.png", "image/png", &fixtures::png(80, 60));
     let token = res.json()["token"].as_str().unwrap().to_string();
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .new_agent();
-    let reply = agent
+    let reply = no_redirect_agent()
         .get(server.url(&format!("/img/{token}")))
         .call()
         .unwrap();
@@ -290,7 +256,7 @@ fn with_public_url_images_redirect_to_the_bucket_but_downloads_stream() {
         reply.headers().get("location").unwrap().to_str().unwrap(),
         format!("https://cdn.example.test/cats/{token}.png")
     );
-    let download = get(&server.url(&format!("/img/{token}?download")), &[]);
+    let download = server.get(&format!("/img/{token}?download"), &[]);
     assert_eq!(download.status, 200);
     assert_eq!(Some(download.body), sb.stored(&format!("{token}.png")));
 }
@@ -326,7 +292,7 @@ fn two_replicas_share_postgres_and_a_bucket() {
         let through = if i % 2 == 0 { &a } else { &b };
         // Distinct pictures: the same bytes would be stored once.
         let png = fixtures::png(640 + i, 400);
-        let res = api_upload(through, &format!("{i}.png"), "image/png", &png);
+        let res = through.upload(&format!("{i}.png"), "image/png", &png);
         assert_eq!(res.status, 201, "{}", res.text());
         created.push(res.json());
     }
@@ -334,16 +300,13 @@ fn two_replicas_share_postgres_and_a_bucket() {
         let token = v["token"].as_str().unwrap();
         // Uploaded through one replica, fetched through the other.
         let other = if i % 2 == 0 { &b } else { &a };
-        let fetched = get(&other.url(&format!("/img/{token}")), &[]);
+        let fetched = other.get(&format!("/img/{token}"), &[]);
         assert_eq!(fetched.status, 200);
         assert_eq!(Some(fetched.body), sb.stored(&format!("{token}.png")));
-        wait_sizes(other, token, "ready");
+        other.wait_sizes(token, "ready");
     }
     assert_eq!(
-        sql_i64(
-            &sb.database_url,
-            "SELECT CAST(attempts AS BIGINT) FROM variant_jobs"
-        ),
+        sb.sql_i64("SELECT CAST(attempts AS BIGINT) FROM variant_jobs"),
         vec![1; 10],
         "every job was claimed exactly once"
     );
@@ -372,29 +335,24 @@ fn two_replicas_share_postgres_and_a_bucket() {
     // A serves it from its cache first, so that after the delete A's answer
     // can change only because B told it, not because A asked the database.
     for _ in 0..3 {
-        assert_eq!(get(&a.url(&format!("/img/{token}")), &[]).status, 200);
+        assert_eq!(a.get(&format!("/img/{token}"), &[]).status, 200);
     }
-    let gone = http()
-        .delete(b.url(&format!("/api/images/{token}")))
-        .header("X-Delete-Token", first["delete_token"].as_str().unwrap())
-        .call()
-        .unwrap();
-    assert_eq!(gone.status(), 204);
+    let gone = b.delete(token, first["delete_token"].as_str().unwrap());
+    assert_eq!(gone.status, 204);
     assert!(
         !sb.stored_names().iter().any(|n| n.starts_with(token)),
         "{:?}",
         sb.stored_names()
     );
     assert_eq!(
-        sql_i64(
-            &sb.database_url,
-            &format!("SELECT COUNT(*) FROM images WHERE token = '{token}'")
-        ),
+        sb.sql_i64(&format!(
+            "SELECT COUNT(*) FROM images WHERE token = '{token}'"
+        )),
         vec![0]
     );
     // A hears of it through PostgreSQL within about a second.
     let deadline = Instant::now() + Duration::from_secs(3);
-    while get(&a.url(&format!("/img/{token}")), &[]).status != 404 {
+    while a.get(&format!("/img/{token}"), &[]).status != 404 {
         assert!(Instant::now() < deadline, "A still serves a deleted image");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -408,24 +366,20 @@ fn two_replicas_share_postgres_and_a_bucket() {
     slow.env("KITTEH_VARIANTS__WORK_DELAY_MS", "60000")
         .env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0");
     let mut slow = Server::start_with(slow, &[]);
-    let res = api_upload(&slow, "late.png", "image/png", &fixtures::png(700, 400));
+    let res = slow.upload("late.png", "image/png", &fixtures::png(700, 400));
     let token = res.json()["token"].as_str().unwrap().to_string();
-    wait_sizes(&slow, &token, "running");
+    slow.wait_sizes(&token, "running");
     let mut other = sb.kitteh();
     lease(&mut other);
     let other = Server::start_with(other, &[]);
     let job = |token: &str| {
-        sql_i64(
-            &sb.database_url,
-            &format!(
+        sb.sql_i64(&format!(
                 "SELECT CAST(j.attempts AS BIGINT) FROM variant_jobs j JOIN images i ON i.id = j.image_id WHERE i.token = '{token}'"
             ),
         )
     };
     let lease_until = |token: &str| {
-        sql_i64(
-            &sb.database_url,
-            &format!(
+        sb.sql_i64(&format!(
                 "SELECT j.lease_until FROM variant_jobs j JOIN images i ON i.id = j.image_id WHERE i.token = '{token}'"
             ),
         )[0]
@@ -436,13 +390,13 @@ fn two_replicas_share_postgres_and_a_bucket() {
     // between them.
     let mut seen = lease_until(&token);
     for _ in 0..3 {
-        crate::helpers::wait_until("a heartbeat", || lease_until(&token) > seen);
+        wait_until("a heartbeat", || lease_until(&token) > seen);
         seen = lease_until(&token);
         assert_eq!(job(&token), vec![1], "the live holder keeps its lease");
     }
     slow.child.kill().unwrap();
     slow.child.wait().unwrap();
-    let v = wait_sizes(&other, &token, "ready");
+    let v = other.wait_sizes(&token, "ready");
     assert_eq!(v["sizes"][0]["state"], "ready");
     assert_eq!(
         job(&token),
@@ -465,10 +419,10 @@ fn objects_in_the_bucket_carry_their_content_type_and_cache_control() {
         return;
     };
     let server = Server::start(&sb, &["--migrate"]);
-    let res = api_upload(&server, "a.webp", "image/webp", &fixtures::webp(400, 300));
+    let res = server.upload("a.webp", "image/webp", &fixtures::webp(400, 300));
     assert_eq!(res.status, 201, "{}", res.text());
     let token = res.json()["token"].as_str().unwrap().to_string();
-    wait_sizes(&server, &token, "ready");
+    server.wait_sizes(&token, "ready");
     let raw = sb.bucket.as_ref().unwrap().raw();
     for name in [format!("{token}.webp"), format!("{token}-tiny.webp")] {
         let got = crate::helpers::block_on(object_store::ObjectStoreExt::get(
@@ -540,15 +494,14 @@ fn storage_migrate_to_local_copies_the_bucket_back_with_several_jobs() {
     let server = Server::start(&sb, &["--migrate"]);
     let mut tokens = Vec::new();
     for i in 0..6u32 {
-        let res = api_upload(
-            &server,
+        let res = server.upload(
             &format!("{i}.png"),
             "image/png",
             &fixtures::png(300 + i, 200),
         );
         assert_eq!(res.status, 201, "{}", res.text());
         let token = res.json()["token"].as_str().unwrap().to_string();
-        wait_sizes(&server, &token, "ready");
+        server.wait_sizes(&token, "ready");
         tokens.push(token);
     }
     drop(server);
@@ -569,7 +522,7 @@ fn storage_migrate_to_local_copies_the_bucket_back_with_several_jobs() {
         "{stdout}"
     );
     assert!(stderr.contains("storage.backend = \"local\""), "{stderr}");
-    assert_eq!(crate::helpers::files_in(&sb.uploads()), in_bucket);
+    assert_eq!(files_in(&sb.uploads()), in_bucket);
     for name in &in_bucket {
         assert_eq!(
             std::fs::read(sb.uploads().join(name)).ok(),
@@ -589,7 +542,7 @@ fn storage_migrate_to_local_copies_the_bucket_back_with_several_jobs() {
     let server = Server::start(&local, &[]);
     for token in &tokens {
         for prefix in ["", "tiny"] {
-            let res = get(&server.url(&format!("/img/{prefix}{token}")), &[]);
+            let res = server.get(&format!("/img/{prefix}{token}"), &[]);
             assert_eq!(res.status, 200, "{prefix}{token}");
         }
     }
@@ -602,9 +555,9 @@ fn the_sweep_removes_old_orphans_from_the_bucket_and_keeps_what_rows_claim() {
     };
     let token = {
         let server = Server::start(&sb, &["--migrate"]);
-        let res = api_upload(&server, "a.png", "image/png", &fixtures::png(200, 100));
+        let res = server.upload("a.png", "image/png", &fixtures::png(200, 100));
         let token = res.json()["token"].as_str().unwrap().to_string();
-        wait_sizes(&server, &token, "ready");
+        server.wait_sizes(&token, "ready");
         token
     };
     let bucket = sb.bucket.as_ref().unwrap();
@@ -630,6 +583,6 @@ fn the_sweep_removes_old_orphans_from_the_bucket_and_keeps_what_rows_claim() {
                 assert!(names.contains(name), "min age {min_age}: {name} was swept");
             }
         }
-        assert_eq!(get(&server.url(&format!("/img/{token}")), &[]).status, 200);
+        assert_eq!(server.get(&format!("/img/{token}"), &[]).status, 200);
     }
 }

@@ -8,29 +8,22 @@ use std::time::{Duration, Instant};
 
 use crate::fixtures;
 use crate::helpers::{Sandbox, Server, files_in, wait_until};
-use crate::uploads::{api_upload, count_rows, get};
-use crate::variants::{sql_i64, sql_text, wait_sizes};
 
 /// Uploads `n` images and waits for their sizes; returns their tokens.
 fn upload_some(server: &Server, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
-            let res = api_upload(
-                server,
+            let res = server.upload(
                 &format!("{i}.png"),
                 "image/png",
                 &fixtures::png(120 + i as u32, 80),
             );
             assert_eq!(res.status, 201, "{}", res.text());
             let token = res.json()["token"].as_str().unwrap().to_string();
-            wait_size_ready(server, &token);
+            server.wait_sizes(&token, "ready");
             token
         })
         .collect()
-}
-
-fn wait_size_ready(server: &Server, token: &str) {
-    wait_sizes(server, token, "ready");
 }
 
 fn trash_in(sb: &Sandbox) -> Vec<String> {
@@ -87,7 +80,7 @@ fn empty_database_against_full_storage(sb: &Sandbox, then_url: &str, lose: impl 
     assert!(log.contains("storage sweep refused"), "{log}");
     assert_eq!(files_in(&sb.uploads()), stored, "nothing was removed");
     assert!(trash_in(sb).is_empty());
-    let ready = get(&server.url("/readyz"), &[]);
+    let ready = server.get("/readyz", &[]);
     assert_eq!(ready.status, 503);
     let body = ready.json();
     assert_eq!(
@@ -157,7 +150,7 @@ fn another_installation(mine: &Sandbox, other: &Sandbox) {
     let log = server.wait_for_log("the sweep", |l| l.contains("storage sweep"));
     assert!(log.contains("but storage to installation"), "{log}");
     assert_eq!(files_in(&mine.uploads()), before);
-    assert_eq!(get(&server.url("/readyz"), &[]).status, 503);
+    assert_eq!(server.get("/readyz", &[]).status, 503);
 }
 
 #[test]
@@ -187,7 +180,7 @@ fn one_pass_moves_only_a_share_to_the_trash_and_later_passes_the_rest() {
     let left = files_in(&sb.uploads());
     assert_eq!(left.len(), 4, "{left:?}");
     assert!(left.iter().all(|f| f.starts_with(&token)), "{left:?}");
-    assert_eq!(get(&server.url(&format!("/img/{token}")), &[]).status, 200);
+    assert_eq!(server.get(&format!("/img/{token}"), &[]).status, 200);
 }
 
 #[test]
@@ -266,10 +259,10 @@ fn a_sqlite_file_deleted_under_a_running_server_stops_uploads_and_readiness() {
     let server = Server::start(&sb, &["--migrate"]);
     upload_some(&server, 1);
     std::fs::remove_file(sb.path().join("kitteh.db")).unwrap();
-    let ready = get(&server.url("/readyz"), &[]);
+    let ready = server.get("/readyz", &[]);
     assert_eq!(ready.status, 503);
     assert_eq!(ready.json()["failed"], serde_json::json!(["database"]));
-    let res = api_upload(&server, "lost.png", "image/png", &fixtures::png(32, 32));
+    let res = server.upload("lost.png", "image/png", &fixtures::png(32, 32));
     assert_eq!(res.status, 503, "{}", res.text());
     assert_eq!(res.json()["error"]["code"], "database_unavailable");
     assert_eq!(res.header("retry-after"), Some("5"));
@@ -292,11 +285,7 @@ fn a_read_only_postgres_database_is_not_ready_and_uploads_get_503_not_500() {
     read_only_database(&sb, &url, |sb| {
         let name = sb.database_url.rsplit('/').next().unwrap_or_default();
         let statement = format!("ALTER DATABASE {name} SET default_transaction_read_only = on");
-        crate::helpers::block_on(async {
-            use sea_orm::ConnectionTrait;
-            let db = sea_orm::Database::connect(&sb.database_url).await.unwrap();
-            db.execute_unprepared(&statement).await.unwrap();
-        });
+        sb.execute(&statement);
     });
 }
 
@@ -312,7 +301,7 @@ fn read_only_database(sb: &Sandbox, url: &str, make_read_only: impl FnOnce(&Sand
     let mut cmd = sb.kitteh();
     cmd.envs(env);
     let server = Server::start_unready(cmd, &[]);
-    let ready = get(&server.url("/readyz"), &[]);
+    let ready = server.get("/readyz", &[]);
     assert_eq!(ready.status, 503);
     assert!(
         ready.json()["failed"]
@@ -322,10 +311,10 @@ fn read_only_database(sb: &Sandbox, url: &str, make_read_only: impl FnOnce(&Sand
         "{}",
         ready.text()
     );
-    let res = api_upload(&server, "ro.png", "image/png", &fixtures::png(32, 32));
+    let res = server.upload("ro.png", "image/png", &fixtures::png(32, 32));
     assert_eq!(res.status, 503, "{}\n{}", res.text(), server.log_text());
     assert_eq!(res.json()["error"]["code"], "database_unavailable");
-    assert_eq!(count_rows(&sb.database_url), 1);
+    assert_eq!(sb.count_rows(), 1);
     let (code, text) = doctor(sb, &env);
     assert_eq!(code, 1, "{text}");
     assert!(
@@ -339,17 +328,14 @@ fn a_foreign_host_gets_a_400_saying_to_set_the_public_url() {
     let sb = Sandbox::sqlite();
     let server = Server::start(&sb, &["--migrate"]);
     let png = fixtures::png(16, 16);
-    let res = api_upload(&server, "a.png", "image/png", &png);
+    let res = server.upload("a.png", "image/png", &png);
     let token = res.json()["token"].as_str().unwrap().to_string();
     for (path, accept) in [
         ("/", "text/html"),
         (&*format!("/img/{token}"), "*/*"),
         ("/api/images/x", "*/*"),
     ] {
-        let res = get(
-            &server.url(path),
-            &[("Host", "evil.example"), ("Accept", accept)],
-        );
+        let res = server.get(path, &[("Host", "evil.example"), ("Accept", accept)]);
         assert_eq!(res.status, 400, "{path}");
         assert!(
             res.text().contains("server.public_url"),
@@ -360,12 +346,12 @@ fn a_foreign_host_gets_a_400_saying_to_set_the_public_url() {
     }
     // Health checks answer whatever the Host, and carry no links.
     assert_eq!(
-        get(&server.url("/healthz"), &[("Host", "10.0.0.7:4000")]).status,
+        server.get("/healthz", &[("Host", "10.0.0.7:4000")]).status,
         200
     );
     // Loopback names pass, and an untrusted peer cannot forward a host.
-    let page = get(
-        &server.url(&format!("/api/images/{token}")),
+    let page = server.get(
+        &format!("/api/images/{token}"),
         &[
             ("Host", "localhost:1234"),
             ("X-Forwarded-Host", "evil.example"),
@@ -394,23 +380,21 @@ fn configured_hosts_and_trusted_proxies_shape_the_links() {
     cmd.env("KITTEH_SERVER__ALLOWED_HOSTS", "[\"kitteh.example\"]")
         .env("KITTEH_SERVER__TRUSTED_PROXIES", "[\"127.0.0.1/32\"]");
     let server = Server::start_unready(cmd, &["--migrate"]);
-    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(16, 16));
+    let res = server.upload("a.png", "image/png", &fixtures::png(16, 16));
     // 127.0.0.1 is no longer an allowed name once the list is set.
     assert_eq!(res.status, 400, "{}", res.text());
     let token = {
-        let (content_type, body) =
-            fixtures::multipart("file", "b.png", "image/png", &fixtures::png(16, 16));
-        let mut res = crate::helpers::http()
-            .post(server.url("/api/images"))
-            .header("Content-Type", &content_type)
-            .header("X-Forwarded-Host", "kitteh.example")
-            .header("X-Forwarded-Proto", "https")
-            .header("X-Forwarded-For", "203.0.113.7, 127.0.0.1")
-            .send(&body[..])
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        let v: serde_json::Value =
-            serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+        let res = server.upload_with(
+            &fixtures::png(16, 16),
+            &[],
+            &[
+                ("X-Forwarded-Host", "kitteh.example"),
+                ("X-Forwarded-Proto", "https"),
+                ("X-Forwarded-For", "203.0.113.7, 127.0.0.1"),
+            ],
+        );
+        assert_eq!(res.status, 201);
+        let v = res.json();
         assert!(
             v["page_url"]
                 .as_str()
@@ -425,8 +409,8 @@ fn configured_hosts_and_trusted_proxies_shape_the_links() {
         l.contains("client=203.0.113.7")
     });
     assert!(log.contains("status=201"), "{log}");
-    let page = get(
-        &server.url(&format!("/api/images/{token}")),
+    let page = server.get(
+        &format!("/api/images/{token}"),
         &[("Host", "kitteh.example:4000")],
     );
     assert_eq!(page.status, 200);
@@ -447,15 +431,15 @@ fn a_job_killed_on_sqlite_resumes_at_once_after_a_restart() {
         .env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0")
         .env("KITTEH_VARIANTS__LEASE_SECONDS", "300");
     let mut server = Server::start_with(slow, &["--migrate"]);
-    let res = api_upload(&server, "a.jpg", "image/jpeg", &fixtures::jpeg(640, 480));
+    let res = server.upload("a.jpg", "image/jpeg", &fixtures::jpeg(640, 480));
     let token = res.json()["token"].as_str().unwrap().to_string();
-    wait_sizes(&server, &token, "running");
+    server.wait_sizes(&token, "running");
     server.stop();
     let mut fast = sb.kitteh();
     fast.env("KITTEH_VARIANTS__LEASE_SECONDS", "300");
     let started = Instant::now();
     let server = Server::start_with(fast, &[]);
-    wait_sizes(&server, &token, "ready");
+    server.wait_sizes(&token, "ready");
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "{:?}",
@@ -467,10 +451,7 @@ fn a_job_killed_on_sqlite_resumes_at_once_after_a_restart() {
             .contains("resuming resize jobs left running")
     );
     assert_eq!(
-        sql_i64(
-            &sb.database_url,
-            "SELECT CAST(attempts AS BIGINT) FROM variant_jobs"
-        ),
+        sb.sql_i64("SELECT CAST(attempts AS BIGINT) FROM variant_jobs"),
         vec![2]
     );
 }
@@ -494,9 +475,9 @@ fn graceful_shutdown_hands_back(sb: &Sandbox) {
         .env("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0")
         .env("KITTEH_VARIANTS__LEASE_SECONDS", "300");
     let mut server = Server::start_with(slow, &["--migrate"]);
-    let res = api_upload(&server, "a.jpg", "image/jpeg", &fixtures::jpeg(320, 240));
+    let res = server.upload("a.jpg", "image/jpeg", &fixtures::jpeg(320, 240));
     let token = res.json()["token"].as_str().unwrap().to_string();
-    wait_sizes(&server, &token, "running");
+    server.wait_sizes(&token, "running");
     let status = std::process::Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()
@@ -515,23 +496,17 @@ fn graceful_shutdown_hands_back(sb: &Sandbox) {
     );
     // Back in the queue, its attempt not counted, no lease to wait out.
     assert_eq!(
-        sql_text(&sb.database_url, "SELECT state FROM variant_jobs"),
+        sb.sql_text("SELECT state FROM variant_jobs"),
         vec!["pending"]
     );
     assert_eq!(
-        sql_i64(
-            &sb.database_url,
-            "SELECT CAST(attempts AS BIGINT) FROM variant_jobs"
-        ),
+        sb.sql_i64("SELECT CAST(attempts AS BIGINT) FROM variant_jobs"),
         vec![0]
     );
     let server = Server::start(sb, &[]);
-    wait_sizes(&server, &token, "ready");
+    server.wait_sizes(&token, "ready");
     assert_eq!(
-        sql_i64(
-            &sb.database_url,
-            "SELECT CAST(attempts AS BIGINT) FROM variant_jobs"
-        ),
+        sb.sql_i64("SELECT CAST(attempts AS BIGINT) FROM variant_jobs"),
         vec![1]
     );
 }
@@ -540,8 +515,7 @@ fn graceful_shutdown_hands_back(sb: &Sandbox) {
 fn display_names_lose_bidi_overrides_and_zero_width_characters() {
     let sb = Sandbox::sqlite();
     let server = Server::start(&sb, &["--migrate"]);
-    let res = api_upload(
-        &server,
+    let res = server.upload(
         "invoice\u{202E}gpj.exe\u{200B}",
         "image/png",
         &fixtures::png(8, 8),

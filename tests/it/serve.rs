@@ -1,6 +1,6 @@
 //! `kitteh serve`: the stale-schema guard, readiness, health checks.
 
-use crate::helpers::{Sandbox, Server, http};
+use crate::helpers::{Sandbox, Server};
 
 fn refuses_a_stale_schema(sb: &Sandbox) {
     let out = sb
@@ -52,7 +52,6 @@ fn serve_refuses_when_one_migration_is_behind() {
 
 fn serves_when_migrated_with_the_flag(sb: &Sandbox) {
     let mut server = Server::start(sb, &["--migrate"]);
-    let agent = http();
 
     // Each migration applied is logged once, not once per library layer.
     let log = server.log_text();
@@ -61,21 +60,14 @@ fn serves_when_migrated_with_the_flag(sb: &Sandbox) {
         assert_eq!(log.matches(m.name()).count(), 1, "{}:\n{log}", m.name());
     }
 
-    let res = agent.get(server.url("/healthz")).call().unwrap();
-    assert_eq!(res.status(), 200);
+    let res = server.get("/healthz", &[]);
+    assert_eq!(res.status, 200);
 
-    let mut res = agent.get(server.url("/readyz")).call().unwrap();
-    assert_eq!(res.status(), 200);
-    let id = res
-        .headers()
-        .get("x-request-id")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    let res = server.get("/readyz", &[]);
+    assert_eq!(res.status, 200);
+    let id = res.header("x-request-id").unwrap().to_string();
     assert_eq!(id.len(), 16, "{id}");
-    let body: serde_json::Value =
-        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    let body = res.json();
     assert_eq!(body["status"], "ready");
     assert_eq!(body["checks"]["schema"]["ok"], true);
 
@@ -151,10 +143,9 @@ fn readyz_answers_503_naming_the_schema_check_when_a_migration_is_rolled_back_un
             .unwrap()
             .success()
     );
-    let mut res = http().get(server.url("/readyz")).call().unwrap();
-    assert_eq!(res.status(), 503);
-    let body: serde_json::Value =
-        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    let res = server.get("/readyz", &[]);
+    assert_eq!(res.status, 503);
+    let body = res.json();
     assert_eq!(body["failed"][0], "schema");
     // What to do about it is the operator's to read, in the log or from
     // `kitteh doctor`, not the public's.
@@ -180,8 +171,8 @@ fn json_logs_are_one_object_per_line_with_request_fields() {
     let mut cmd = sb.kitteh();
     cmd.env("KITTEH_LOG__FORMAT", "json");
     let server = Server::start_with(cmd, &["--migrate"]);
-    let res = http().get(server.url("/healthz")).call().unwrap();
-    assert_eq!(res.status(), 200);
+    let res = server.get("/healthz", &[]);
+    assert_eq!(res.status, 200);
     let log = server.wait_for_log("the /healthz request line", |log| {
         log.contains("\"path\":\"/healthz\"")
     });
@@ -210,9 +201,8 @@ fn json_logs_are_one_object_per_line_with_request_fields() {
 fn an_unknown_path_gets_a_json_404() {
     let sb = Sandbox::sqlite();
     let server = Server::start(&sb, &["--migrate"]);
-    let mut res = http().get(server.url("/no/such/thing")).call().unwrap();
-    assert_eq!(res.status(), 404);
-    let body: serde_json::Value =
-        serde_json::from_str(&res.body_mut().read_to_string().unwrap()).unwrap();
+    let res = server.get("/no/such/thing", &[]);
+    assert_eq!(res.status, 404);
+    let body = res.json();
     assert!(body["error"]["message"].as_str().is_some());
 }

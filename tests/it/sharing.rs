@@ -1,50 +1,20 @@
-//! Sharing: the uploader configs (ShareX, upload.sh) used for real, link
-//! previews parsed and followed as an unfurler does, several files in one
-//! request, "my uploads" of a key, and BlurHash placeholders.
+//! Sharing: the uploader configs (ShareX, upload.sh) used for real,
+//! several files in one request, and "my uploads" of a key.
 
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 use crate::fixtures;
-use crate::helpers::{Sandbox, Server, wait_until};
-use crate::uploads::{Reply, api_upload, get, no_redirect_agent, reply};
-
-fn server_with(sb: &Sandbox, env: &[(&str, &str)]) -> Server {
-    let mut cmd = sb.kitteh();
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Server::start_with(cmd, &["--migrate"])
-}
-
-fn each_database(test: impl Fn(&Sandbox)) {
-    test(&Sandbox::sqlite());
-    if let Some(pg) = Sandbox::postgres() {
-        test(&pg);
-    }
-}
+use crate::helpers::{
+    Reply, Sandbox, Server, bearer, each_database, get, multipart, multipart_parts, post,
+    wait_until,
+};
 
 fn new_key(sb: &Sandbox, name: &str) -> String {
     let out = sb.kitteh().args(["keys", "create", name]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Several parts in one multipart body: (field, file name, bytes).
-fn multipart_many(parts: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = format!("kittehtest{:016x}", rand::random::<u64>());
-    let mut body = Vec::new();
-    for (field, name, bytes) in parts {
-        body.extend(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
-                .as_bytes(),
-        );
-        body.extend(*bytes);
-        body.extend(b"\r\n");
-    }
-    body.extend(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// Resolves a ShareX `{json:path}` template (`sizes[0].url`) in `answer`.
@@ -71,8 +41,8 @@ fn sharex_path<'v>(template: &str, answer: &'v Value) -> &'v Value {
 }
 
 fn sharex(sb: &Sandbox) {
-    let server = server_with(sb, &[]);
-    let res = get(&server.url("/api/sharex.sxcu"), &[]);
+    let server = Server::with_env(sb, &[]);
+    let res = server.get("/api/sharex.sxcu", &[]);
     assert_eq!(res.status, 200);
     let disposition = res.header("Content-Disposition").unwrap();
     assert!(
@@ -93,13 +63,8 @@ fn sharex(sb: &Sandbox) {
     assert_eq!(request_url, server.url("/api/images"));
     // Upload exactly as ShareX would, then follow every response path.
     let field = config["FileFormName"].as_str().unwrap();
-    let (ct, body) = fixtures::multipart(field, "shot.png", "image/png", &fixtures::png(400, 300));
-    let answer = reply(
-        no_redirect_agent()
-            .post(request_url)
-            .header("Content-Type", &ct)
-            .send(&body[..]),
-    );
+    let (ct, body) = multipart(field, "shot.png", "image/png", &fixtures::png(400, 300));
+    let answer = post(request_url, &body, &[("Content-Type", &ct)]);
     assert_eq!(answer.status, 201, "{}", answer.text());
     let answer = answer.json();
     let page = sharex_path(config["URL"].as_str().unwrap(), &answer)
@@ -121,13 +86,8 @@ fn sharex(sb: &Sandbox) {
     assert_eq!(confirm.status, 200);
     assert!(confirm.text().contains("Delete it"));
     // Errors: the path names the message.
-    let (ct, body) = fixtures::multipart(field, "notes.txt", "text/plain", b"not a picture");
-    let refused = reply(
-        no_redirect_agent()
-            .post(request_url)
-            .header("Content-Type", &ct)
-            .send(&body[..]),
-    );
+    let (ct, body) = multipart(field, "notes.txt", "text/plain", b"not a picture");
+    let refused = post(request_url, &body, &[("Content-Type", &ct)]);
     assert_eq!(refused.status, 415);
     let refused = refused.json();
     let message = sharex_path(config["ErrorMessage"].as_str().unwrap(), &refused);
@@ -142,33 +102,40 @@ fn the_sharex_uploader_uploads_and_every_path_it_reads_resolves() {
 #[test]
 fn on_a_keys_instance_the_uploader_configs_carry_the_callers_key() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[("KITTEH_UPLOADS__ACCESS", "keys")]);
+    let server = Server::with_env(&sb, &[("KITTEH_UPLOADS__ACCESS", "keys")]);
     let key = new_key(&sb, "sharex");
-    let auth = format!("Bearer {key}");
-    let config = get(&server.url("/api/sharex.sxcu"), &[("Authorization", &auth)]).json();
+    let auth = bearer(&key);
+    let config = server
+        .get("/api/sharex.sxcu", &[("Authorization", &auth)])
+        .json();
     assert_eq!(config["Headers"]["Authorization"], auth.as_str());
     let cookie = format!("kitteh_key={key}");
-    let config = get(&server.url("/api/sharex.sxcu"), &[("Cookie", &cookie)]).json();
+    let config = server
+        .get("/api/sharex.sxcu", &[("Cookie", &cookie)])
+        .json();
     assert_eq!(config["Headers"]["Authorization"], auth.as_str());
     // A wrong key is not copied into anything.
-    let config = get(
-        &server.url("/api/sharex.sxcu"),
-        &[("Authorization", "Bearer kt_wrong")],
-    )
-    .json();
+    let config = server
+        .get("/api/sharex.sxcu", &[("Authorization", "Bearer kt_wrong")])
+        .json();
     assert!(config["Headers"].as_object().unwrap().is_empty());
-    let (ct, body) = fixtures::multipart("file", "a.png", "image/png", &fixtures::png(30, 20));
-    let mut req = no_redirect_agent()
-        .post(config["RequestURL"].as_str().unwrap())
-        .header("Content-Type", &ct);
-    req = req.header("Authorization", &auth);
-    assert_eq!(reply(req.send(&body[..])).status, 201);
-    let script = get(&server.url("/api/upload.sh"), &[("Authorization", &auth)]).text();
+    let (ct, body) = multipart("file", "a.png", "image/png", &fixtures::png(30, 20));
+    let with_key = post(
+        config["RequestURL"].as_str().unwrap(),
+        &body,
+        &[("Content-Type", &ct), ("Authorization", &auth)],
+    );
+    assert_eq!(with_key.status, 201);
+    let script = server
+        .get("/api/upload.sh", &[("Authorization", &auth)])
+        .text();
     assert!(
         script.contains(&format!("key=${{KITTEH_KEY:-'{key}'}}")),
         "{script}"
     );
-    let page = get(&server.url("/integrations"), &[("Accept", "text/html")]).text();
+    let page = server
+        .get("/integrations", &[("Accept", "text/html")])
+        .text();
     assert!(page.contains("Sign in with yours"));
 }
 
@@ -239,10 +206,10 @@ fn run_script_with(
 #[test]
 fn upload_sh_takes_another_server_and_key_from_the_environment() {
     let sb = Sandbox::sqlite();
-    let open = server_with(&sb, &[]);
-    let script_text = get(&open.url("/api/upload.sh"), &[]).body;
+    let open = Server::with_env(&sb, &[]);
+    let script_text = open.get("/api/upload.sh", &[]).body;
     let other = Sandbox::sqlite();
-    let private = server_with(&other, &[("KITTEH_UPLOADS__ACCESS", "keys")]);
+    let private = Server::with_env(&other, &[("KITTEH_UPLOADS__ACCESS", "keys")]);
     let key = {
         let out = other
             .kitteh()
@@ -278,19 +245,15 @@ fn upload_sh_takes_another_server_and_key_from_the_environment() {
     let page = out.trim();
     assert!(page.starts_with(&private.url("/")), "{page}");
     assert_eq!(get(page, &[("Accept", "text/html")]).status, 200);
-    assert_eq!(
-        crate::uploads::count_rows(&sb.database_url),
-        0,
-        "nothing went to the open one"
-    );
-    assert_eq!(crate::uploads::count_rows(&other.database_url), 1);
+    assert_eq!(sb.count_rows(), 0, "nothing went to the open one");
+    assert_eq!(other.count_rows(), 1);
 }
 
 #[test]
 fn upload_sh_uploads_files_and_stdin_prints_each_page_and_copies_the_last() {
     let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[]);
-    let res = get(&server.url("/api/upload.sh"), &[]);
+    let server = Server::with_env(&sb, &[]);
+    let res = server.get("/api/upload.sh", &[]);
     assert_eq!(res.status, 200);
     assert!(
         res.header("Content-Disposition")
@@ -364,171 +327,15 @@ fn upload_sh_uploads_files_and_stdin_prints_each_page_and_copies_the_last() {
     assert!(err.contains("missing.png: not a readable file"), "{err}");
 }
 
-/// Every `<meta>` and `<link>` tag's attributes, as an unfurler reads them.
-fn head_tags(html: &str) -> Vec<Vec<(String, String)>> {
-    let head = html.split("</head>").next().unwrap_or_default();
-    let mut tags = Vec::new();
-    for chunk in head.split('<').skip(1) {
-        let Some((tag, _)) = chunk.split_once('>') else {
-            continue;
-        };
-        if !(tag.starts_with("meta ") || tag.starts_with("link ")) {
-            continue;
-        }
-        let mut attrs = vec![("tag".to_string(), tag[..4].to_string())];
-        let mut rest = &tag[5..];
-        while let Some((name, after)) = rest.split_once("=\"") {
-            let Some((value, tail)) = after.split_once('"') else {
-                break;
-            };
-            let value = value
-                .replace("&quot;", "\"")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&");
-            attrs.push((name.trim().to_string(), value));
-            rest = tail;
-        }
-        tags.push(attrs);
-    }
-    tags
-}
-
-fn meta<'t>(tags: &'t [Vec<(String, String)>], key: &str, name: &str) -> Option<&'t str> {
-    tags.iter()
-        .find(|t| t.iter().any(|(k, v)| k == key && v == name))
-        .and_then(|t| t.iter().find(|(k, _)| k == "content"))
-        .map(|(_, v)| v.as_str())
-}
-
-fn unfurl(sb: &Sandbox) {
-    let server = server_with(sb, &[]);
-    let image = api_upload(&server, "view.png", "image/png", &fixtures::png(800, 600)).json();
-    let page_url = image["page_url"].as_str().unwrap().to_string();
-    let html = get(&page_url, &[("Accept", "text/html")]).text();
-    let tags = head_tags(&html);
-    assert_eq!(meta(&tags, "property", "og:title"), image["name"].as_str());
-    assert_eq!(meta(&tags, "property", "og:type"), Some("website"));
-    assert_eq!(meta(&tags, "property", "og:url"), Some(page_url.as_str()));
-    assert_eq!(
-        meta(&tags, "name", "twitter:card"),
-        Some("summary_large_image")
-    );
-    assert!(
-        meta(&tags, "property", "og:image:alt")
-            .unwrap()
-            .contains(image["name"].as_str().unwrap())
-    );
-    // The largest ready size, absolute, with its own dimensions and type.
-    let og_image = meta(&tags, "property", "og:image").unwrap();
-    assert!(
-        og_image.starts_with("http://127.0.0.1:") && og_image.contains("/img/monstrous"),
-        "{og_image}"
-    );
-    let fetched = get(og_image, &[]);
-    assert_eq!(fetched.status, 200);
-    assert_eq!(
-        fetched.header("Content-Type"),
-        meta(&tags, "property", "og:image:type")
-    );
-    let decoded = image::load_from_memory(&fetched.body).unwrap();
-    assert_eq!(
-        meta(&tags, "property", "og:image:width"),
-        Some(decoded.width().to_string().as_str())
-    );
-    assert_eq!(
-        meta(&tags, "property", "og:image:height"),
-        Some(decoded.height().to_string().as_str())
-    );
-    // The oEmbed link, followed.
-    let oembed = tags
-        .iter()
-        .find(|t| {
-            t.iter()
-                .any(|(k, v)| k == "type" && v == "application/json+oembed")
-        })
-        .and_then(|t| t.iter().find(|(k, _)| k == "href"))
-        .map(|(_, v)| v.clone())
-        .expect("an oEmbed link");
-    let answer = get(&oembed, &[]);
-    assert_eq!(answer.status, 200, "{}", answer.text());
-    let answer = answer.json();
-    assert_eq!(answer["version"], "1.0");
-    assert_eq!(answer["type"], "photo");
-    assert_eq!(answer["title"], image["name"]);
-    assert_eq!(answer["provider_name"], "Kitteh");
-    assert_eq!(answer["provider_url"], server.url("/"));
-    assert_eq!(
-        (answer["width"].as_u64(), answer["height"].as_u64()),
-        (Some(800), Some(600))
-    );
-    let photo = get(answer["url"].as_str().unwrap(), &[]);
-    assert_eq!(photo.status, 200);
-    // maxwidth picks a size that fits.
-    let small = get(&format!("{oembed}&maxwidth=100"), &[]).json();
-    assert_eq!(small["width"], 90);
-    assert!(small["url"].as_str().unwrap().contains("/img/tiny"));
-    assert_eq!(get(small["url"].as_str().unwrap(), &[]).status, 200);
-    // Unknown, foreign and unsupported.
-    for (query, status, code) in [
-        (
-            format!("url={}", urlencode(&server.url("/NoSuchThingKitty"))),
-            404,
-            "not_found",
-        ),
-        (
-            format!(
-                "url={}",
-                urlencode(&page_url.replace("127.0.0.1", "evil.example"))
-            ),
-            404,
-            "not_found",
-        ),
-        (
-            format!("url={}", urlencode(&server.url("/img/x"))),
-            404,
-            "not_found",
-        ),
-        ("url=".to_string(), 400, "missing_url"),
-        (
-            format!("url={}&format=xml", urlencode(&page_url)),
-            501,
-            "format_not_supported",
-        ),
-    ] {
-        let r = get(
-            &server.url(&format!("/oembed?{query}")),
-            &[("Accept", "text/html")],
-        );
-        assert_eq!(r.status, status, "{query}: {}", r.text());
-        assert_eq!(r.json()["error"]["code"], code, "{query}");
-    }
-}
-
-fn urlencode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-#[test]
-fn show_pages_unfurl_with_opengraph_and_oembed_that_lead_to_real_pictures() {
-    each_database(unfurl);
-}
-
 fn many(sb: &Sandbox) {
-    let server = server_with(sb, &[("KITTEH_UPLOADS__MAX_FILES_PER_REQUEST", "3")]);
+    let server = Server::with_env(sb, &[("KITTEH_UPLOADS__MAX_FILES_PER_REQUEST", "3")]);
     let png = fixtures::png(60, 40);
     let jpeg = fixtures::jpeg(50, 50);
-    let (ct, body) = multipart_many(&[
-        ("file", "a.png", &png),
-        ("file", "b.txt", b"not a picture"),
-        ("file", "c.jpg", &jpeg),
+    let r = server.upload_files(&[
+        ("a.png", &png),
+        ("b.txt", b"not a picture"),
+        ("c.jpg", &jpeg),
     ]);
-    let r = reply(
-        no_redirect_agent()
-            .post(server.url("/api/images"))
-            .header("Content-Type", &ct)
-            .send(&body[..]),
-    );
     assert_eq!(r.status, 201, "{}", r.text());
     let v = r.json();
     let images = v["images"].as_array().unwrap();
@@ -546,29 +353,17 @@ fn many(sb: &Sandbox) {
         assert_eq!(get(image["image_url"].as_str().unwrap(), &[]).status, 200);
     }
     // All refused: the first error's status, the same shape.
-    let (ct, body) = multipart_many(&[("file", "x.txt", b"nope"), ("file", "y.txt", b"nope")]);
-    let r = reply(
-        no_redirect_agent()
-            .post(server.url("/api/images"))
-            .header("Content-Type", &ct)
-            .send(&body[..]),
-    );
+    let r = server.upload_files(&[("x.txt", b"nope"), ("y.txt", b"nope")]);
     assert_eq!(r.status, 415);
     assert_eq!(r.json()["errors"].as_array().unwrap().len(), 2);
     // Past the limit on files: named, nothing stored.
-    let before = crate::uploads::count_rows(&sb.database_url);
-    let (ct, body) = multipart_many(&[
-        ("file", "1.png", &png),
-        ("file", "2.png", &png),
-        ("file", "3.png", &png),
-        ("file", "4.png", &png),
+    let before = sb.count_rows();
+    let r = server.upload_files(&[
+        ("1.png", &png),
+        ("2.png", &png),
+        ("3.png", &png),
+        ("4.png", &png),
     ]);
-    let r = reply(
-        no_redirect_agent()
-            .post(server.url("/api/images"))
-            .header("Content-Type", &ct)
-            .send(&body[..]),
-    );
     assert_eq!(r.status, 400);
     assert!(
         r.json()["error"]["message"]
@@ -576,18 +371,19 @@ fn many(sb: &Sandbox) {
             .unwrap()
             .contains("more than 3 files")
     );
-    assert_eq!(crate::uploads::count_rows(&sb.database_url), before);
+    assert_eq!(sb.count_rows(), before);
     // The form without JavaScript: a page with each one's links.
-    let (ct, body) = multipart_many(&[
-        ("image[file]", "p.png", &png),
-        ("image[file]", "q.txt", b"nope"),
-    ]);
-    let r = reply(
-        no_redirect_agent()
-            .post(server.url("/upload"))
-            .header("Content-Type", &ct)
-            .header("Accept", "text/html")
-            .send(&body[..]),
+    let (ct, body) = multipart_parts(
+        &[],
+        &[
+            ("image[file]", "p.png", "application/octet-stream", &png),
+            ("image[file]", "q.txt", "application/octet-stream", b"nope"),
+        ],
+    );
+    let r = server.post(
+        "/upload",
+        &body,
+        &[("Content-Type", &ct), ("Accept", "text/html")],
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let html = r.text();
@@ -603,28 +399,21 @@ fn several_files_in_one_request_answer_every_image_and_every_error() {
 }
 
 fn mine(sb: &Sandbox) {
-    let server = server_with(sb, &[("KITTEH_UPLOADS__ACCESS", "keys")]);
+    let server = Server::with_env(sb, &[("KITTEH_UPLOADS__ACCESS", "keys")]);
     let alice = new_key(sb, "alice");
     let bob = new_key(sb, "bob");
     let upload_as = |key: &str, n: u32| -> Reply {
-        let (ct, body) =
-            fixtures::multipart("file", "m.png", "image/png", &fixtures::png(30 + n, 20));
-        reply(
-            no_redirect_agent()
-                .post(server.url("/api/images"))
-                .header("Content-Type", &ct)
-                .header("Authorization", &format!("Bearer {key}"))
-                .send(&body[..]),
+        server.upload_with(
+            &fixtures::png(30 + n, 20),
+            &[],
+            &[("Authorization", &bearer(key))],
         )
     };
     let a1 = upload_as(&alice, 1).json();
     let a2 = upload_as(&alice, 2).json();
     let b1 = upload_as(&bob, 3).json();
     let jar = format!("kitteh_key={alice}");
-    let page = get(
-        &server.url("/mine"),
-        &[("Accept", "text/html"), ("Cookie", &jar)],
-    );
+    let page = server.get("/mine", &[("Accept", "text/html"), ("Cookie", &jar)]);
     assert_eq!(page.status, 200);
     let html = page.text();
     for token in [&a1["token"], &a2["token"]] {
@@ -651,13 +440,10 @@ fn mine(sb: &Sandbox) {
         .unwrap()
         .to_string();
     let post = |token: &str, check: &str| {
-        reply(
-            no_redirect_agent()
-                .post(server.url("/mine/delete"))
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .header("Cookie", &jar)
-                .header("Accept", "text/html")
-                .send(format!("check={check}&token={token}").as_bytes()),
+        server.post_form(
+            "/mine/delete",
+            &format!("check={check}&token={token}"),
+            &[("Cookie", &jar), ("Accept", "text/html")],
         )
     };
     assert_eq!(
@@ -673,43 +459,11 @@ fn mine(sb: &Sandbox) {
     });
     assert_eq!(get(b1["image_url"].as_str().unwrap(), &[]).status, 200);
     // Without a key: the page for this browser's own list.
-    let page = get(&server.url("/mine"), &[("Accept", "text/html")]).text();
+    let page = server.get("/mine", &[("Accept", "text/html")]).text();
     assert!(page.contains("data-source=\"browser\""));
 }
 
 #[test]
 fn my_uploads_of_a_key_come_from_the_server_and_only_its_own_can_be_deleted() {
     each_database(mine);
-}
-
-#[test]
-fn blurhashes_come_with_the_sizes_inline_or_from_the_job() {
-    let sb = Sandbox::sqlite();
-    let server = server_with(&sb, &[]);
-    let inline = api_upload(&server, "i.png", "image/png", &fixtures::png(300, 200)).json();
-    let hash = inline["blurhash"]
-        .as_str()
-        .expect("a BlurHash with inline sizes");
-    assert!(hash.len() >= 6);
-    let page = get(
-        inline["page_url"].as_str().unwrap(),
-        &[("Accept", "text/html")],
-    )
-    .text();
-    assert!(
-        page.contains("class=\"placeholder\" src=\"data:image/png;base64,"),
-        "the show page paints it"
-    );
-    drop(server);
-    let server = server_with(&sb, &[("KITTEH_VARIANTS__INLINE_MAX_PIXELS", "0")]);
-    // Another picture: one of the same bytes would share the first one's.
-    let queued = api_upload(&server, "j.png", "image/png", &fixtures::png(301, 200)).json();
-    assert!(
-        queued["blurhash"].is_null(),
-        "no sizes yet, no BlurHash: {queued}"
-    );
-    let api = queued["api_url"].as_str().unwrap().to_string();
-    wait_until("the job's BlurHash", || {
-        get(&api, &[]).json()["blurhash"].is_string()
-    });
 }

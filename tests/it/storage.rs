@@ -3,12 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use sea_orm::{ConnectionTrait, Database};
-
 use crate::fixtures;
-use crate::helpers::{Sandbox, Server, block_on, files_in};
-use crate::uploads::{api_upload, count_rows, get};
-use crate::variants::wait_sizes;
+use crate::helpers::{Sandbox, Server, files_in};
 
 /// Sets a file's modification time `age` into the past.
 fn age_file(path: &std::path::Path, age: Duration) {
@@ -21,9 +17,9 @@ fn the_sweep_removes_old_orphans_and_leftovers_and_keeps_young_ones_and_claimed_
     let sb = Sandbox::sqlite();
     let token = {
         let server = Server::start(&sb, &["--migrate"]);
-        let res = api_upload(&server, "a.png", "image/png", &fixtures::png(200, 100));
+        let res = server.upload("a.png", "image/png", &fixtures::png(200, 100));
         let token = res.json()["token"].as_str().unwrap().to_string();
-        wait_sizes(&server, &token, "ready");
+        server.wait_sizes(&token, "ready");
         token
     };
     let claimed = files_in(&sb.uploads());
@@ -62,11 +58,8 @@ fn the_sweep_removes_old_orphans_and_leftovers_and_keeps_young_ones_and_claimed_
         .find(|l| l.contains("storage sweep finished"))
         .unwrap();
     assert!(line.contains("removed=2"), "{line}");
-    assert_eq!(get(&server.url(&format!("/img/{token}")), &[]).status, 200);
-    assert_eq!(
-        get(&server.url(&format!("/img/tiny{token}")), &[]).status,
-        200
-    );
+    assert_eq!(server.get(&format!("/img/{token}"), &[]).status, 200);
+    assert_eq!(server.get(&format!("/img/tiny{token}"), &[]).status, 200);
 }
 
 #[test]
@@ -77,7 +70,7 @@ fn a_failed_write_to_the_folder_is_a_503_that_stores_nothing() {
     // fails (root ignores permissions, so a read-only folder would not).
     std::fs::remove_dir_all(sb.uploads()).unwrap();
     std::fs::write(sb.uploads(), b"not a folder").unwrap();
-    let res = api_upload(&server, "a.png", "image/png", &fixtures::png(64, 64));
+    let res = server.upload("a.png", "image/png", &fixtures::png(64, 64));
     assert_eq!(res.status, 503, "{}", res.text());
     assert_eq!(res.header("retry-after"), Some("5"));
     let err = &res.json()["error"];
@@ -88,14 +81,14 @@ fn a_failed_write_to_the_folder_is_a_503_that_stores_nothing() {
             .unwrap()
             .contains("nothing was stored")
     );
-    assert_eq!(count_rows(&sb.database_url), 0, "no row without its object");
+    assert_eq!(sb.count_rows(), 0, "no row without its object");
 
     // Once the folder is back, uploads work again.
     std::fs::remove_file(sb.uploads()).unwrap();
     std::fs::create_dir(sb.uploads()).unwrap();
-    let res = api_upload(&server, "b.png", "image/png", &fixtures::png(64, 64));
+    let res = server.upload("b.png", "image/png", &fixtures::png(64, 64));
     assert_eq!(res.status, 201, "{}", res.text());
-    assert_eq!(count_rows(&sb.database_url), 1);
+    assert_eq!(sb.count_rows(), 1);
 }
 
 #[test]
@@ -106,19 +99,14 @@ fn a_commit_that_fails_leaves_neither_row_nor_object() {
     let server = Server::start(&sb, &["--migrate"]);
     // A deferred constraint trigger runs at COMMIT, after the object has
     // been written: the commit itself fails, for this one file name.
-    block_on(async {
-        let db = Database::connect(&sb.database_url).await.unwrap();
-        db.execute_unprepared(
-            "CREATE FUNCTION refuse_commit() RETURNS trigger AS $$ \
-             BEGIN RAISE EXCEPTION 'refused at commit'; END $$ LANGUAGE plpgsql; \
-             CREATE CONSTRAINT TRIGGER refuse_commit AFTER INSERT ON images \
-             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW \
-             WHEN (NEW.original_name = 'doomed.png') EXECUTE FUNCTION refuse_commit();",
-        )
-        .await
-        .unwrap();
-    });
-    let res = api_upload(&server, "doomed.png", "image/png", &fixtures::png(64, 64));
+    sb.execute(
+        "CREATE FUNCTION refuse_commit() RETURNS trigger AS $$ \
+         BEGIN RAISE EXCEPTION 'refused at commit'; END $$ LANGUAGE plpgsql; \
+         CREATE CONSTRAINT TRIGGER refuse_commit AFTER INSERT ON images \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW \
+         WHEN (NEW.original_name = 'doomed.png') EXECUTE FUNCTION refuse_commit();",
+    );
+    let res = server.upload("doomed.png", "image/png", &fixtures::png(64, 64));
     assert_eq!(res.status, 500, "{}", res.text());
     let err = &res.json()["error"];
     assert_eq!(err["code"], "internal");
@@ -130,13 +118,13 @@ fn a_commit_that_fails_leaves_neither_row_nor_object() {
         "causes of a 500 are logged, never shown: {err}"
     );
     assert!(server.log_text().contains("refused at commit"));
-    assert_eq!(count_rows(&sb.database_url), 0);
+    assert_eq!(sb.count_rows(), 0);
     assert!(
         files_in(&sb.uploads()).is_empty(),
         "{:?}",
         files_in(&sb.uploads())
     );
-    let res = api_upload(&server, "fine.png", "image/png", &fixtures::png(64, 64));
+    let res = server.upload("fine.png", "image/png", &fixtures::png(64, 64));
     assert_eq!(res.status, 201, "{}", res.text());
 }
 

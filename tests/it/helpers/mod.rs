@@ -1,11 +1,17 @@
 //! Shared test plumbing: a clean environment per test, fresh databases, and a
-//! real `kitteh serve` process on a free loopback port.
+//! real `kitteh serve` process on a free loopback port. `client` is how
+//! tests talk to that server; `db` is how they look at its rows.
 
 #![allow(dead_code)]
 
+mod client;
+mod db;
+
+pub use client::*;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
@@ -115,6 +121,16 @@ impl Sandbox {
         self.dir.path().join("uploads")
     }
 
+    /// Stored originals in the uploads folder only: variants
+    /// (`{token}-{size}.{ext}`) are made in the background and may or may
+    /// not exist yet.
+    pub fn originals(&self) -> Vec<String> {
+        files_in(&self.uploads())
+            .into_iter()
+            .filter(|f| !f.contains('-'))
+            .collect()
+    }
+
     /// `kitteh` with a scrubbed environment, run inside the sandbox, pointed
     /// at the sandbox's database and uploads folder.
     pub fn kitteh(&self) -> Command {
@@ -132,10 +148,40 @@ impl Sandbox {
         cmd
     }
 
+    /// Runs `kitteh ARGS` against the sandbox.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.kitteh().args(args).output().expect("run kitteh")
+    }
+
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.path().join(name);
         std::fs::write(&path, contents).expect("write file");
         path
+    }
+}
+
+/// A command's stdout, once it is known to have succeeded.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A successful command's stdout, read as JSON.
+pub fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&ok(out)).expect("JSON from the command")
+}
+
+/// Runs `test` on SQLite, then on PostgreSQL when there is one.
+pub fn each_database(test: impl Fn(&Sandbox)) {
+    test(&Sandbox::sqlite());
+    if let Some(pg) = Sandbox::postgres() {
+        test(&pg);
     }
 }
 
@@ -274,6 +320,16 @@ impl Server {
         Self::spawn(cmd, args, "/readyz")
     }
 
+    /// Starts `kitteh serve --migrate` with `env` set on top of the
+    /// sandbox's own environment.
+    pub fn with_env(sandbox: &Sandbox, env: &[(&str, &str)]) -> Self {
+        let mut cmd = sandbox.kitteh();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Self::start_with(cmd, &["--migrate"])
+    }
+
     fn spawn(mut cmd: Command, args: &[&str], probe: &str) -> Self {
         let port = free_port();
         cmd.arg("serve")
@@ -340,6 +396,17 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// The server's resident memory, in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    }
+
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -358,6 +425,15 @@ pub fn newest_migration() -> String {
         .last()
         .map(|m| m.name().to_string())
         .unwrap()
+}
+
+/// Every migration's name, oldest first.
+pub fn migration_names() -> Vec<String> {
+    use migration::MigratorTrait;
+    migration::Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect()
 }
 
 /// A fresh bucket on the test Garage (started by scripts/test.sh), with the
