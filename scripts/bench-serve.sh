@@ -7,9 +7,9 @@
 # ratio and kitteh's RSS, then stops everything it started.
 #
 # BEFORE_BIN=path/to/older/kitteh adds that build to the same run: the show
-# page, the uploads and the attack are measured on it too, with the ratio
-# of this build to it. It serves a copy of this build's database, so it
-# must know this build's migrations (an older build refuses newer ones).
+# page, /img, the CSS, the uploads and the attack are measured on it too,
+# with the ratio of this build to it (pages: the median of ROUNDS=3
+# rounds). It runs on data of its own, so any older build will do.
 #
 # Needs nginx, libnginx-mod-http-brotli-static, wrk (installed when root),
 # and the photos fetched by scripts/bench-variants.sh (fetched here too).
@@ -169,21 +169,38 @@ copy_db() { # from to
   for suffix in "" -wal -shm; do [ -e "$1$suffix" ] && cp "$1$suffix" "$2$suffix"; done; return 0
 }
 if [ -n "${BEFORE_BIN:-}" ]; then
-  # The older build on a copy of the same data, for the pages ratio.
-  cp -r "$tmp/uploads" "$tmp/before-uploads"; copy_db "$tmp/k.db" "$tmp/before.db"
-  bport=$(free_port)
-  KITTEH_DATABASE__URL="sqlite://$tmp/before.db" KITTEH_STORAGE__UPLOADS_DIR="$tmp/before-uploads" \
-    KITTEH_SERVER__PORT=$bport env "${before_env[@]}" "$BEFORE_BIN" serve > "$tmp/before.log" 2>&1 &
+  # The older build on data of its own (it may not know this build's
+  # schema), holding the same photo: the ratio of each path is the median
+  # of ROUNDS rounds, the two builds measured in alternation.
+  bdir=$tmp/before-pages; mkdir -p "$bdir"; bport=$(free_port)
+  KITTEH_DATABASE__URL="sqlite://$bdir/k.db" KITTEH_STORAGE__UPLOADS_DIR="$bdir/uploads" \
+    KITTEH_SERVER__PORT=$bport env "${before_env[@]}" "$BEFORE_BIN" serve --migrate > "$bdir/log" 2>&1 &
   bpid=$!; pids+=("$bpid")
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$bport/readyz" >/dev/null && break; sleep 0.1; done
+  echo "before idle RSS: $(( $(rss "$bpid") / 1024 )) MiB"
+  breply=$(curl -sf -F "file=@$tmp/photo100k.jpg" "http://127.0.0.1:$bport/api/images")
+  btoken=$(printf '%s' "$breply" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  bname=$(printf '%s' "$breply" | python3 -c 'import json,sys; print(json.load(sys.stdin)["name"])')
+  until curl -sf "http://127.0.0.1:$bport/api/images/$btoken" | python3 -c 'import json,sys; sys.exit(0 if all(s["state"]=="ready" for s in json.load(sys.stdin)["sizes"]) else 1)'; do sleep 0.1; done
+  bcss=$(curl -sf "http://127.0.0.1:$bport/" | grep -o '/assets/app-[0-9a-f]*\.css' | head -1)
   echo "before: $BEFORE_BIN ($("$BEFORE_BIN" version --verbose | awk -F': *' '/^commit/{print "commit " $2}'))"
-  printf '%-28s %12s %9s %9s %12s %9s %9s %8s\n' "target" "this r/s" "p50" "p99" "before r/s" "p50" "p99" "ratio"
-  for path in "/$name" "/img/$token"; do
-    k=$(run_wrk "$DURATION" "$CONNECTIONS" "http://127.0.0.1:$kport$path")
-    b=$(run_wrk "$DURATION" "$CONNECTIONS" "http://127.0.0.1:$bport$path")
-    read -r krps kp50 kp99 _ <<<"$k"; read -r brps bp50 bp99 _ <<<"$b"
-    printf '%-28s %12s %9s %9s %12s %9s %9s %7.2fx\n' "${path:0:28}" "$krps" "$kp50" "$kp99" "$brps" "$bp50" "$bp99" "$(awk "BEGIN{print $krps/$brps}")"
-  done
+  printf '%-28s %12s %12s %8s   %s\n' "target" "this r/s" "before r/s" "median" "(ratio of each round)"
+  median() { tr ' ' '\n' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+  compare() { # label this-path before-path [header]
+    local ratios="" i k b krps brps ks="" bs=""
+    for i in $(seq "${ROUNDS:-3}"); do
+      k=$(run_wrk "$DURATION" "$CONNECTIONS" "http://127.0.0.1:$kport$2" "${4:-}")
+      b=$(run_wrk "$DURATION" "$CONNECTIONS" "http://127.0.0.1:$bport$3" "${4:-}")
+      read -r krps _ <<<"$k"; read -r brps _ <<<"$b"
+      ks="$ks $krps"; bs="$bs $brps"
+      ratios="$ratios $(awk "BEGIN{printf \"%.2f\", $krps/$brps}")"
+    done
+    printf '%-28s %12s %12s %7.2fx  (%s)\n' "$1" "$(median <<<"${ks# }")" "$(median <<<"${bs# }")" \
+      "$(median <<<"${ratios# }")" "${ratios# }"
+  }
+  compare "show page" "/$name" "/$bname"
+  compare "/img original" "/img/$token" "/img/$btoken"
+  compare "digested CSS, br" "$css" "$bcss" "Accept-Encoding: br"
   kill "$bpid"; wait "$bpid" 2>/dev/null || true
 fi
 echo "kitteh RSS under the serving load (peak): $(( $(cat "$tmp/peak") / 1024 )) MiB (image cache budget 64 MiB)"
